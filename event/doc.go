@@ -1,0 +1,9 @@
+// Package event provides apiguard's wire contract: the request event, the
+// anomaly and the action as Protocol Buffers (schema v1), their codec, the
+// sortable event id, the partitioning of principals, and the names of every
+// subject, stream, KV bucket and header the parts use to talk to each other.
+//
+// It imports nothing of the project; everything else imports it.
+package event
+
+//go:generate protoc -I .. --go_out=.. --go_opt=paths=source_relative event/event.proto
