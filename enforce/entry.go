@@ -1,0 +1,150 @@
+// Package enforce provides enforcement entries (blocks, throttles and
+// revocations keyed by IP, CIDR, API key, token, subject or fingerprint) and
+// the Matcher the proxy consults on every request. The Matcher answers from
+// memory; entries reach it from the KV bucket through enforce/kv.
+package enforce
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// Kind is what an entry matches on.
+type Kind uint8
+
+// The kinds, in the order Matcher consults them.
+const (
+	KindInvalid Kind = iota
+	KindIP
+	KindCIDR
+	KindKey
+	KindToken
+	KindSub
+	KindFP
+	numKinds
+)
+
+var kindNames = [numKinds]string{"", event.KindIP, event.KindCIDR, event.KindKey, event.KindToken, event.KindSub, event.KindFP}
+
+// String returns the wire name of the kind ("ip", "cidr", …).
+func (k Kind) String() string {
+	if k >= numKinds {
+		return fmt.Sprintf("kind(%d)", k)
+	}
+	return kindNames[k]
+}
+
+// ParseKind returns the kind named s.
+func ParseKind(s string) (Kind, error) {
+	for k := KindIP; k < numKinds; k++ {
+		if kindNames[k] == s {
+			return k, nil
+		}
+	}
+	return KindInvalid, fmt.Errorf("unknown kind %q (want one of ip, cidr, key, token, sub, fp)", s)
+}
+
+// Action is what an entry does to a matching request.
+type Action uint8
+
+// Actions, from the weakest to the strongest: when several entries match a
+// request, the strongest wins.
+const (
+	ActionNone Action = iota
+	ActionThrottle
+	ActionRevoke
+	ActionBlock
+)
+
+var actionNames = [...]string{"none", "throttle", "revoke", "block"}
+
+// String returns the wire name of the action.
+func (a Action) String() string {
+	if int(a) >= len(actionNames) {
+		return fmt.Sprintf("action(%d)", a)
+	}
+	return actionNames[a]
+}
+
+// ParseAction returns the action named s.
+func ParseAction(s string) (Action, error) {
+	for a := ActionThrottle; int(a) < len(actionNames); a++ {
+		if actionNames[a] == s {
+			return a, nil
+		}
+	}
+	return ActionNone, fmt.Errorf("unknown action %q (want throttle, revoke or block)", s)
+}
+
+// Entry is one block, throttle or revocation. Entries are values; the
+// Matcher holds pointers to copies it owns and never changes them.
+type Entry struct {
+	Kind      Kind
+	Value     string // canonical: addresses and prefixes in netip's text form
+	Action    Action
+	Reason    string // for analysts; never sent to the client
+	AnomalyID string
+	Actor     string // policy name or operator
+	Created   time.Time
+	Expires   time.Time // zero: never
+	// Trigger is the event time of the request that caused the entry, zero
+	// for operators' entries. The proxy reports the loop latency from it.
+	Trigger time.Time
+}
+
+// Expired reports whether the entry no longer applies at now.
+func (e *Entry) Expired(now time.Time) bool {
+	return !e.Expires.IsZero() && !now.Before(e.Expires)
+}
+
+// Normalize checks the entry and puts its value in canonical form.
+func (e *Entry) Normalize() error {
+	if e.Kind == KindInvalid || e.Kind >= numKinds {
+		return errors.New("entry has no kind")
+	}
+	if e.Action == ActionNone || int(e.Action) >= len(actionNames) {
+		return fmt.Errorf("%s entry %q has no action", e.Kind, e.Value)
+	}
+	v, err := CanonicalValue(e.Kind, e.Value)
+	if err != nil {
+		return err
+	}
+	e.Value = v
+	return nil
+}
+
+// CanonicalValue checks a value of kind k and returns its canonical form:
+// addresses unmapped, prefixes masked, other values trimmed and non-empty.
+func CanonicalValue(k Kind, v string) (string, error) {
+	switch k {
+	case KindIP:
+		a, err := netip.ParseAddr(strings.TrimSpace(v))
+		if err != nil {
+			return "", fmt.Errorf("ip entry: %w", err)
+		}
+		return a.Unmap().String(), nil
+	case KindCIDR:
+		p, err := netip.ParsePrefix(strings.TrimSpace(v))
+		if err != nil {
+			return "", fmt.Errorf("cidr entry: %w", err)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked().String(), nil
+	default:
+		v = strings.TrimSpace(v)
+		if v == "" {
+			return "", fmt.Errorf("%s entry has an empty value", k)
+		}
+		if len(v) > 512 {
+			return "", fmt.Errorf("%s entry value is %d bytes, limit 512", k, len(v))
+		}
+		return v, nil
+	}
+}
