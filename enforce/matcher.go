@@ -21,6 +21,19 @@ type Key struct {
 	Value string
 }
 
+// Change is one put (Entry set) or deletion (Entry nil, Key set). A put
+// takes its key from the entry.
+type Change struct {
+	Key   Key
+	Entry *Entry
+}
+
+// Put returns the change that stores e.
+func Put(e Entry) Change { return Change{Key: Key{e.Kind, e.Value}, Entry: &e} }
+
+// Delete returns the change that removes the entry named k.
+func Delete(k Key) Change { return Change{Key: k} }
+
 // snapshot is an immutable set of entries. Strings of the key, token, sub
 // and fp kinds are in strs, indexed by Kind.
 type snapshot struct {
@@ -131,14 +144,20 @@ func (m *Matcher) Entries() []Entry {
 // Replace swaps in a snapshot holding exactly entries. Entries that do not
 // normalise are returned as errors and left out; the rest are applied.
 func (m *Matcher) Replace(entries []Entry) []error {
-	m.snap.Store(&snapshot{cidrs: new(bart.Table[*Entry])})
-	return m.Apply(entries, nil)
+	changes := make([]Change, len(entries))
+	for i := range entries {
+		changes[i] = Change{Entry: &entries[i]}
+	}
+	return m.apply(&snapshot{cidrs: new(bart.Table[*Entry])}, changes)
 }
 
-// Apply puts entries and deletes keys in one new snapshot. Entries that do
-// not normalise are returned as errors and left out; the rest are applied.
-func (m *Matcher) Apply(puts []Entry, dels []Key) []error {
-	old := m.snap.Load()
+// Apply makes changes, in order, in one new snapshot. Entries that do not
+// normalise are returned as errors and left out; the rest are applied.
+func (m *Matcher) Apply(changes []Change) []error {
+	return m.apply(m.snap.Load(), changes)
+}
+
+func (m *Matcher) apply(old *snapshot, changes []Change) []error {
 	next := *old
 	var errs []error
 	ips := map[netip.Addr]*Entry{}
@@ -183,13 +202,14 @@ func (m *Matcher) Apply(puts []Entry, dels []Key) []error {
 			strs[k.Kind][k.Value] = e
 		}
 	}
-	for _, k := range dels {
-		if v, err := CanonicalValue(k.Kind, k.Value); err == nil {
-			change(Key{k.Kind, v}, nil)
+	for _, c := range changes {
+		if c.Entry == nil {
+			if v, err := CanonicalValue(c.Key.Kind, c.Key.Value); err == nil {
+				change(Key{c.Key.Kind, v}, nil)
+			}
+			continue
 		}
-	}
-	for i := range puts {
-		e := puts[i]
+		e := *c.Entry // the snapshot owns its copy
 		if err := e.Normalize(); err != nil {
 			errs = append(errs, err)
 			continue

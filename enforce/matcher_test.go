@@ -12,7 +12,7 @@ var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 func TestMatch(t *testing.T) {
 	m := NewMatcher()
-	errs := m.Apply([]Entry{
+	errs := m.Replace([]Entry{
 		{Kind: KindIP, Value: "203.0.113.7", Action: ActionBlock},
 		{Kind: KindCIDR, Value: "198.51.100.0/24", Action: ActionThrottle},
 		{Kind: KindCIDR, Value: "198.51.100.128/25", Action: ActionBlock},
@@ -23,7 +23,7 @@ func TestMatch(t *testing.T) {
 		{Kind: KindFP, Value: "fp-bot", Action: ActionBlock},
 		{Kind: KindKey, Value: "k-old", Action: ActionBlock, Expires: t0},
 		{Kind: KindIP, Value: "2001:db8::1", Action: ActionBlock},
-	}, nil)
+	})
 	if len(errs) != 0 {
 		t.Fatal(errs)
 	}
@@ -63,20 +63,30 @@ func TestMatch(t *testing.T) {
 
 func TestApplyDeleteAndLen(t *testing.T) {
 	m := NewMatcher()
-	m.Apply([]Entry{
-		{Kind: KindIP, Value: "10.0.0.1", Action: ActionBlock},
-		{Kind: KindCIDR, Value: "10.1.0.0/16", Action: ActionBlock},
-		{Kind: KindKey, Value: "a", Action: ActionBlock},
-	}, nil)
+	m.Apply([]Change{
+		Put(Entry{Kind: KindIP, Value: "10.0.0.1", Action: ActionBlock}),
+		Put(Entry{Kind: KindCIDR, Value: "10.1.0.0/16", Action: ActionBlock}),
+		Put(Entry{Kind: KindKey, Value: "a", Action: ActionBlock}),
+	})
 	if m.Len() != 3 {
 		t.Fatalf("Len = %d, want 3", m.Len())
 	}
 	// Re-putting an entry replaces it; deleting an absent one is a no-op.
-	m.Apply([]Entry{{Kind: KindKey, Value: "a", Action: ActionThrottle}}, []Key{{KindSub, "nobody"}})
+	m.Apply([]Change{Put(Entry{Kind: KindKey, Value: "a", Action: ActionThrottle}), Delete(Key{KindSub, "nobody"})})
 	if m.Len() != 3 || m.Get(Key{KindKey, "a"}).Action != ActionThrottle {
 		t.Fatalf("replace: Len = %d, entry %+v", m.Len(), m.Get(Key{KindKey, "a"}))
 	}
-	m.Apply(nil, []Key{{KindIP, "10.0.0.1"}, {KindCIDR, "10.1.2.3/16"}, {KindKey, "a"}})
+	m.Apply([]Change{Delete(Key{KindIP, "10.0.0.1"}), Delete(Key{KindCIDR, "10.1.2.3/16"}), Delete(Key{KindKey, "a"})})
+	// Order within one Apply counts: put then delete leaves nothing, delete then put leaves the entry.
+	m.Apply([]Change{Put(Entry{Kind: KindSub, Value: "s", Action: ActionBlock}), Delete(Key{KindSub, "s"})})
+	if m.Len() != 0 {
+		t.Fatalf("put then delete left %d entries", m.Len())
+	}
+	m.Apply([]Change{Delete(Key{KindSub, "s"}), Put(Entry{Kind: KindSub, Value: "s", Action: ActionBlock})})
+	if m.Len() != 1 {
+		t.Fatalf("delete then put left %d entries, want 1", m.Len())
+	}
+	m.Apply([]Change{Delete(Key{KindSub, "s"})})
 	if m.Len() != 0 {
 		t.Fatalf("Len after deletes = %d", m.Len())
 	}
@@ -91,14 +101,14 @@ func TestApplyDeleteAndLen(t *testing.T) {
 
 func TestApplyRejectsBadEntries(t *testing.T) {
 	m := NewMatcher()
-	errs := m.Apply([]Entry{
+	errs := m.Replace([]Entry{
 		{Kind: KindIP, Value: "not-an-ip", Action: ActionBlock},
 		{Kind: KindCIDR, Value: "10.0.0.0/99", Action: ActionBlock},
 		{Kind: KindKey, Value: "  ", Action: ActionBlock},
 		{Kind: KindKey, Value: "ok", Action: ActionNone},
 		{Kind: KindInvalid, Value: "x", Action: ActionBlock},
 		{Kind: KindKey, Value: "good", Action: ActionBlock},
-	}, nil)
+	})
 	if len(errs) != 5 {
 		t.Fatalf("got %d errors, want 5: %v", len(errs), errs)
 	}
@@ -115,10 +125,10 @@ func TestOverlayCompaction(t *testing.T) {
 	for i := range 5000 {
 		k := fmt.Sprintf("k%d", i%1500)
 		if i%3 == 2 {
-			m.Apply(nil, []Key{{KindKey, k}})
+			m.Apply([]Change{Delete(Key{KindKey, k})})
 			delete(want, k)
 		} else {
-			m.Apply([]Entry{{Kind: KindKey, Value: k, Action: ActionBlock}}, nil)
+			m.Apply([]Change{Put(Entry{Kind: KindKey, Value: k, Action: ActionBlock})})
 			want[k] = true
 		}
 	}
@@ -156,7 +166,7 @@ func TestConcurrentMatch(t *testing.T) {
 		})
 	}
 	for i := range 2000 {
-		m.Apply([]Entry{{Kind: KindKey, Value: fmt.Sprintf("k%d", i), Action: ActionBlock}}, nil)
+		m.Apply([]Change{Put(Entry{Kind: KindKey, Value: fmt.Sprintf("k%d", i), Action: ActionBlock})})
 	}
 	close(stop)
 	wg.Wait()

@@ -1,0 +1,105 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiguard/apiguard/enforce"
+	"github.com/apiguard/apiguard/event"
+)
+
+// MinTTL is the shortest lifetime NATS accepts for a key.
+const MinTTL = time.Second
+
+// Writer puts and deletes enforcement entries. It is safe for concurrent use.
+type Writer struct {
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+}
+
+// NewWriter returns a Writer for the enforcement bucket kv. The bucket must
+// allow per-key TTLs (pipeline/topology creates it so).
+func NewWriter(js jetstream.JetStream, kv jetstream.KeyValue) *Writer {
+	return &Writer{js: js, kv: kv}
+}
+
+// Put stores e. An entry with an expiry gets a key TTL, so NATS removes it
+// when it lapses and every watcher sees the removal; proxies also check the
+// expiry themselves. now is the time the TTL is counted from.
+func (w *Writer) Put(ctx context.Context, e enforce.Entry, now time.Time) (uint64, error) {
+	key, value, err := EncodeEntry(e)
+	if err != nil {
+		return 0, err
+	}
+	if e.Expires.IsZero() {
+		rev, err := w.kv.Put(ctx, key, value)
+		if err != nil {
+			return 0, fmt.Errorf("putting %s: %w", key, err)
+		}
+		return rev, nil
+	}
+	ttl := e.Expires.Sub(now).Round(time.Second)
+	if ttl < MinTTL {
+		return 0, fmt.Errorf("putting %s: expires in %s, less than %s", key, e.Expires.Sub(now), MinTTL)
+	}
+	// KeyValue.Put takes no TTL, so publish to the key's subject as
+	// KeyValue.Create does, with a per-message TTL.
+	msg := nats.NewMsg("$KV." + w.kv.Bucket() + "." + key)
+	msg.Data = value
+	ack, err := w.js.PublishMsg(ctx, msg, jetstream.WithMsgTTL(ttl))
+	if err != nil {
+		return 0, fmt.Errorf("putting %s: %w", key, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Delete removes the entry of kind and value. Deleting an absent entry is not an error.
+func (w *Writer) Delete(ctx context.Context, kind enforce.Kind, value string) error {
+	v, err := enforce.CanonicalValue(kind, value)
+	if err != nil {
+		return fmt.Errorf("deleting: %w", err)
+	}
+	key := Key(kind, v)
+	if err := w.kv.Purge(ctx, key); err != nil {
+		return fmt.Errorf("deleting %s: %w", key, err)
+	}
+	return nil
+}
+
+// List returns every entry in the bucket. Malformed entries are returned as
+// errors beside the good ones.
+func (w *Writer) List(ctx context.Context) ([]enforce.Entry, []error) {
+	lister, err := w.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, []error{fmt.Errorf("listing %s: %w", event.BucketEnforcement, err)}
+	}
+	var entries []enforce.Entry
+	var errs []error
+	seen := map[string]bool{}
+	for key := range lister.Keys() {
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		kve, err := w.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading %s: %w", key, err))
+			continue
+		}
+		e, err := DecodeEntry(key, kve.Value())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		entries = append(entries, e)
+	}
+	return entries, errs
+}

@@ -1,0 +1,76 @@
+// Package testutil provides what apiguard's tests share: an embedded
+// JetStream server on a random loopback port and Eventually, which replaces
+// sleeps. It is imported by tests only.
+package testutil
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream starts a NATS server with JetStream on 127.0.0.1. Port -1 picks
+// a free port; storeDir "" uses a fresh t.TempDir(). The server is shut
+// down when the test ends.
+func JetStream(t testing.TB, port int, storeDir string) *server.Server {
+	t.Helper()
+	if storeDir == "" {
+		storeDir = t.TempDir()
+	}
+	opts := &server.Options{
+		Host:      "127.0.0.1",
+		Port:      port,
+		JetStream: true,
+		StoreDir:  storeDir,
+		NoLog:     true,
+		NoSigs:    true,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("starting NATS: %v", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("NATS did not become ready in 10s")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Connect returns a connection and JetStream context for s, closed when the test ends.
+func Connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connecting to NATS: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// Eventually polls f every 10ms until it returns true, failing the test
+// with msg if it has not within timeout.
+func Eventually(t testing.TB, timeout time.Duration, f func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if f() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: "+msg, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

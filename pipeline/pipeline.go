@@ -1,0 +1,169 @@
+// Package pipeline provides the streaming runtime: one worker per partition
+// that decodes events in order, feeds them to that partition's detectors,
+// hands the anomalies to the sinks and acknowledges each event only after
+// all of that is done. It defines the Source and Sink interfaces it uses;
+// pipeline/topology adapts them to JetStream.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// Message is one delivered event.
+type Message interface {
+	Data() []byte
+	// Ack acknowledges the message: it will not be delivered again.
+	Ack() error
+	// Term tells the server never to deliver the message again, with a reason.
+	Term(reason string) error
+}
+
+// Source delivers one partition's messages in order. Next blocks until a
+// message arrives or Stop is called; after Stop it returns ErrStopped.
+type Source interface {
+	Next() (Message, error)
+	Stop()
+}
+
+// ErrStopped is returned by Source.Next after Stop.
+var ErrStopped = errors.New("source stopped")
+
+// Detector turns events into anomalies. Each partition has its own, called
+// from one goroutine, so implementations need no locks.
+type Detector interface {
+	Observe(ev *event.RequestEvent) []*event.Anomaly
+}
+
+// Sink receives anomalies. An error is taken as transient: the worker retries
+// with backoff and does not acknowledge the event until every sink has it.
+type Sink interface {
+	WriteAnomaly(ctx context.Context, a *event.Anomaly) error
+}
+
+// Stats are the pipeline's counters; safe to read while it runs.
+type Stats struct {
+	Processed   atomic.Uint64
+	Undecodable atomic.Uint64
+	Anomalies   atomic.Uint64
+	SinkErrors  atomic.Uint64
+}
+
+// Pipeline runs one worker per partition. Build it with New; Run runs it.
+type Pipeline struct {
+	sources     map[int]Source
+	newDetector func(partition int) Detector
+	sinks       []Sink
+	log         *slog.Logger
+	stats       Stats
+}
+
+// New returns a pipeline over sources (by partition) that makes one detector
+// per partition with newDetector and delivers anomalies to sinks, in order.
+func New(sources map[int]Source, newDetector func(partition int) Detector, sinks []Sink, log *slog.Logger) *Pipeline {
+	return &Pipeline{sources: sources, newDetector: newDetector, sinks: sinks, log: log}
+}
+
+// Stats returns the live counters.
+func (p *Pipeline) Stats() *Stats { return &p.stats }
+
+// Run processes every partition until ctx is done, then returns nil. A
+// message being processed when ctx ends is finished or left unacknowledged,
+// to be redelivered.
+func (p *Pipeline) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for part, src := range p.sources {
+		w := &worker{p: p, part: part, src: src, det: p.newDetector(part), log: p.log.With("partition", part)}
+		g.Go(func() error { return w.run(ctx) })
+	}
+	return g.Wait()
+}
+
+type worker struct {
+	p    *Pipeline
+	part int
+	src  Source
+	det  Detector
+	log  *slog.Logger
+	// lastBadLog rate-limits the log of undecodable events, which an
+	// attacker who can publish could otherwise use to flood the log.
+	lastBadLog time.Time
+}
+
+func (w *worker) run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, w.src.Stop)
+	defer stop()
+	for {
+		msg, err := w.src.Next()
+		if errors.Is(err, ErrStopped) || ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			w.log.Warn("receiving event", "err", err)
+			continue
+		}
+		if err := w.handle(ctx, msg); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("handling event", "err", err)
+		}
+	}
+}
+
+func (w *worker) handle(ctx context.Context, msg Message) error {
+	var ev event.RequestEvent
+	if err := event.UnmarshalEvent(msg.Data(), &ev); err != nil {
+		w.p.stats.Undecodable.Add(1)
+		if now := time.Now(); now.Sub(w.lastBadLog) > time.Second {
+			w.lastBadLog = now
+			w.log.Warn("terminating undecodable event", "err", err, "bytes", len(msg.Data()),
+				"undecodable_total", w.p.stats.Undecodable.Load())
+		}
+		if err := msg.Term(err.Error()); err != nil {
+			return fmt.Errorf("terminating undecodable event: %w", err)
+		}
+		return nil
+	}
+	for _, a := range w.det.Observe(&ev) {
+		w.p.stats.Anomalies.Add(1)
+		for _, s := range w.p.sinks {
+			if err := w.deliver(ctx, s, a); err != nil {
+				return err
+			}
+		}
+	}
+	w.p.stats.Processed.Add(1)
+	if err := msg.Ack(); err != nil {
+		return fmt.Errorf("acknowledging event %s: %w", ev.Id, err)
+	}
+	return nil
+}
+
+// deliver retries a sink with backoff until it takes the anomaly or ctx
+// ends: the partition pauses rather than lose it.
+func (w *worker) deliver(ctx context.Context, s Sink, a *event.Anomaly) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := s.WriteAnomaly(ctx, a)
+		if err == nil {
+			return nil
+		}
+		w.p.stats.SinkErrors.Add(1)
+		w.log.Warn("sink refused anomaly, retrying", "anomaly", a.Id, "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("delivering anomaly %s: %w", a.Id, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
