@@ -1,0 +1,44 @@
+package proxy
+
+import (
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/apiguard/apiguard/enforce"
+	"github.com/apiguard/apiguard/event"
+)
+
+// Exchange is one request on its way through the check chain. Checks read
+// it and may fill the event; it belongs to the request's goroutine.
+type Exchange struct {
+	Req      *http.Request
+	API      string
+	ClientIP netip.Addr
+	Creds    Credentials
+	Event    *event.RequestEvent
+	Now      time.Time
+}
+
+// Identity returns the identities the enforcement state is keyed by.
+func (x *Exchange) Identity() enforce.Identity { return x.Creds.Identity(x.ClientIP) }
+
+// Denial is a check's refusal. Status, Title and Headers go to the client;
+// Reason goes only to the event, for analysts.
+type Denial struct {
+	Status   int
+	Title    string
+	Detail   string // safe for the client: never internal detail
+	Decision event.Decision
+	Auth     event.AuthOutcome // set when the denial is about credentials
+	Reason   string
+	Headers  http.Header
+}
+
+// Check is one layer of the chain. Check returns nil to let the request go
+// on. Implementations must be safe for concurrent use and must not block on
+// I/O: the proxy answers from memory.
+type Check interface {
+	Name() string
+	Check(x *Exchange) *Denial
+}

@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"time"
+)
+
+// Config configures the proxy. DefaultConfig gives safe values; Validate
+// names the first bad key.
+type Config struct {
+	// Listen is the address clients connect to.
+	Listen string `yaml:"listen"`
+	// Upstream is the base URL of the protected API.
+	Upstream string `yaml:"upstream"`
+	// Instance names this proxy in events; the host name if empty.
+	Instance string `yaml:"instance"`
+	// Routes are the API's route templates, "METHOD /path/{param}".
+	Routes []string `yaml:"routes"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// APIKeyHeader is the header that carries API keys ("" for none).
+	APIKeyHeader string `yaml:"api_key_header"`
+	// CaptureQueryValues puts query values, not only names, in events.
+	CaptureQueryValues bool `yaml:"capture_query_values"`
+	// FailOpen serves requests when the enforcement state could not be
+	// loaded at start; otherwise the proxy refuses to start without it.
+	FailOpen bool `yaml:"fail_open"`
+
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	UpstreamTimeout   time.Duration `yaml:"upstream_timeout"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            "127.0.0.1:8080",
+		Upstream:          "http://127.0.0.1:9000",
+		APIKeyHeader:      "X-API-Key",
+		TrustedProxies:    []string{},
+		MaxHeaderBytes:    32 << 10,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		UpstreamTimeout:   30 * time.Second,
+	}
+}
+
+// Validate reports the first bad field by its config key.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("proxy.listen: %q: %w", c.Listen, err)
+	}
+	u, err := url.Parse(c.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("proxy.upstream: %q, want an http or https URL", c.Upstream)
+	}
+	if _, err := c.trusted(); err != nil {
+		return err
+	}
+	if _, err := NewTemplater(c.Routes); err != nil {
+		return err
+	}
+	switch {
+	case c.MaxHeaderBytes < 1<<10:
+		return fmt.Errorf("proxy.max_header_bytes: %d, want at least 1024", c.MaxHeaderBytes)
+	case c.ReadHeaderTimeout <= 0:
+		return fmt.Errorf("proxy.read_header_timeout: must be positive")
+	case c.ReadTimeout <= 0:
+		return fmt.Errorf("proxy.read_timeout: must be positive")
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("proxy.write_timeout: must be positive")
+	case c.IdleTimeout <= 0:
+		return fmt.Errorf("proxy.idle_timeout: must be positive")
+	case c.UpstreamTimeout <= 0:
+		return fmt.Errorf("proxy.upstream_timeout: must be positive")
+	}
+	return nil
+}
+
+func (c Config) trusted() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("proxy.trusted_proxies[%d]: %q is neither a CIDR nor an address", i, s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

@@ -1,0 +1,254 @@
+// Package proxy provides apiguard's enforcing reverse proxy: it names each
+// request's API and client, runs the check chain, forwards what passes with
+// httputil.ReverseProxy, and hands one event per request to an Emitter
+// without waiting on it.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// Emitter takes finished request events. Emit must not block; the proxy
+// calls it once per request from the request's goroutine and gives up the
+// event.
+type Emitter interface {
+	Emit(ev *event.RequestEvent)
+}
+
+// Stats are the proxy's counters, safe to read while it serves.
+type Stats struct {
+	Requests      atomic.Uint64
+	Denied        atomic.Uint64
+	UpstreamError atomic.Uint64
+}
+
+// Proxy is an http.Handler. Build it with New; it is safe for concurrent use.
+type Proxy struct {
+	cfg      Config
+	upstream *url.URL
+	routes   *Templater
+	ident    *Identifier
+	checks   []Check
+	emit     Emitter
+	rp       *httputil.ReverseProxy
+	ids      *event.IDSource
+	log      *slog.Logger
+	now      func() time.Time
+	stats    Stats
+	// partitions is the number of event partitions events are spread over.
+	partitions int
+	lastErrLog atomic.Int64
+}
+
+type exchangeKey struct{}
+
+// New returns a proxy for cfg that runs checks in order and emits to emit.
+// partitions is the number of event partitions (see event.Partition).
+func New(cfg Config, checks []Check, emit Emitter, partitions int, log *slog.Logger) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if partitions < 1 {
+		return nil, fmt.Errorf("partitions: %d, want at least 1", partitions)
+	}
+	upstream, _ := url.Parse(cfg.Upstream)
+	routes, _ := NewTemplater(cfg.Routes)
+	trusted, _ := cfg.trusted()
+	if cfg.Instance == "" {
+		cfg.Instance, _ = os.Hostname()
+	}
+	p := &Proxy{
+		cfg: cfg, upstream: upstream, routes: routes, ident: NewIdentifier(trusted, cfg.APIKeyHeader),
+		checks: checks, emit: emit, ids: event.NewIDSource(), log: log, now: time.Now, partitions: partitions,
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 256
+	transport.ResponseHeaderTimeout = cfg.UpstreamTimeout
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,
+		Transport:    timedTransport{transport},
+		ErrorHandler: p.upstreamError,
+	}
+	return p, nil
+}
+
+// Stats returns the live counters.
+func (p *Proxy) Stats() *Stats { return &p.stats }
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := p.now()
+	p.stats.Requests.Add(1)
+	x := p.exchange(r, start)
+	ev := x.Event
+	w.Header().Set(event.HeaderRequestID, ev.Id)
+
+	for _, c := range p.checks {
+		d := c.Check(x)
+		if d == nil {
+			continue
+		}
+		p.stats.Denied.Add(1)
+		ev.Decision, ev.Check, ev.Reason, ev.Status = d.Decision, c.Name(), d.Reason, uint32(d.Status)
+		if d.Auth != event.AuthOutcome_AUTH_UNSPECIFIED {
+			ev.Auth = d.Auth
+		}
+		writeProblem(w, d, ev.Id)
+		p.finish(ev, start)
+		return
+	}
+
+	ev.Decision = event.Decision_DECISION_ALLOW
+	var body *countingBody
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{ReadCloser: r.Body}
+		r.Body = body
+	}
+	rec := &recorder{ResponseWriter: w}
+	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+	if body != nil {
+		ev.RequestBytes = body.n.Load()
+	}
+	ev.Status = uint32(rec.status())
+	ev.ResponseBytes = rec.n
+	p.finish(ev, start)
+}
+
+// exchange reads what the checks and the event need from r.
+func (p *Proxy) exchange(r *http.Request, start time.Time) *Exchange {
+	ip, chain := p.ident.ClientIP(r)
+	creds := p.ident.Credentials(r)
+	api := p.routes.API(r.Method, r.URL.Path)
+	ev := &event.RequestEvent{
+		Schema:       event.SchemaVersion,
+		Id:           p.ids.New(start),
+		TimeUnixNano: start.UnixNano(),
+		Proxy:        p.cfg.Instance,
+		Api:          api,
+		Method:       r.Method,
+		Host:         r.Host,
+		Path:         clip(r.URL.EscapedPath(), 2048),
+		ClientIp:     event.ClientIPBytes(ip),
+		ForwardedFor: chain,
+		UserAgent:    clip(r.UserAgent(), 512),
+		ApiKeyId:     creds.KeyID,
+		TokenId:      creds.TokenID,
+		TokenHash:    creds.TokenHash,
+		Subject:      creds.Subject,
+		Origin:       clip(r.Header.Get("Origin"), 256),
+		Referer:      clip(r.Referer(), 512),
+		Auth:         event.AuthOutcome_AUTH_MISSING,
+	}
+	if r.ContentLength > 0 {
+		ev.RequestBytes = r.ContentLength
+	}
+	if creds.KeyID != "" || creds.TokenHash != "" {
+		// Present but not verified: verification is a check of its own.
+		ev.Auth = event.AuthOutcome_AUTH_UNSPECIFIED
+	}
+	if r.URL.RawQuery != "" {
+		ev.Query = p.queryParams(r.URL.RawQuery)
+	}
+	kind, value := event.PrincipalOf(ev)
+	ev.Partition = uint32(event.Partition(kind, value, p.partitions))
+	return &Exchange{Req: r, API: api, ClientIP: ip, Creds: creds, Event: ev, Now: start}
+}
+
+// maxQueryParams bounds the parameters recorded per event.
+const maxQueryParams = 32
+
+func (p *Proxy) queryParams(raw string) []*event.QueryParam {
+	var out []*event.QueryParam
+	for raw != "" && len(out) < maxQueryParams {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "" {
+			continue
+		}
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		qp := &event.QueryParam{Name: clip(name, 128)}
+		if p.cfg.CaptureQueryValues {
+			if val, err := url.QueryUnescape(v); err == nil {
+				qp.Value = clip(val, 1024)
+			} else {
+				qp.Value = clip(v, 1024)
+			}
+		}
+		out = append(out, qp)
+	}
+	return out
+}
+
+func (p *Proxy) finish(ev *event.RequestEvent, start time.Time) {
+	ev.DurationNanos = int64(p.now().Sub(start))
+	p.emit.Emit(ev)
+}
+
+// rewrite builds the upstream request. ReverseProxy has already removed
+// hop-by-hop headers and inbound X-Forwarded-* before calling it.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.upstream)
+	pr.Out.Host = pr.In.Host
+	x, _ := pr.In.Context().Value(exchangeKey{}).(*Exchange)
+	if x == nil {
+		pr.SetXForwarded()
+		return
+	}
+	// X-Forwarded-For carries the chain apiguard believed, then the peer.
+	xff := append(append([]string(nil), x.Event.ForwardedFor...), peerAddr(pr.In.RemoteAddr).String())
+	pr.Out.Header.Set("X-Forwarded-For", strings.Join(xff, ", "))
+	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	proto := "http"
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	pr.Out.Header.Set("X-Forwarded-Proto", proto)
+	pr.Out.Header.Set(event.HeaderRequestID, x.Event.Id)
+}
+
+// upstreamError answers 502 (504 on timeout) and logs at most once a second.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	p.stats.UpstreamError.Add(1)
+	status := http.StatusBadGateway
+	if errors.Is(err, context.DeadlineExceeded) {
+		status = http.StatusGatewayTimeout
+	}
+	if now := time.Now().UnixNano(); now-p.lastErrLog.Load() > int64(time.Second) {
+		p.lastErrLog.Store(now)
+		p.log.Warn("upstream request failed", "err", err, "upstream_errors_total", p.stats.UpstreamError.Load())
+	}
+	id := w.Header().Get(event.HeaderRequestID)
+	if x, ok := r.Context().Value(exchangeKey{}).(*Exchange); ok {
+		x.Event.Reason = "upstream: " + err.Error()
+		id = x.Event.Id
+	}
+	writeProblem(w, &Denial{Status: status, Detail: "The upstream service is unavailable."}, id)
+}
+
+// timedTransport records the upstream latency (to response headers) in the exchange.
+type timedTransport struct{ rt http.RoundTripper }
+
+func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.rt.RoundTrip(r)
+	if x, ok := r.Context().Value(exchangeKey{}).(*Exchange); ok {
+		x.Event.UpstreamLatencyNanos = int64(time.Since(start))
+	}
+	return resp, err
+}
