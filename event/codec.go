@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-
 )
 
 // SchemaVersion is the version of the messages this package writes. Readers

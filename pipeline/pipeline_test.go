@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/testutil"
 	"github.com/apiguard/apiguard/pipeline"

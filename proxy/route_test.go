@@ -25,8 +25,8 @@ func TestTemplater(t *testing.T) {
 		{"GET", "/t/aGVsbG8gd29ybGQgdG9rZW4x", "GET /t/{id}"},
 		{"GET", "/search", "GET /search"},
 		{"GET", "/v2/products", "GET /v2/products"},
-		{"GET", "/cafe", "GET /cafe"},           // hex letters but a word
-		{"GET", "/facade", "GET /facade"},       // short hex word, no digit
+		{"GET", "/cafe", "GET /cafe"},     // hex letters but a word
+		{"GET", "/facade", "GET /facade"}, // short hex word, no digit
 		{"GET", "/", "GET /"},
 		{"GET", "", "GET /"},
 		{"GET", "/a/b/c/d/e/f/g/h/i/j", "GET /a/b/c/d/e/f/g/h/{rest}"},

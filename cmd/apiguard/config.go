@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/apiguard/apiguard/detectors"
+	"github.com/apiguard/apiguard/pipeline/responder"
+	"github.com/apiguard/apiguard/pipeline/topology"
+	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/emit"
+)
+
+// Config is the whole configuration of every subcommand. It is layered:
+// DefaultConfig, then the YAML file (strict: an unknown key is an error
+// naming it and its line), then environment variables, then flags.
+type Config struct {
+	NATS      NATSConfig       `yaml:"nats"`
+	Proxy     proxy.Config     `yaml:"proxy"`
+	Emit      emit.Config      `yaml:"emit"`
+	Detectors DetectorsConfig  `yaml:"detectors"`
+	Responder responder.Config `yaml:"responder"`
+	Log       LogConfig        `yaml:"log"`
+}
+
+// NATSConfig says where NATS is, or how to run it embedded.
+type NATSConfig struct {
+	// URL of the NATS servers; empty runs an embedded server (up only).
+	URL string `yaml:"url"`
+	// Listen and StoreDir configure the embedded server.
+	Listen   string `yaml:"listen"`
+	StoreDir string `yaml:"store_dir"`
+	// Owned lists the partitions this pipeline replica consumes; empty for all.
+	Owned           []int `yaml:"owned_partitions"`
+	topology.Config `yaml:",inline"`
+}
+
+// DetectorsConfig configures each detector.
+type DetectorsConfig struct {
+	Rate detectors.RateConfig `yaml:"rate"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// DefaultConfig returns the defaults: everything on this host, embedded NATS.
+func DefaultConfig() Config {
+	topo := topology.DefaultConfig()
+	topo.Partitions = 4
+	return Config{
+		NATS:      NATSConfig{Listen: "127.0.0.1:4222", StoreDir: "var/nats", Config: topo},
+		Proxy:     proxy.DefaultConfig(),
+		Emit:      emit.DefaultConfig(),
+		Detectors: DetectorsConfig{Rate: detectors.DefaultRateConfig()},
+		Responder: responder.DefaultConfig(),
+		Log:       LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Validate checks every section and names the first bad key.
+func (c Config) Validate() error {
+	if err := c.NATS.Config.Validate(); err != nil {
+		return err
+	}
+	for i, p := range c.NATS.Owned {
+		if p < 0 || p >= c.NATS.Partitions {
+			return fmt.Errorf("nats.owned_partitions[%d]: %d, want 0..%d", i, p, c.NATS.Partitions-1)
+		}
+	}
+	if c.NATS.URL != "" && !strings.HasPrefix(c.NATS.URL, "nats://") && !strings.HasPrefix(c.NATS.URL, "tls://") {
+		return fmt.Errorf("nats.url: %q, want nats://host:port", c.NATS.URL)
+	}
+	if err := c.Proxy.Validate(); err != nil {
+		return err
+	}
+	if err := c.Emit.Validate(); err != nil {
+		return err
+	}
+	if err := c.Detectors.Rate.Validate(); err != nil {
+		return err
+	}
+	if err := c.Responder.Validate(); err != nil {
+		return err
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q, want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format: %q, want text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// loadFile decodes a YAML file over cfg, refusing unknown keys.
+func loadFile(path string, cfg *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file is an empty config: yaml reports it as io.EOF.
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// applyEnv applies the environment variables that override the file.
+func applyEnv(cfg *Config) {
+	if v := os.Getenv("APIGUARD_NATS_URL"); v != "" {
+		cfg.NATS.URL = v
+	}
+	if v := os.Getenv("APIGUARD_LOG_LEVEL"); v != "" {
+		cfg.Log.Level = v
+	}
+}

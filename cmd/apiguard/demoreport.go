@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apiguard/apiguard/enforce"
+	"github.com/apiguard/apiguard/event"
+)
+
+// demoReport prints the demo as it happens and sums it up. Its methods are
+// called from the pipeline, the watcher and the traffic goroutines.
+type demoReport struct {
+	out   io.Writer
+	start time.Time
+
+	mu          sync.Mutex
+	attackers   map[string]bool // demo attacker key ids
+	attacking   map[string]time.Time
+	refused     map[string]bool
+	blockedAtt  map[string]bool
+	blockedOK   map[string]bool
+	legitDenied int
+	statuses    map[int]int
+	loops       []time.Duration
+}
+
+func newDemoReport(out io.Writer, attackers int) *demoReport {
+	r := &demoReport{out: out, start: time.Now(), attackers: map[string]bool{}, attacking: map[string]time.Time{},
+		refused: map[string]bool{}, blockedAtt: map[string]bool{}, blockedOK: map[string]bool{}, statuses: map[int]int{}}
+	for i := range attackers {
+		r.attackers[attackerKey(i+1)] = true
+	}
+	return r
+}
+
+func (r *demoReport) printf(tag, format string, args ...any) {
+	fmt.Fprintf(r.out, "%6.1fs  %-9s %s\n", time.Since(r.start).Seconds(), tag, fmt.Sprintf(format, args...))
+}
+
+func (r *demoReport) attackStarted(key string) {
+	r.mu.Lock()
+	r.attacking[key] = time.Now()
+	r.mu.Unlock()
+	r.printf("ATTACK", "%s starts hammering POST /orders at %.0f req/s", key, attackRate)
+}
+
+func (r *demoReport) clientStatus(key string, attacker bool, status int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.statuses[status]++
+	if !attacker {
+		if status == 401 || status == 403 || status == 429 {
+			r.legitDenied++
+		}
+		return
+	}
+	if status == 403 && !r.refused[key] {
+		r.refused[key] = true
+		r.printf("REFUSED", "%s now gets 403 Forbidden, %.1fs after its attack began", key, time.Since(r.attacking[key]).Seconds())
+	}
+}
+
+// WriteAnomaly implements pipeline.Sink: it prints each detection.
+func (r *demoReport) WriteAnomaly(_ context.Context, a *event.Anomaly) error {
+	d := a.GetDeviations()
+	expl := a.Summary
+	if len(d) > 0 {
+		expl = fmt.Sprintf("%.1f req/s where principals make %.2f (%.0fσ)", d[0].Observed, d[0].Expected, d[0].Deviation)
+	}
+	r.printf("DETECTED", "%s on %s by %s %s: %s, score %.2f %s", a.Detector, a.Api, a.Principal.GetKind(),
+		a.Principal.GetValue(), expl, a.Score, strings.ToLower(strings.TrimPrefix(a.Severity.String(), "SEVERITY_")))
+	return nil
+}
+
+// onAction prints what the responder decided.
+func (r *demoReport) onAction(a *event.Action) {
+	verb := "BLOCK"
+	if a.DryRun {
+		verb = "DRY-RUN"
+	}
+	r.printf(verb, "responder blocks %s %s for %s (%s)", a.Target.GetKind(), a.Target.GetValue(),
+		time.Duration(a.TtlSeconds)*time.Second, a.Actor)
+}
+
+// onApply is called by the proxy's watcher when an entry takes effect.
+func (r *demoReport) onApply(e enforce.Entry, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	loop := ""
+	if !e.Trigger.IsZero() {
+		d := at.Sub(e.Trigger)
+		r.loops = append(r.loops, d)
+		loop = fmt.Sprintf(", %d ms after the offending request", d.Milliseconds())
+	}
+	if e.Kind == enforce.KindKey && r.attackers[e.Value] {
+		r.blockedAtt[e.Value] = true
+	} else {
+		r.blockedOK[e.Kind.String()+":"+e.Value] = true
+	}
+	r.printf("ENFORCED", "proxy now %ss %s %s%s", e.Action, e.Kind, e.Value, loop)
+}
+
+// summary is the last line of 'up --demo --for'.
+type summary struct {
+	Requests         uint64  `json:"requests"`
+	EventsStored     uint64  `json:"events_stored"`
+	Anomalies        uint64  `json:"anomalies"`
+	Blocks           uint64  `json:"blocks"`
+	AttackersBlocked int     `json:"attackers_blocked"`
+	LegitBlocked     int     `json:"legit_blocked"`
+	LoopP50Ms        float64 `json:"loop_p50_ms"`
+	LoopP99Ms        float64 `json:"loop_p99_ms"`
+}
+
+func (r *demoReport) summary(requests, stored, anomalies, blocks uint64) summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return summary{Requests: requests, EventsStored: stored, Anomalies: anomalies, Blocks: blocks,
+		AttackersBlocked: len(r.blockedAtt), LegitBlocked: len(r.blockedOK),
+		LoopP50Ms: percentileMs(r.loops, 50), LoopP99Ms: percentileMs(r.loops, 99)}
+}
+
+func (r *demoReport) printSummary(s summary) {
+	r.mu.Lock()
+	fmt.Fprintf(r.out, "\nresponses by status: %v; legitimate requests refused: %d\n", r.statuses, r.legitDenied)
+	r.mu.Unlock()
+	b, _ := json.Marshal(s)
+	fmt.Fprintln(r.out, string(b))
+}
+
+// percentileMs is the nearest-rank percentile, in milliseconds.
+func percentileMs(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	i = max(0, min(i, len(s)-1))
+	return math.Round(float64(s[i])/float64(time.Microsecond)) / 1000
+}
+
+// reportOnAction returns r's action hook, or nil without a report.
+func reportOnAction(r *demoReport) func(*event.Action) {
+	if r == nil {
+		return nil
+	}
+	return r.onAction
+}
+
+// reportOnApply returns r's enforcement hook, or nil without a report.
+func reportOnApply(r *demoReport) func(enforce.Entry, time.Time) {
+	if r == nil {
+		return nil
+	}
+	return r.onApply
+}

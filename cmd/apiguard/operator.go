@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/apiguard/apiguard/enforce"
+	"github.com/apiguard/apiguard/enforce/kv"
+	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/pipeline/topology"
+)
+
+// operatorTimeout bounds each operator command's NATS work.
+const operatorTimeout = 15 * time.Second
+
+// operatorEnv is what block, unblock and blocks use: the bucket's writer
+// and the audit stream.
+type operatorEnv struct {
+	writer *kv.Writer
+	audit  *topology.Publisher
+	close  func()
+}
+
+func openOperator(ctx context.Context, cfg Config) (*operatorEnv, error) {
+	url := cfg.NATS.URL
+	if url == "" {
+		url = "nats://" + cfg.NATS.Listen // the embedded server of 'apiguard up'
+	}
+	log := newLogger(cfg.Log, io.Discard)
+	nc, js, err := connect(ctx, url, "apiguard-operator", 0, log)
+	if err != nil {
+		return nil, err
+	}
+	bucket, err := topology.Bucket(ctx, js)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &operatorEnv{writer: kv.NewWriter(js, bucket), audit: topology.NewPublisher(js), close: nc.Close}, nil
+}
+
+func operatorName() string {
+	if u, err := user.Current(); err == nil {
+		return "operator:" + u.Username
+	}
+	return "operator"
+}
+
+func parseTarget(args []string) (enforce.Kind, string, error) {
+	if len(args) != 2 {
+		return 0, "", fmt.Errorf("%w: want KIND VALUE, got %d arguments", errUsage, len(args))
+	}
+	kind, err := enforce.ParseKind(args[0])
+	if err != nil {
+		return 0, "", fmt.Errorf("%w: %v", errUsage, err)
+	}
+	v, err := enforce.CanonicalValue(kind, args[1])
+	if err != nil {
+		return 0, "", fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return kind, v, nil
+}
+
+func cmdBlock(ctx context.Context, args []string, out io.Writer) error {
+	c := newCommon("block")
+	ttl := c.fs.Duration("ttl", time.Hour, "how long the block lasts (0 for until unblocked)")
+	reason := c.fs.String("reason", "blocked by an operator", "why, for analysts (never shown to the client)")
+	action := c.fs.String("action", "block", "block, throttle or revoke")
+	cfg, err := c.load(args, nil)
+	if err != nil {
+		return err
+	}
+	kind, value, err := parseTarget(c.fs.Args())
+	if err != nil {
+		return err
+	}
+	act, err := enforce.ParseAction(*action)
+	if err != nil {
+		return fmt.Errorf("%w: --action: %v", errUsage, err)
+	}
+	if *ttl != 0 && *ttl < kv.MinTTL {
+		return fmt.Errorf("%w: --ttl %s is shorter than %s", errUsage, *ttl, kv.MinTTL)
+	}
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
+	defer cancel()
+	env, err := openOperator(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	now := time.Now()
+	e := enforce.Entry{Kind: kind, Value: value, Action: act, Reason: *reason, Actor: operatorName(), Created: now}
+	if *ttl > 0 {
+		e.Expires = now.Add(*ttl)
+	}
+	if _, err := env.writer.Put(ctx, e, now); err != nil {
+		return err
+	}
+	kinds := map[enforce.Action]event.ActionKind{enforce.ActionBlock: event.ActionKind_ACTION_BLOCK,
+		enforce.ActionThrottle: event.ActionKind_ACTION_THROTTLE, enforce.ActionRevoke: event.ActionKind_ACTION_REVOKE}
+	if err := audit(ctx, env, kinds[act], kind, value, *ttl, *reason); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s %s %s until %s\n", act, kind, value, expiresText(e.Expires))
+	return nil
+}
+
+func cmdUnblock(ctx context.Context, args []string, out io.Writer) error {
+	c := newCommon("unblock")
+	reason := c.fs.String("reason", "unblocked by an operator", "why, for analysts")
+	cfg, err := c.load(args, nil)
+	if err != nil {
+		return err
+	}
+	kind, value, err := parseTarget(c.fs.Args())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
+	defer cancel()
+	env, err := openOperator(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	if err := env.writer.Delete(ctx, kind, value); err != nil {
+		return err
+	}
+	if err := audit(ctx, env, event.ActionKind_ACTION_UNBLOCK, kind, value, 0, *reason); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "unblocked %s %s\n", kind, value)
+	return nil
+}
+
+func audit(ctx context.Context, env *operatorEnv, kind event.ActionKind, target enforce.Kind, value string, ttl time.Duration, reason string) error {
+	now := time.Now()
+	return env.audit.WriteAction(ctx, &event.Action{
+		Schema: event.SchemaVersion, Id: event.NewID(now), TimeUnixNano: now.UnixNano(), Kind: kind,
+		Target: &event.Principal{Kind: target.String(), Value: value}, TtlSeconds: int64(ttl / time.Second),
+		Reason: reason, Actor: operatorName(),
+	})
+}
+
+func cmdBlocks(ctx context.Context, args []string, out io.Writer) error {
+	c := newCommon("blocks")
+	cfg, err := c.load(args, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
+	defer cancel()
+	env, err := openOperator(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	entries, errs := env.writer.List(ctx)
+	slices.SortFunc(entries, func(a, b enforce.Entry) int { return a.Created.Compare(b.Created) })
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tVALUE\tACTION\tEXPIRES\tACTOR\tREASON")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Kind, e.Value, e.Action, expiresText(e.Expires), e.Actor, oneLine(e.Reason, 80))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, err := range errs {
+		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+	}
+	fmt.Fprintf(out, "%d entries\n", len(entries))
+	return nil
+}
+
+func expiresText(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format(time.DateTime) + " (in " + time.Until(t).Round(time.Second).String() + ")"
+}
+
+func oneLine(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func cmdCheckConfig(args []string, out io.Writer) error {
+	c := newCommon("check-config")
+	cfg, err := c.load(args, nil)
+	if err != nil {
+		return err
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("printing config: %w", err)
+	}
+	fmt.Fprintf(out, "# config is valid\n%s", b)
+	return nil
+}

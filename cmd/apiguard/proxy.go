@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/apiguard/apiguard/enforce"
+	"github.com/apiguard/apiguard/enforce/kv"
+	"github.com/apiguard/apiguard/pipeline/topology"
+	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/emit"
+)
+
+// syncTimeout bounds the wait for the enforcement snapshot at start.
+const syncTimeout = 10 * time.Second
+
+// proxyParts is a running proxy, for the demo and for tests.
+type proxyParts struct {
+	addr    net.Addr
+	matcher *enforce.Matcher
+	watcher *kv.Watcher
+	emitter *emit.Emitter
+	proxy   *proxy.Proxy
+}
+
+// startProxy starts the watcher, the emitter and the HTTP server in g.
+// Shutdown order when ctx ends: stop accepting and finish in-flight requests,
+// then flush the emitter (publish or spool what is queued), then close NATS.
+// onApply, if not nil, sees every enforcement entry as it takes effect.
+func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, log *slog.Logger,
+	onApply func(enforce.Entry, time.Time)) (*proxyParts, error) {
+	log = log.With("component", "proxy")
+	nc, js, err := connect(ctx, url, "apiguard-proxy", -1, log)
+	if err != nil {
+		return nil, err
+	}
+	bucket, err := topology.Ensure(ctx, js, cfg.NATS.Config)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	m := enforce.NewMatcher()
+	w := kv.NewWatcher(bucket, m, log)
+	w.OnApply = onApply
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	g.Go(func() error { return w.Run(watchCtx) })
+
+	if !waitFor(ctx, syncTimeout, w.Synced) {
+		if !cfg.Proxy.FailOpen {
+			stopWatch()
+			nc.Close()
+			return nil, fmt.Errorf("enforcement state not loaded in %s, and proxy.fail_open is false", syncTimeout)
+		}
+		log.Warn("serving before the enforcement state is loaded (proxy.fail_open)")
+	}
+	if cfg.Proxy.FailOpen {
+		log.Info("proxy is fail-open: it serves when the enforcement state cannot be loaded at start")
+	} else {
+		log.Info("proxy is fail-closed: it does not start without the enforcement state")
+	}
+
+	em, err := emit.New(cfg.Emit, nc, js, log)
+	if err != nil {
+		stopWatch()
+		nc.Close()
+		return nil, err
+	}
+	p, err := proxy.New(cfg.Proxy, []proxy.Check{proxy.NewEnforcement(m)}, em, cfg.NATS.Partitions, log)
+	if err != nil {
+		stopWatch()
+		nc.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
+	if err != nil {
+		stopWatch()
+		nc.Close()
+		return nil, fmt.Errorf("proxy.listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           p,
+		MaxHeaderBytes:    cfg.Proxy.MaxHeaderBytes,
+		ReadHeaderTimeout: cfg.Proxy.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Proxy.ReadTimeout,
+		WriteTimeout:      cfg.Proxy.WriteTimeout,
+		IdleTimeout:       cfg.Proxy.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	emitCtx, stopEmit := context.WithCancel(context.Background())
+	emitDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(emitDone)
+		return em.Run(emitCtx)
+	})
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving proxy: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		err := srv.Shutdown(shutCtx)
+		stopEmit()
+		<-emitDone
+		stopWatch()
+		nc.Close()
+		st := em.Stats()
+		log.Info("proxy stopped", "requests", p.Stats().Requests.Load(), "published", st.Published.Load(),
+			"spooled", st.Spooled.Load(), "spool_bytes", em.SpoolBytes(),
+			"dropped", st.DroppedQueue.Load()+st.DroppedSpool.Load())
+		if err != nil {
+			return fmt.Errorf("shutting down proxy: %w", err)
+		}
+		return nil
+	})
+	log.Info("proxy listening", "addr", ln.Addr().String(), "upstream", cfg.Proxy.Upstream)
+	return &proxyParts{addr: ln.Addr(), matcher: m, watcher: w, emitter: em, proxy: p}, nil
+}
+
+// waitFor polls f until it is true, ctx ends or timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !f() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+func cmdProxy(ctx context.Context, args []string) error {
+	c := newCommon("proxy")
+	listen := c.fs.String("listen", "", "address to listen on (overrides proxy.listen)")
+	upstream := c.fs.String("upstream", "", "upstream base URL (overrides proxy.upstream)")
+	spool := c.fs.String("spool-dir", "", "spool directory (overrides emit.spool_dir)")
+	cfg, err := c.load(args, func(cfg *Config) {
+		if *listen != "" {
+			cfg.Proxy.Listen = *listen
+		}
+		if *upstream != "" {
+			cfg.Proxy.Upstream = *upstream
+		}
+		if *spool != "" {
+			cfg.Emit.SpoolDir = *spool
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.NATS.URL == "" {
+		return fmt.Errorf("%w: proxy needs --nats (or nats.url); 'apiguard up' runs NATS embedded", errUsage)
+	}
+	log := newLogger(cfg.Log, os.Stderr)
+	g, gctx := errgroup.WithContext(ctx)
+	if _, err := startProxy(gctx, g, cfg, cfg.NATS.URL, log, nil); err != nil {
+		return err
+	}
+	return g.Wait()
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/apiguard/apiguard/pipeline"
+	"github.com/apiguard/apiguard/pipeline/topology"
+)
+
+func cmdUp(ctx context.Context, args []string, out io.Writer) error {
+	c := newCommon("up")
+	demo := c.fs.Bool("demo", false, "add a demo API and demo traffic: normal clients and attackers")
+	forDur := c.fs.Duration("for", 0, "stop after this long and print a JSON summary as the last line")
+	clients := c.fs.Int("clients", 60, "demo: normal clients")
+	attackers := c.fs.Int("attackers", 1, "demo: attackers, starting one a second")
+	attackAfter := c.fs.Duration("attack-after", 30*time.Second, "demo: when the first attacker starts (baselines warm up first)")
+	listen := c.fs.String("listen", "", "proxy address (overrides proxy.listen)")
+	upstream := c.fs.String("upstream", "", "upstream base URL (overrides proxy.upstream)")
+	natsListen := c.fs.String("nats-listen", "", "embedded NATS address (overrides nats.listen)")
+	storeDir := c.fs.String("store-dir", "", "embedded NATS store (overrides nats.store_dir)")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if *forDur > 0 {
+		var cancel context.CancelFunc
+		gctx, cancel = context.WithTimeout(gctx, *forDur)
+		defer cancel()
+	}
+	var demoUpstream string
+	if *demo {
+		addr, run, err := serveDemoAPI(gctx, "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		g.Go(run)
+		demoUpstream = "http://" + addr.String()
+	}
+	cfg, err := c.build(func(cfg *Config) {
+		if *demo {
+			if c.logLevel == "" && cfg.Log.Level == "info" {
+				cfg.Log.Level = "warn" // keep the demo's own lines readable
+			}
+			cfg.Proxy.Upstream = demoUpstream
+			if len(cfg.Proxy.Routes) == 0 {
+				cfg.Proxy.Routes = demoRoutes
+			}
+		}
+		for flagVal, dst := range map[*string]*string{listen: &cfg.Proxy.Listen, upstream: &cfg.Proxy.Upstream,
+			natsListen: &cfg.NATS.Listen, storeDir: &cfg.NATS.StoreDir} {
+			if *flagVal != "" {
+				*dst = *flagVal
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, os.Stderr)
+
+	url := cfg.NATS.URL
+	if url == "" {
+		s, err := startEmbedded(cfg.NATS)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}()
+		url = s.ClientURL()
+		log.Info("embedded NATS running", "url", url, "store", cfg.NATS.StoreDir)
+	}
+
+	var report *demoReport
+	var extra []pipeline.Sink
+	if *demo {
+		report = newDemoReport(out, *attackers)
+		extra = append(extra, report)
+	}
+	pl, err := startPipeline(gctx, g, cfg, url, log, extra, reportOnAction(report))
+	if err != nil {
+		return err
+	}
+	px, err := startProxy(gctx, g, cfg, url, log, reportOnApply(report))
+	if err != nil {
+		return err
+	}
+	proxyURL := "http://" + px.addr.String()
+	fmt.Fprintf(out, "apiguard is up: proxy %s -> %s, NATS %s\n", proxyURL, cfg.Proxy.Upstream, url)
+
+	var traffic *demoTraffic
+	if *demo {
+		traffic = newDemoTraffic(proxyURL, *clients, *attackers, *attackAfter, report)
+		fmt.Fprintf(out, "demo: %d clients over %d APIs; %d attacker(s) from %s; baselines warm up first\n",
+			*clients, len(demoProfile), *attackers, *attackAfter)
+		g.Go(func() error { return traffic.run(gctx) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if report == nil || *forDur == 0 {
+		return nil
+	}
+	// Everything has stopped and the emitter has flushed: count what is stored.
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, js, err := connect(cctx, url, "apiguard-summary", 0, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	stored, err := topology.EventCount(cctx, js)
+	if err != nil {
+		return err
+	}
+	report.printSummary(report.summary(traffic.requests.Load(), stored, pl.pipeline.Stats().Anomalies.Load(),
+		pl.responder.Stats().Actions.Load()))
+	return nil
+}
