@@ -40,7 +40,7 @@ type RateConfig struct {
 func DefaultRateConfig() RateConfig {
 	return RateConfig{
 		Window: 10 * time.Second, Resolution: time.Second, Samples: 1024,
-		WarmupSamples: 30, WarmupPrincipals: 3, Threshold: 6, MinRate: 2,
+		WarmupSamples: 20, WarmupPrincipals: 3, Threshold: 6, MinRate: 2,
 		Cooldown: time.Minute, IdleAfter: 5 * time.Minute,
 	}
 }
@@ -77,9 +77,10 @@ func (c RateConfig) Validate() error {
 
 // Rate finds principals whose request rate on an API is far above what
 // principals usually do on that API. Each API has its own baseline: the
-// median and MAD of recent per-principal windowed rates, one sample per
-// principal per resolution step in which it was active. So 5 req/s can be
-// normal on GET /search and anomalous on POST /orders.
+// median and MAD of recent per-principal windowed rates, at most one sample
+// per principal per window, so a heavy hitter cannot drag the baseline
+// towards itself. So 5 req/s can be normal on GET /search and anomalous on
+// POST /orders.
 //
 // Only allowed requests count: a principal already blocked is not detected
 // again, and denied traffic does not teach the baseline, nor does a
@@ -106,6 +107,7 @@ type principalRate struct {
 	counts    [maxBuckets]uint32
 	first     int64 // bucket of the first event
 	last      int64 // bucket of the last event
+	sampled   int64 // bucket of the last sample given to the baseline
 	coolUntil int64 // event time, ns
 }
 
@@ -136,16 +138,19 @@ func (r *Rate) Observe(ev *event.RequestEvent) []*event.Anomaly {
 	key := principal{kind, value}
 	p := a.principals[key]
 	if p == nil {
-		p = &principalRate{first: b, last: b}
+		p = &principalRate{first: b, last: b, sampled: b}
 		a.principals[key] = p
 	}
 	cooling := t < p.coolUntil
 	if b > p.last {
-		// A new step: the finished window is one sample of this principal's
+		// A new step: the finished window is a sample of this principal's
 		// rate, once the principal has been seen for a whole window (a
-		// younger one's count would understate it).
-		if !cooling && p.last-p.first >= r.nBuckets {
+		// younger one's count would understate it) and at most once a
+		// window, so every active principal weighs the same in the
+		// baseline however fast it goes.
+		if !cooling && p.last-p.first >= r.nBuckets && p.last-p.sampled >= r.nBuckets {
 			a.base.add(r.sum(p)/r.cfg.Window.Seconds(), ownerHash(kind, value))
+			p.sampled = p.last
 		}
 		r.advance(p, b)
 	}

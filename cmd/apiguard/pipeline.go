@@ -23,11 +23,6 @@ type pipelineParts struct {
 	responder *responder.Responder
 }
 
-// sinkFunc adapts a function to pipeline.Sink.
-type sinkFunc func(context.Context, *event.Anomaly) error
-
-func (f sinkFunc) WriteAnomaly(ctx context.Context, a *event.Anomaly) error { return f(ctx, a) }
-
 // startPipeline starts one worker per owned partition in g. Anomalies go to
 // the extra sinks (observers), then the anomaly stream, then the responder. When ctx
 // ends the workers finish the event in hand and stop; then NATS is closed.
