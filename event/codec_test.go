@@ -3,8 +3,6 @@ package event
 import (
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -152,13 +150,6 @@ func BenchmarkCodec(b *testing.B) {
 func FuzzUnmarshalEvent(f *testing.F) {
 	b, _ := Marshal(typical())
 	f.Add(b)
-	seeds, _ := filepath.Glob("testdata/seed-*.bin")
-	for _, s := range seeds {
-		data, err := os.ReadFile(s)
-		if err == nil {
-			f.Add(data)
-		}
-	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var ev RequestEvent
 		if err := UnmarshalEvent(data, &ev); err != nil {

@@ -1,0 +1,65 @@
+# apiguard — make targets. `make up` runs the demo, `make test` runs every test.
+GO        ?= go
+BIN       := bin/apiguard
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_VTPROTO := github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.0
+STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build up test test-short bench bench-go bench-proxy bench-loop generate lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/apiguard
+
+## up: proxy, embedded JetStream, pipeline, responder, demo API and demo traffic (Ctrl-C to stop).
+up: build
+	./$(BIN) up --demo
+
+## test: vet, then every unit, fuzz-seed and end-to-end test, with the race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## bench: Go benchmarks, then wrk through the proxy, then the detection-to-block loop.
+bench: bench-go bench-proxy bench-loop
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors
+
+bench-proxy: build
+	./deploy/bench/proxy.sh
+
+bench-loop: build
+	./deploy/bench/loop.sh
+
+## generate: rebuild event/*.pb.go from event/event.proto.
+generate:
+	command -v protoc >/dev/null || (apt-get update && apt-get install -y protobuf-compiler)
+	$(GO) install $(PROTOC_GEN_GO)
+	$(GO) install $(PROTOC_GEN_VTPROTO)
+	PATH="$(GOBIN):$$PATH" protoc -I . --go_out=. --go_opt=paths=source_relative \
+		--go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+unmarshal_unsafe+size \
+		event/event.proto
+
+## lint: gofmt, vet and staticcheck must all be clean.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: a short run of every fuzz target (the seeds in testdata/ run in `make test`).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzUnmarshalEvent -fuzztime $(FUZZTIME) ./event
+	$(GO) test -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./enforce/kv
+	$(GO) test -run '^$$' -fuzz FuzzTemplater -fuzztime $(FUZZTIME) ./proxy
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRecords -fuzztime $(FUZZTIME) ./proxy/emit
+
+clean:
+	rm -rf bin var
