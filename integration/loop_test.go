@@ -210,7 +210,7 @@ func TestClosedLoop(t *testing.T) {
 		n, err := topology.EventCount(context.Background(), js)
 		stored = n
 		return err == nil && n == want
-	}, "stream holds %d events for %d requests", stored, want)
+	}, "stream holds %d events for %d requests", func() any { return stored }, want)
 	if errs.Load() != 0 {
 		t.Errorf("%d client requests failed at the transport", errs.Load())
 	}

@@ -98,7 +98,7 @@ func TestPipelineProcessesInOrderAndAcks(t *testing.T) {
 	go func() { done <- p.Run(runCtx) }()
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		return p.Stats().Processed.Load() == 300 && p.Stats().Undecodable.Load() == 2
-	}, "processed %d, undecodable %d", p.Stats().Processed.Load(), p.Stats().Undecodable.Load())
+	}, "processed %d, undecodable %d", func() any { return p.Stats().Processed.Load() }, func() any { return p.Stats().Undecodable.Load() })
 	// Every message acked or terminated: nothing pending on any consumer.
 	testutil.Eventually(t, 5*time.Second, func() bool {
 		for part := range cfg.Partitions {

@@ -60,7 +60,9 @@ func Connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
 }
 
 // Eventually polls f every 10ms until it returns true, failing the test
-// with msg if it has not within timeout.
+// with msg if it has not within timeout. Arguments of type func() any are
+// called when the message is formatted, so it shows the state at failure
+// rather than at the call.
 func Eventually(t testing.TB, timeout time.Duration, f func() bool, msg string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -69,7 +71,14 @@ func Eventually(t testing.TB, timeout time.Duration, f func() bool, msg string, 
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s: "+msg, append([]any{timeout}, args...)...)
+			vals := []any{timeout}
+			for _, a := range args {
+				if g, ok := a.(func() any); ok {
+					a = g()
+				}
+				vals = append(vals, a)
+			}
+			t.Fatalf("after %s: "+msg, vals...)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -72,6 +72,7 @@ func (c Config) Validate() error {
 type Stats struct {
 	Emitted       atomic.Uint64 // taken into the queue
 	Published     atomic.Uint64 // acked by JetStream, first try or from the spool
+	Duplicates    atomic.Uint64 // of those, acks saying the id was already stored
 	Spooled       atomic.Uint64 // written to the spool
 	DroppedQueue  atomic.Uint64 // queue full
 	DroppedSpool  atomic.Uint64 // spool full or failing
@@ -215,9 +216,11 @@ func (e *Emitter) publish(ctx context.Context, recs []Record) []Record {
 		m.Header.Set(event.HeaderSchema, schemaHeader)
 		fut, err := e.js.PublishMsgAsync(m, jetstream.WithMsgID(r.MsgID))
 		if err != nil {
+			// NATS is away or stalled: this and the rest fail, and those
+			// already sent are still waited for below.
 			e.stats.PublishErrors.Add(1)
-			// NATS is away or stalled: the rest go to the spool.
-			return append(failed, recs[i:]...)
+			failed = append(failed, recs[i:]...)
+			break
 		}
 		inflight = append(inflight, pending{r, fut})
 	}
@@ -225,8 +228,11 @@ func (e *Emitter) publish(ctx context.Context, recs []Record) []Record {
 	defer timeout.Stop()
 	for i, p := range inflight {
 		select {
-		case <-p.fut.Ok():
+		case ack := <-p.fut.Ok():
 			e.stats.Published.Add(1)
+			if ack.Duplicate {
+				e.stats.Duplicates.Add(1)
+			}
 			continue
 		case err := <-p.fut.Err():
 			e.stats.PublishErrors.Add(1)
@@ -279,6 +285,7 @@ func (e *Emitter) drain(ctx context.Context) {
 			e.stats.DroppedSpool.Add(1)
 			e.log.Error("spool segment damaged, sending what precedes the damage", "err", err, "records", len(recs))
 		}
+		sent := len(recs)
 		for len(recs) > 0 {
 			n := min(len(recs), e.cfg.BatchSize)
 			if failed := e.publish(ctx, recs[:n]); len(failed) > 0 {
@@ -291,7 +298,7 @@ func (e *Emitter) drain(ctx context.Context) {
 			e.log.Error("removing sent spool segment", "err", err)
 			return
 		}
-		e.log.Info("spool segment sent", "segment", path, "spool_bytes", e.spool.Bytes())
+		e.log.Info("spool segment sent", "segment", path, "records", sent, "spool_bytes", e.spool.Bytes())
 	}
 }
 

@@ -17,12 +17,14 @@ import (
 )
 
 // setup starts JetStream with the event stream and an emitter connected the
-// way the proxy connects (no reconnect buffer).
+// way the proxy connects (no reconnect buffer), spooling to a fresh
+// directory. It returns an observer's JetStream on a connection of its own. It returns an observer's
+// JetStream context on a connection of its own.
 func setup(t *testing.T, cfg Config) (*server.Server, jetstream.JetStream, *Emitter, string) {
 	t.Helper()
 	store := t.TempDir()
 	s := testutil.JetStream(t, -1, store)
-	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
+	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,14 +36,13 @@ func setup(t *testing.T, cfg Config) (*server.Server, jetstream.JetStream, *Emit
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SpoolDir == "" {
-		cfg.SpoolDir = t.TempDir()
-	}
+	cfg.SpoolDir = t.TempDir()
 	e, err := New(cfg, nc, js, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, js, e, store
+	_, observer := testutil.Connect(t, s)
+	return s, observer, e, store
 }
 
 func run(t *testing.T, e *Emitter) {
@@ -82,7 +83,7 @@ func TestEmitterPublishesOnceByID(t *testing.T) {
 	}
 	// A retried event (same id) is stored once.
 	e.Emit(ev(7))
-	testutil.Eventually(t, 10*time.Second, func() bool { return e.Stats().Published.Load() == 1001 }, "published %d of 1001", e.Stats().Published.Load())
+	testutil.Eventually(t, 10*time.Second, func() bool { return e.Stats().Published.Load() == 1001 }, "published %d of 1001", func() any { return e.Stats().Published.Load() })
 	if n := stored(t, js); n != 1000 {
 		t.Fatalf("stream holds %d events, want 1000", n)
 	}
@@ -121,8 +122,9 @@ func TestEmitterSpoolsWhileNATSIsAway(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, func() bool { return e.Stats().Spooled.Load() > 0 && len(e.queue) == 0 }, "events not spooled while NATS is away")
 
 	testutil.JetStream(t, port, store)
-	testutil.Eventually(t, 20*time.Second, func() bool { return stored(t, js) == 1300 }, "stream holds %d of 1300 events after NATS came back", stored(t, js))
-	testutil.Eventually(t, 5*time.Second, func() bool { return e.SpoolBytes() == 0 }, "spool not emptied: %d bytes", e.SpoolBytes())
+	testutil.Eventually(t, 20*time.Second, func() bool { return stored(t, js) == 1300 }, "stream holds %d of 1300 events after NATS came back",
+		func() any { return stored(t, js) })
+	testutil.Eventually(t, 5*time.Second, func() bool { return e.SpoolBytes() == 0 }, "spool not emptied: %d bytes", func() any { return e.SpoolBytes() })
 	if d := e.Stats().DroppedQueue.Load() + e.Stats().DroppedSpool.Load(); d != 0 {
 		t.Fatalf("%d events dropped", d)
 	}
