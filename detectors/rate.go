@@ -3,6 +3,7 @@ package detectors
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/apiguard/apiguard/event"
@@ -132,14 +133,14 @@ func (r *Rate) Observe(ev *event.RequestEvent) []*event.Anomaly {
 	if a == nil {
 		a = &apiRate{principals: map[principal]*principalRate{}}
 		a.base.init(r.cfg.Samples)
-		r.apis[ev.Api] = a
+		// Keys outlive the event, whose strings share one buffer: clone them.
+		r.apis[strings.Clone(ev.Api)] = a
 	}
 	kind, value := event.PrincipalOf(ev)
-	key := principal{kind, value}
-	p := a.principals[key]
+	p := a.principals[principal{kind, value}]
 	if p == nil {
 		p = &principalRate{first: b, last: b, sampled: b}
-		a.principals[key] = p
+		a.principals[principal{kind, strings.Clone(value)}] = p
 	}
 	cooling := t < p.coolUntil
 	if b > p.last {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"unsafe"
 )
 
 // SchemaVersion is the version of the messages this package writes. Readers
@@ -65,9 +66,20 @@ func AppendMarshal(buf []byte, ev *RequestEvent) ([]byte, error) {
 	return buf, nil
 }
 
-// UnmarshalEvent decodes and checks a request event.
+// UnmarshalEvent decodes and checks a request event. b is copied once and
+// every string and byte field of ev shares that one copy (one allocation
+// instead of one per field); b may be reused after the call. Code that keeps
+// a field long after the event (a map key, say) should strings.Clone it, so
+// that it does not hold the whole event's memory.
 func UnmarshalEvent(b []byte, ev *RequestEvent) error {
-	return unmarshal(b, ev, "request event")
+	if len(b) == 0 {
+		return unmarshal(b, ev, "request event")
+	}
+	own := string(b) // immutable from here on: nothing writes to it
+	if err := ev.UnmarshalVTUnsafe(unsafe.Slice(unsafe.StringData(own), len(own))); err != nil {
+		return fmt.Errorf("decoding request event: %w", err)
+	}
+	return check(ev, "request event")
 }
 
 // UnmarshalAnomaly decodes and checks an anomaly.
@@ -84,6 +96,11 @@ func unmarshal(b []byte, m Message, what string) error {
 	if err := m.UnmarshalVT(b); err != nil {
 		return fmt.Errorf("decoding %s: %w", what, err)
 	}
+	return check(m, what)
+}
+
+// check refuses messages of unknown schema or without an id.
+func check(m Message, what string) error {
 	if s := m.GetSchema(); s == 0 || s > SchemaVersion {
 		return fmt.Errorf("decoding %s: schema %d: %w", what, s, ErrSchema)
 	}
