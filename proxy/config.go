@@ -28,6 +28,9 @@ type Config struct {
 	// FailOpen serves requests when the enforcement state could not be
 	// loaded at start; otherwise the proxy refuses to start without it.
 	FailOpen bool `yaml:"fail_open"`
+	// SyncTimeout is how long the proxy waits at start for the enforcement
+	// state before it fails (or, fail-open, serves without it).
+	SyncTimeout time.Duration `yaml:"sync_timeout"`
 
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -50,6 +53,7 @@ func DefaultConfig() Config {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		UpstreamTimeout:   30 * time.Second,
+		SyncTimeout:       10 * time.Second,
 	}
 }
 
@@ -81,6 +85,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("proxy.idle_timeout: must be positive")
 	case c.UpstreamTimeout <= 0:
 		return fmt.Errorf("proxy.upstream_timeout: must be positive")
+	case c.SyncTimeout <= 0:
+		return fmt.Errorf("proxy.sync_timeout: must be positive")
 	}
 	return nil
 }

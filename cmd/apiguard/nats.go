@@ -48,13 +48,16 @@ func startEmbedded(cfg NATSConfig) (*server.Server, error) {
 }
 
 // connect dials NATS for one component. reconnectBuf < 0 disables the
-// client's reconnect buffer (the proxy spools instead).
-func connect(ctx context.Context, url, name string, reconnectBuf int, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+// client's reconnect buffer (the proxy spools instead). With background set,
+// connect returns at once even if NATS cannot be reached, and the client
+// keeps trying (the proxy serves meanwhile); otherwise it tries for about
+// five seconds and fails.
+func connect(ctx context.Context, url, name string, reconnectBuf int, background bool, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
-		nats.RetryOnFailedConnect(false),
+		nats.RetryOnFailedConnect(background),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil when the connection is closed on purpose
 				log.Warn("nats disconnected", "conn", name, "err", err)

@@ -36,7 +36,7 @@ func openOperator(ctx context.Context, cfg Config) (*operatorEnv, error) {
 		url = "nats://" + cfg.NATS.Listen // the embedded server of 'apiguard up'
 	}
 	log := newLogger(cfg.Log, io.Discard)
-	nc, js, err := connect(ctx, url, "apiguard-operator", 0, log)
+	nc, js, err := connect(ctx, url, "apiguard-operator", 0, false, log)
 	if err != nil {
 		return nil, err
 	}

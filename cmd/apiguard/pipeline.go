@@ -29,7 +29,7 @@ type pipelineParts struct {
 func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url string, log *slog.Logger,
 	extra []pipeline.Sink, onAction func(*event.Action)) (*pipelineParts, error) {
 	log = log.With("component", "pipeline")
-	nc, js, err := connect(ctx, url, "apiguard-pipeline", 0, log)
+	nc, js, err := connect(ctx, url, "apiguard-pipeline", 0, false, log)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/apiguard/apiguard/enforce"
@@ -18,9 +19,6 @@ import (
 	"github.com/apiguard/apiguard/proxy"
 	"github.com/apiguard/apiguard/proxy/emit"
 )
-
-// syncTimeout bounds the wait for the enforcement snapshot at start.
-const syncTimeout = 10 * time.Second
 
 // proxyParts is a running proxy, for the demo and for tests.
 type proxyParts struct {
@@ -38,26 +36,26 @@ type proxyParts struct {
 func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, log *slog.Logger,
 	onApply func(enforce.Entry, time.Time)) (*proxyParts, error) {
 	log = log.With("component", "proxy")
-	nc, js, err := connect(ctx, url, "apiguard-proxy", -1, log)
+	// The proxy may start while NATS is away: it connects in the background,
+	// its watcher retries until the bucket can be opened, and its emitter
+	// spools. proxy.fail_open decides whether it serves meanwhile.
+	nc, js, err := connect(ctx, url, "apiguard-proxy", -1, true, log)
 	if err != nil {
-		return nil, err
-	}
-	bucket, err := topology.Ensure(ctx, js, cfg.NATS.Config)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	m := enforce.NewMatcher()
-	w := kv.NewWatcher(bucket, m, log)
+	w := kv.NewWatcher(func(ctx context.Context) (jetstream.KeyValue, error) {
+		return topology.Ensure(ctx, js, cfg.NATS.Config)
+	}, m, log)
 	w.OnApply = onApply
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	g.Go(func() error { return w.Run(watchCtx) })
 
-	if !waitFor(ctx, syncTimeout, w.Synced) {
+	if !waitFor(ctx, cfg.Proxy.SyncTimeout, w.Synced) {
 		if !cfg.Proxy.FailOpen {
 			stopWatch()
 			nc.Close()
-			return nil, fmt.Errorf("enforcement state not loaded in %s, and proxy.fail_open is false", syncTimeout)
+			return nil, fmt.Errorf("enforcement state not loaded within proxy.sync_timeout (%s), and proxy.fail_open is false", cfg.Proxy.SyncTimeout)
 		}
 		log.Warn("serving before the enforcement state is loaded (proxy.fail_open)")
 	}
@@ -117,7 +115,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		nc.Close()
 		st := em.Stats()
 		log.Info("proxy stopped", "requests", p.Stats().Requests.Load(), "published", st.Published.Load(),
-			"spooled", st.Spooled.Load(), "spool_bytes", em.SpoolBytes(),
+			"duplicates", st.Duplicates.Load(), "spooled", st.Spooled.Load(), "spool_bytes", em.SpoolBytes(),
 			"dropped", st.DroppedQueue.Load()+st.DroppedSpool.Load())
 		if err != nil {
 			return fmt.Errorf("shutting down proxy: %w", err)

@@ -112,7 +112,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	// Everything has stopped and the emitter has flushed: count what is stored.
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, js, err := connect(cctx, url, "apiguard-summary", 0, log)
+	nc, js, err := connect(cctx, url, "apiguard-summary", 0, false, log)
 	if err != nil {
 		return err
 	}

@@ -22,9 +22,9 @@ const maxDeltaBatch = 4096
 // again with a full load, so a proxy that lost NATS keeps enforcing what it
 // had and catches up when NATS returns.
 type Watcher struct {
-	kv  jetstream.KeyValue
-	m   *enforce.Matcher
-	log *slog.Logger
+	open BucketFunc
+	m    *enforce.Matcher
+	log  *slog.Logger
 
 	// OnApply, if set before Run, is called from Run's goroutine for each
 	// entry put after the initial load, with the time it took effect.
@@ -37,9 +37,18 @@ type Watcher struct {
 	malformed atomic.Uint64
 }
 
-// NewWatcher returns a Watcher that feeds m from the bucket kv.
-func NewWatcher(kv jetstream.KeyValue, m *enforce.Matcher, log *slog.Logger) *Watcher {
-	return &Watcher{kv: kv, m: m, log: log}
+// BucketFunc opens the enforcement bucket. The Watcher calls it at the start
+// of every watch, so a proxy can start before NATS or the bucket is there.
+type BucketFunc func(ctx context.Context) (jetstream.KeyValue, error)
+
+// Bucket returns a BucketFunc for a bucket already open.
+func Bucket(kv jetstream.KeyValue) BucketFunc {
+	return func(context.Context) (jetstream.KeyValue, error) { return kv, nil }
+}
+
+// NewWatcher returns a Watcher that feeds m from the bucket that open returns.
+func NewWatcher(open BucketFunc, m *enforce.Matcher, log *slog.Logger) *Watcher {
+	return &Watcher{open: open, m: m, log: log}
 }
 
 // Synced reports whether the full snapshot has been loaded by the current
@@ -80,9 +89,13 @@ func (w *Watcher) now() time.Time {
 }
 
 func (w *Watcher) watch(ctx context.Context) error {
-	kw, err := w.kv.WatchAll(ctx)
+	bucket, err := w.open(ctx)
 	if err != nil {
-		return fmt.Errorf("watching %s: %w", w.kv.Bucket(), err)
+		return fmt.Errorf("opening enforcement bucket: %w", err)
+	}
+	kw, err := bucket.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", bucket.Bucket(), err)
 	}
 	defer func() { _ = kw.Stop() }()
 	updates := kw.Updates()

@@ -267,9 +267,10 @@ func (e *Emitter) toSpool(recs []Record) {
 
 // drain sends spooled segments, oldest first, while NATS is connected. A
 // segment is removed only when every record in it was acked; otherwise it
-// stays for the next try.
+// stays for the next try. It returns to intake when the queue is half full,
+// so that a long drain does not make the queue drop new events.
 func (e *Emitter) drain(ctx context.Context) {
-	for e.nc.IsConnected() && ctx.Err() == nil {
+	for e.nc.IsConnected() && ctx.Err() == nil && len(e.queue) < cap(e.queue)/2 {
 		path, ok, err := e.spool.Oldest()
 		if err != nil {
 			e.log.Error("reading spool", "err", err)
