@@ -3,7 +3,7 @@
 // sortable event id, the partitioning of principals, and the names of every
 // subject, stream, KV bucket and header the parts use to talk to each other.
 //
-// It imports nothing of the project; everything else imports it.
+// It imports nothing of the project; everything else imports it. The
+// generated files (event.pb.go, event_vtproto.pb.go) are committed; `make
+// generate` rebuilds them from event.proto.
 package event
-
-//go:generate protoc -I .. --go_out=.. --go_opt=paths=source_relative event/event.proto

@@ -30,6 +30,18 @@ type operatorEnv struct {
 	close  func()
 }
 
+// withOperator runs f with an operator environment, bounded by operatorTimeout.
+func withOperator(ctx context.Context, cfg Config, f func(context.Context, *operatorEnv) error) error {
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
+	defer cancel()
+	env, err := openOperator(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	return f(ctx, env)
+}
+
 func openOperator(ctx context.Context, cfg Config) (*operatorEnv, error) {
 	url := cfg.NATS.URL
 	if url == "" {
@@ -90,28 +102,23 @@ func cmdBlock(ctx context.Context, args []string, out io.Writer) error {
 	if *ttl != 0 && *ttl < kv.MinTTL {
 		return fmt.Errorf("%w: --ttl %s is shorter than %s", errUsage, *ttl, kv.MinTTL)
 	}
-	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
-	defer cancel()
-	env, err := openOperator(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer env.close()
-	now := time.Now()
-	e := enforce.Entry{Kind: kind, Value: value, Action: act, Reason: *reason, Actor: operatorName(), Created: now}
-	if *ttl > 0 {
-		e.Expires = now.Add(*ttl)
-	}
-	if _, err := env.writer.Put(ctx, e, now); err != nil {
-		return err
-	}
-	kinds := map[enforce.Action]event.ActionKind{enforce.ActionBlock: event.ActionKind_ACTION_BLOCK,
-		enforce.ActionThrottle: event.ActionKind_ACTION_THROTTLE, enforce.ActionRevoke: event.ActionKind_ACTION_REVOKE}
-	if err := audit(ctx, env, kinds[act], kind, value, *ttl, *reason); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%s %s %s until %s\n", act, kind, value, expiresText(e.Expires))
-	return nil
+	return withOperator(ctx, cfg, func(ctx context.Context, env *operatorEnv) error {
+		now := time.Now()
+		e := enforce.Entry{Kind: kind, Value: value, Action: act, Reason: *reason, Actor: operatorName(), Created: now}
+		if *ttl > 0 {
+			e.Expires = now.Add(*ttl)
+		}
+		if _, err := env.writer.Put(ctx, e, now); err != nil {
+			return err
+		}
+		kinds := map[enforce.Action]event.ActionKind{enforce.ActionBlock: event.ActionKind_ACTION_BLOCK,
+			enforce.ActionThrottle: event.ActionKind_ACTION_THROTTLE, enforce.ActionRevoke: event.ActionKind_ACTION_REVOKE}
+		if err := audit(ctx, env, kinds[act], kind, value, *ttl, *reason); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s %s %s until %s\n", act, kind, value, expiresText(e.Expires))
+		return nil
+	})
 }
 
 func cmdUnblock(ctx context.Context, args []string, out io.Writer) error {
@@ -125,21 +132,16 @@ func cmdUnblock(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
-	defer cancel()
-	env, err := openOperator(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer env.close()
-	if err := env.writer.Delete(ctx, kind, value); err != nil {
-		return err
-	}
-	if err := audit(ctx, env, event.ActionKind_ACTION_UNBLOCK, kind, value, 0, *reason); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "unblocked %s %s\n", kind, value)
-	return nil
+	return withOperator(ctx, cfg, func(ctx context.Context, env *operatorEnv) error {
+		if err := env.writer.Delete(ctx, kind, value); err != nil {
+			return err
+		}
+		if err := audit(ctx, env, event.ActionKind_ACTION_UNBLOCK, kind, value, 0, *reason); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "unblocked %s %s\n", kind, value)
+		return nil
+	})
 }
 
 func audit(ctx context.Context, env *operatorEnv, kind event.ActionKind, target enforce.Kind, value string, ttl time.Duration, reason string) error {
@@ -157,13 +159,12 @@ func cmdBlocks(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
-	defer cancel()
-	env, err := openOperator(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer env.close()
+	return withOperator(ctx, cfg, func(ctx context.Context, env *operatorEnv) error {
+		return listEntries(ctx, env, out)
+	})
+}
+
+func listEntries(ctx context.Context, env *operatorEnv, out io.Writer) error {
 	entries, errs := env.writer.List(ctx)
 	slices.SortFunc(entries, func(a, b enforce.Entry) int { return a.Created.Compare(b.Created) })
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)

@@ -11,17 +11,11 @@ import (
 	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/enforce/kv"
 	"github.com/apiguard/apiguard/internal/testutil"
-	"github.com/apiguard/apiguard/pipeline/topology"
 )
 
 func TestWatcherFollowsBucket(t *testing.T) {
-	s := testutil.JetStream(t, -1, "")
-	_, js := testutil.Connect(t, s)
+	js, bucket := testutil.Topology(t)
 	ctx := context.Background()
-	bucket, err := topology.Ensure(ctx, js, topology.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := kv.NewWriter(js, bucket)
 	now := time.Now()
 	// One entry before the watcher starts: it must come with the snapshot.
@@ -94,13 +88,8 @@ func TestWatcherFollowsBucket(t *testing.T) {
 }
 
 func TestWriterRejects(t *testing.T) {
-	s := testutil.JetStream(t, -1, "")
-	_, js := testutil.Connect(t, s)
+	js, bucket := testutil.Topology(t)
 	ctx := context.Background()
-	bucket, err := topology.Ensure(ctx, js, topology.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := kv.NewWriter(js, bucket)
 	now := time.Now()
 	tests := []struct {

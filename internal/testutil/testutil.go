@@ -4,12 +4,15 @@
 package testutil
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiguard/apiguard/pipeline/topology"
 )
 
 // JetStream starts a NATS server with JetStream on 127.0.0.1. Port -1 picks
@@ -82,4 +85,16 @@ func Eventually(t testing.TB, timeout time.Duration, f func() bool, msg string, 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Topology starts a JetStream server, connects to it and declares apiguard's
+// streams and enforcement bucket with the default configuration.
+func Topology(t testing.TB) (jetstream.JetStream, jetstream.KeyValue) {
+	t.Helper()
+	_, js := Connect(t, JetStream(t, -1, ""))
+	bucket, err := topology.Ensure(context.Background(), js, topology.DefaultConfig())
+	if err != nil {
+		t.Fatalf("declaring topology: %v", err)
+	}
+	return js, bucket
 }

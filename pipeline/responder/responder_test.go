@@ -25,12 +25,7 @@ type env struct {
 
 func newEnv(t *testing.T) env {
 	t.Helper()
-	s := testutil.JetStream(t, -1, "")
-	_, js := testutil.Connect(t, s)
-	bucket, err := topology.Ensure(context.Background(), js, topology.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, bucket := testutil.Topology(t)
 	return env{js: js, writer: kv.NewWriter(js, bucket), audit: topology.NewPublisher(js)}
 }
 
