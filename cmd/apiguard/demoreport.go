@@ -163,3 +163,22 @@ func reportOnApply(r *demoReport) func(enforce.Entry, time.Time) {
 	}
 	return r.onApply
 }
+
+// clearDemoEntries deletes the enforcement entries of demo principals.
+func clearDemoEntries(ctx context.Context, env *operatorEnv, out io.Writer) error {
+	entries, _ := env.writer.List(ctx)
+	n := 0
+	for _, e := range entries {
+		if e.Kind != enforce.KindKey || !(strings.HasPrefix(e.Value, "attacker-") || strings.HasPrefix(e.Value, "client-")) {
+			continue
+		}
+		if err := env.writer.Delete(ctx, e.Kind, e.Value); err != nil {
+			return err
+		}
+		n++
+	}
+	if n > 0 {
+		fmt.Fprintf(out, "demo: cleared %d enforcement entries left by an earlier demo run\n", n)
+	}
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
 
 	"github.com/apiguard/apiguard/enforce"
@@ -25,6 +26,7 @@ const operatorTimeout = 15 * time.Second
 // operatorEnv is what block, unblock and blocks use: the bucket's writer
 // and the audit stream.
 type operatorEnv struct {
+	js     jetstream.JetStream
 	writer *kv.Writer
 	audit  *topology.Publisher
 	close  func()
@@ -57,7 +59,7 @@ func openOperator(ctx context.Context, cfg Config) (*operatorEnv, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &operatorEnv{writer: kv.NewWriter(js, bucket), audit: topology.NewPublisher(js), close: nc.Close}, nil
+	return &operatorEnv{js: js, writer: kv.NewWriter(js, bucket), audit: topology.NewPublisher(js), close: nc.Close}, nil
 }
 
 func operatorName() string {

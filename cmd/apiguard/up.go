@@ -16,7 +16,7 @@ import (
 func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	c := newCommon("up")
 	demo := c.fs.Bool("demo", false, "add a demo API and demo traffic: normal clients and attackers")
-	forDur := c.fs.Duration("for", 0, "stop after this long and print a JSON summary as the last line")
+	forDur := c.fs.Duration("for", 0, "stop after this long; a demo prints a JSON summary as its last line when it stops")
 	clients := c.fs.Int("clients", 60, "demo: normal clients")
 	attackers := c.fs.Int("attackers", 1, "demo: attackers, starting one a second")
 	attackAfter := c.fs.Duration("attack-after", 30*time.Second, "demo: when the first attacker starts (baselines warm up first)")
@@ -89,6 +89,24 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var storedBefore uint64
+	if *demo {
+		// The store outlives a run: entries an earlier demo left for its
+		// own clients and attackers would spoil this one.
+		// The summary counts the events this run stored.
+		opCfg := cfg
+		opCfg.NATS.URL = url
+		if err := withOperator(gctx, opCfg, func(ctx context.Context, env *operatorEnv) error {
+			if err := clearDemoEntries(ctx, env, out); err != nil {
+				return err
+			}
+			var err error
+			storedBefore, err = topology.EventCount(ctx, env.js)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	px, err := startProxy(gctx, g, cfg, url, log, reportOnApply(report))
 	if err != nil {
 		return err
@@ -106,10 +124,11 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	if report == nil || *forDur == 0 {
+	if report == nil {
 		return nil
 	}
-	// Everything has stopped and the emitter has flushed: count what is stored.
+	// Everything has stopped (at --for, or on Ctrl-C) and the emitter has
+	// flushed: count what is stored and sum the demo up.
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	nc, js, err := connect(cctx, url, "apiguard-summary", 0, false, log)
@@ -121,7 +140,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	report.printSummary(report.summary(traffic.requests.Load(), stored, pl.pipeline.Stats().Anomalies.Load(),
+	report.printSummary(report.summary(traffic.requests.Load(), stored-storedBefore, pl.pipeline.Stats().Anomalies.Load(),
 		pl.responder.Stats().Actions.Load()))
 	return nil
 }
