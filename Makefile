@@ -29,7 +29,7 @@ test-short:
 bench: bench-go bench-proxy bench-loop
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors ./proxy
 
 bench-proxy: build
 	./deploy/bench/proxy.sh
