@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
@@ -48,6 +49,12 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		return topology.Ensure(ctx, js, cfg.NATS.Config)
 	}, m, log)
 	w.OnApply = onApply
+	// A KV watch that spans a server restart can fall silent: reload the
+	// snapshot on every reconnect.
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		log.Info("nats reconnected", "conn", "apiguard-proxy", "url", c.ConnectedUrl())
+		w.Resync()
+	})
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	g.Go(func() error { return w.Run(watchCtx) })
 

@@ -32,10 +32,14 @@ type Watcher struct {
 	// Now is the clock used for OnApply; time.Now if nil.
 	Now func() time.Time
 
+	resync    chan struct{}
 	synced    atomic.Bool
 	applied   atomic.Uint64
 	malformed atomic.Uint64
 }
+
+// errResync ends a watch that Resync asked to restart.
+var errResync = errors.New("resync requested")
 
 // BucketFunc opens the enforcement bucket. The Watcher calls it at the start
 // of every watch, so a proxy can start before NATS or the bucket is there.
@@ -48,7 +52,17 @@ func Bucket(kv jetstream.KeyValue) BucketFunc {
 
 // NewWatcher returns a Watcher that feeds m from the bucket that open returns.
 func NewWatcher(open BucketFunc, m *enforce.Matcher, log *slog.Logger) *Watcher {
-	return &Watcher{open: open, m: m, log: log}
+	return &Watcher{open: open, m: m, log: log, resync: make(chan struct{}, 1)}
+}
+
+// Resync makes Run restart its watch with a full load, at once. Call it when
+// the NATS connection has been re-established: a watch that spanned a server
+// restart can be left silent. It does not block and is safe from any goroutine.
+func (w *Watcher) Resync() {
+	select {
+	case w.resync <- struct{}{}:
+	default:
+	}
 }
 
 // Synced reports whether the full snapshot has been loaded by the current
@@ -70,6 +84,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.synced.Store(false)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errResync) {
+			// The matcher keeps the last snapshot until the reload swaps in.
+			w.log.Info("reloading the enforcement snapshot after a reconnect")
+			backoff = 100 * time.Millisecond
+			continue
 		}
 		w.log.Warn("enforcement watch failed, restarting", "err", err, "backoff", backoff)
 		select {
@@ -106,6 +126,8 @@ func (w *Watcher) watch(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-w.resync:
+			return errResync
 		case u, ok := <-updates:
 			if !ok {
 				return errors.New("watch closed during initial load")
@@ -140,6 +162,8 @@ func (w *Watcher) watch(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-w.resync:
+			return errResync
 		case u, ok := <-updates:
 			if !ok {
 				return errors.New("watch closed")
