@@ -1076,7 +1076,7 @@ const file_event_event_proto_rawDesc = "" +
 	"\fACTION_BLOCK\x10\x01\x12\x13\n" +
 	"\x0fACTION_THROTTLE\x10\x02\x12\x11\n" +
 	"\rACTION_REVOKE\x10\x03\x12\x12\n" +
-	"\x0eACTION_UNBLOCK\x10\x04B$Z\"github.com/apiguard/apiguard/eventb\x06proto3"
+	"\x0eACTION_UNBLOCK\x10\x04B*Z(github.com/apiguard/apiguard/event;eventb\x06proto3"
 
 var (
 	file_event_event_proto_rawDescOnce sync.Once
