@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -226,7 +227,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	p.stats.UpstreamError.Add(1)
 	status := http.StatusBadGateway
-	if errors.Is(err, context.DeadlineExceeded) {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		status = http.StatusGatewayTimeout
 	}
 	if now := time.Now().UnixNano(); now-p.lastErrLog.Load() > int64(time.Second) {

@@ -222,6 +222,36 @@ func TestProxyUpstreamDown(t *testing.T) {
 	}
 }
 
+func TestProxyUpstreamTimeout(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	cfg := DefaultConfig()
+	cfg.Upstream, cfg.UpstreamTimeout = slow.URL, 100*time.Millisecond
+	events := &collector{}
+	p, err := New(cfg, nil, events, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
+	}
+	if ev := events.last(t); ev.Status != 504 || !strings.Contains(ev.Reason, "timeout") {
+		t.Errorf("event status %d reason %q", ev.Status, ev.Reason)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	mod := func(f func(*Config)) Config { c := DefaultConfig(); f(&c); return c }
 	tests := []struct {
