@@ -28,6 +28,7 @@ type demoReport struct {
 	blockedAtt  map[string]bool
 	blockedOK   map[string]bool
 	legitDenied int
+	transport   int // requests that got no response
 	statuses    map[int]int
 	loops       []time.Duration
 }
@@ -66,6 +67,12 @@ func (r *demoReport) clientStatus(key string, attacker bool, status int) {
 		r.refused[key] = true
 		r.printf("REFUSED", "%s now gets 403 Forbidden, %.1fs after its attack began", key, time.Since(r.attacking[key]).Seconds())
 	}
+}
+
+func (r *demoReport) transportError() {
+	r.mu.Lock()
+	r.transport++
+	r.mu.Unlock()
 }
 
 // WriteAnomaly implements pipeline.Sink: it prints each detection.
@@ -130,7 +137,8 @@ func (r *demoReport) summary(requests, stored, anomalies, blocks uint64) summary
 
 func (r *demoReport) printSummary(s summary) {
 	r.mu.Lock()
-	fmt.Fprintf(r.out, "\nresponses by status: %v; legitimate requests refused: %d\n", r.statuses, r.legitDenied)
+	fmt.Fprintf(r.out, "\nresponses by status: %v; legitimate requests refused: %d; requests without a response: %d\n",
+		r.statuses, r.legitDenied, r.transport)
 	r.mu.Unlock()
 	b, _ := json.Marshal(s)
 	fmt.Fprintln(r.out, string(b))

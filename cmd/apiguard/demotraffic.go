@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -22,9 +21,6 @@ type demoTraffic struct {
 	attackStart time.Duration
 	report      *demoReport
 	http        *http.Client
-
-	requests atomic.Uint64
-	failures atomic.Uint64
 }
 
 // demoProfile is what a normal client does: requests per second per API.
@@ -123,13 +119,12 @@ func (d *demoTraffic) do(ctx context.Context, method, path, key string) int {
 	resp, err := d.http.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
-			d.failures.Add(1)
+			d.report.transportError()
 		}
 		return 0
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	d.requests.Add(1)
 	return resp.StatusCode
 }
 

@@ -121,7 +121,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		stopWatch()
 		nc.Close()
 		st := em.Stats()
-		log.Info("proxy stopped", "requests", p.Stats().Requests.Load(), "published", st.Published.Load(),
+		log.Info("proxy stopped", "requests", p.Stats().Requests.Load(), "emitted", st.Emitted.Load(), "published", st.Published.Load(),
 			"duplicates", st.Duplicates.Load(), "spooled", st.Spooled.Load(), "spool_bytes", em.SpoolBytes(),
 			"dropped", st.DroppedQueue.Load()+st.DroppedSpool.Load())
 		if err != nil {

@@ -28,11 +28,20 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	g, gctx := errgroup.WithContext(ctx)
 	if *forDur > 0 {
 		var cancel context.CancelFunc
 		gctx, cancel = context.WithTimeout(gctx, *forDur)
 		defer cancel()
+	}
+	// abort stops what has been started and waits for it, so that an error
+	// at start leaves no goroutine running (and NATS, deferred, closes last).
+	abort := func(err error) error {
+		stop()
+		_ = g.Wait()
+		return err
 	}
 	var demoUpstream string
 	if *demo {
@@ -61,7 +70,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 		}
 	})
 	if err != nil {
-		return err
+		return abort(err)
 	}
 	log := newLogger(cfg.Log, os.Stderr)
 
@@ -69,7 +78,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	if url == "" {
 		s, err := startEmbedded(cfg.NATS)
 		if err != nil {
-			return err
+			return abort(err)
 		}
 		defer func() {
 			s.Shutdown()
@@ -87,7 +96,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	}
 	pl, err := startPipeline(gctx, g, cfg, url, log, extra, reportOnAction(report))
 	if err != nil {
-		return err
+		return abort(err)
 	}
 	var storedBefore uint64
 	if *demo {
@@ -104,19 +113,18 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 			storedBefore, err = topology.EventCount(ctx, env.js)
 			return err
 		}); err != nil {
-			return err
+			return abort(err)
 		}
 	}
 	px, err := startProxy(gctx, g, cfg, url, log, reportOnApply(report))
 	if err != nil {
-		return err
+		return abort(err)
 	}
 	proxyURL := "http://" + px.addr.String()
 	fmt.Fprintf(out, "apiguard is up: proxy %s -> %s, NATS %s\n", proxyURL, cfg.Proxy.Upstream, url)
 
-	var traffic *demoTraffic
 	if *demo {
-		traffic = newDemoTraffic(proxyURL, *clients, *attackers, *attackAfter, report)
+		traffic := newDemoTraffic(proxyURL, *clients, *attackers, *attackAfter, report)
 		fmt.Fprintf(out, "demo: %d clients over %d APIs; %d attacker(s) from %s; baselines warm up first\n",
 			*clients, len(demoProfile), *attackers, *attackAfter)
 		g.Go(func() error { return traffic.run(gctx) })
@@ -140,7 +148,9 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	report.printSummary(report.summary(traffic.requests.Load(), stored-storedBefore, pl.pipeline.Stats().Anomalies.Load(),
+	// Requests are counted at the proxy: one the client gave up on at the
+	// stop was still served, and still has its event.
+	report.printSummary(report.summary(px.proxy.Stats().Requests.Load(), stored-storedBefore, pl.pipeline.Stats().Anomalies.Load(),
 		pl.responder.Stats().Actions.Load()))
 	return nil
 }

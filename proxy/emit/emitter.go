@@ -197,14 +197,15 @@ func (e *Emitter) send(ctx context.Context, recs []Record) {
 		e.drain(ctx)
 		return
 	}
-	if failed := e.publish(ctx, recs); len(failed) > 0 {
+	if failed := e.publish(recs); len(failed) > 0 {
 		e.toSpool(failed)
 	}
 }
 
 // publish sends recs asynchronously, waits for their acks up to the publish
-// timeout, and returns those that were not acked.
-func (e *Emitter) publish(ctx context.Context, recs []Record) []Record {
+// timeout, and returns those that were not acked. It does not stop early on
+// shutdown: an ack abandoned then would spool an event that was stored.
+func (e *Emitter) publish(recs []Record) []Record {
 	type pending struct {
 		rec Record
 		fut jetstream.PubAckFuture
@@ -240,7 +241,6 @@ func (e *Emitter) publish(ctx context.Context, recs []Record) []Record {
 			failed = append(failed, p.rec)
 			continue
 		case <-timeout.C:
-		case <-ctx.Done():
 		}
 		// Out of time: this and every later record count as failed. Some
 		// may have been stored; JetStream drops their re-sends by id.
@@ -289,7 +289,7 @@ func (e *Emitter) drain(ctx context.Context) {
 		sent := len(recs)
 		for len(recs) > 0 {
 			n := min(len(recs), e.cfg.BatchSize)
-			if failed := e.publish(ctx, recs[:n]); len(failed) > 0 {
+			if failed := e.publish(recs[:n]); len(failed) > 0 {
 				e.log.Warn("spool drain interrupted; will retry", "segment", path, "unsent", len(failed))
 				return
 			}
@@ -303,7 +303,8 @@ func (e *Emitter) drain(ctx context.Context) {
 	}
 }
 
-// shutdown publishes or spools what is queued, then closes the spool.
+// shutdown publishes or spools what is queued, sends what is spooled if NATS
+// is there, then closes the spool. It is bounded by the publish timeout.
 func (e *Emitter) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.PublishTimeout)
 	defer cancel()
@@ -328,6 +329,9 @@ func (e *Emitter) shutdown() error {
 		}
 		e.send(ctx, recs)
 	}
+	// Send what is spooled while NATS is there, so a clean stop leaves
+	// nothing behind; what cannot be sent stays for the next start.
+	e.drain(ctx)
 	if err := e.spool.Close(); err != nil {
 		return fmt.Errorf("closing spool: %w", err)
 	}
