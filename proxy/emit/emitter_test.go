@@ -165,3 +165,28 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestEmitterCleanStopSendsSpool: events left in the spool by an earlier run
+// are sent before a clean stop returns.
+func TestEmitterCleanStopSendsSpool(t *testing.T) {
+	_, js, e, _ := setup(t, DefaultConfig())
+	var recs []Record
+	for i := range 50 {
+		data, err := event.Marshal(ev(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, Record{Subject: fmt.Sprintf(event.SubjectEventsT, i%4), MsgID: ev(i).Id, Data: data})
+	}
+	if _, err := e.spool.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stop at once: only the shutdown path can send them
+	if err := e.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(t, js); n != 50 || e.SpoolBytes() != 0 {
+		t.Fatalf("after a clean stop: %d of 50 stored, %d bytes still spooled", n, e.SpoolBytes())
+	}
+}
