@@ -21,6 +21,8 @@ import (
 // Message is one delivered event.
 type Message interface {
 	Data() []byte
+	// Sequence is the message's position in its stream; 0 if unknown.
+	Sequence() uint64
 	// Ack acknowledges the message: it will not be delivered again.
 	Ack() error
 	// Term tells the server never to deliver the message again, with a reason.
@@ -52,6 +54,7 @@ type Sink interface {
 // Stats are the pipeline's counters; safe to read while it runs.
 type Stats struct {
 	Processed   atomic.Uint64
+	Redelivered atomic.Uint64 // seen again after processing, acked and skipped
 	Undecodable atomic.Uint64
 	Anomalies   atomic.Uint64
 	SinkErrors  atomic.Uint64
@@ -96,6 +99,10 @@ type worker struct {
 	// lastBadLog rate-limits the log of undecodable events, which an
 	// attacker who can publish could otherwise use to flood the log.
 	lastBadLog time.Time
+	// done is the highest stream sequence handled. The worker handles its
+	// partition in order, so a message at or below it is a redelivery (its
+	// ack was late or lost) and must not be counted again.
+	done uint64
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -120,6 +127,17 @@ func (w *worker) run(ctx context.Context) error {
 }
 
 func (w *worker) handle(ctx context.Context, msg Message) error {
+	seq := msg.Sequence()
+	if seq != 0 && seq <= w.done {
+		w.p.stats.Redelivered.Add(1)
+		if err := msg.Ack(); err != nil {
+			return fmt.Errorf("acknowledging redelivered message %d: %w", seq, err)
+		}
+		return nil
+	}
+	if seq > w.done {
+		w.done = seq
+	}
 	var ev event.RequestEvent
 	if err := event.UnmarshalEvent(msg.Data(), &ev); err != nil {
 		w.p.stats.Undecodable.Add(1)

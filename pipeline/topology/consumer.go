@@ -65,6 +65,15 @@ func (m msg) Data() []byte             { return m.m.Data() }
 func (m msg) Ack() error               { return m.m.Ack() }
 func (m msg) Term(reason string) error { return m.m.TermWithReason(reason) }
 
+// Sequence implements pipeline.Message.
+func (m msg) Sequence() uint64 {
+	md, err := m.m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}
+
 // Interface guards
 var (
 	_ pipeline.Source  = (*Source)(nil)
