@@ -72,11 +72,16 @@ func AppendMarshal(buf []byte, ev *RequestEvent) ([]byte, error) {
 // a field long after the event (a map key, say) should strings.Clone it, so
 // that it does not hold the whole event's memory.
 func UnmarshalEvent(b []byte, ev *RequestEvent) error {
-	if len(b) == 0 {
-		return unmarshal(b, ev, "request event")
-	}
 	own := string(b) // immutable from here on: nothing writes to it
-	if err := ev.UnmarshalVTUnsafe(unsafe.Slice(unsafe.StringData(own), len(own))); err != nil {
+	return UnmarshalEventInPlace(unsafe.Slice(unsafe.StringData(own), len(own)), ev)
+}
+
+// UnmarshalEventInPlace is UnmarshalEvent without the copy: every string and
+// byte field of ev aliases b. Use it only when b belongs to the caller and is
+// never modified afterwards, as a NATS message's data is; the same advice on
+// keeping fields applies.
+func UnmarshalEventInPlace(b []byte, ev *RequestEvent) error {
+	if err := ev.UnmarshalVTUnsafe(b); err != nil {
 		return fmt.Errorf("decoding request event: %w", err)
 	}
 	return check(ev, "request event")

@@ -138,8 +138,10 @@ func (w *worker) handle(ctx context.Context, msg Message) error {
 	if seq > w.done {
 		w.done = seq
 	}
+	// The message's data is this message's own buffer, never written again:
+	// decode in place. Detectors clone what they keep.
 	var ev event.RequestEvent
-	if err := event.UnmarshalEvent(msg.Data(), &ev); err != nil {
+	if err := event.UnmarshalEventInPlace(msg.Data(), &ev); err != nil {
 		w.p.stats.Undecodable.Add(1)
 		if now := time.Now(); now.Sub(w.lastBadLog) > time.Second {
 			w.lastBadLog = now
