@@ -24,6 +24,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	upstream := c.fs.String("upstream", "", "upstream base URL (overrides proxy.upstream)")
 	natsListen := c.fs.String("nats-listen", "", "embedded NATS address (overrides nats.listen)")
 	storeDir := c.fs.String("store-dir", "", "embedded NATS store (overrides nats.store_dir)")
+	spoolDir := c.fs.String("spool-dir", "", "proxy's event spool (overrides emit.spool_dir)")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 		for flagVal, dst := range map[*string]*string{listen: &cfg.Proxy.Listen, upstream: &cfg.Proxy.Upstream,
-			natsListen: &cfg.NATS.Listen, storeDir: &cfg.NATS.StoreDir} {
+			natsListen: &cfg.NATS.Listen, storeDir: &cfg.NATS.StoreDir, spoolDir: &cfg.Emit.SpoolDir} {
 			if *flagVal != "" {
 				*dst = *flagVal
 			}

@@ -12,6 +12,6 @@ trap 'rm -rf "$work"' EXIT
 # Attackers start one a second after 30s of warm-up.
 secs=$((30 + N + 10))
 bin/apiguard up --demo --attackers "$N" --for "${secs}s" --listen 127.0.0.1:0 \
-	--nats-listen 127.0.0.1:0 --store-dir "$work/nats" >"$work/demo.out" 2>"$work/demo.log"
+	--nats-listen 127.0.0.1:0 --store-dir "$work/nats" --spool-dir "$work/spool" >"$work/demo.out" 2>"$work/demo.log"
 grep -c ENFORCED "$work/demo.out" | sed 's/^/blocks enforced at the proxy: /'
 tail -1 "$work/demo.out"

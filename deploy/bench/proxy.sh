@@ -29,7 +29,7 @@ trap cleanup EXIT
 bin/apiguard demo-upstream --listen 127.0.0.1:19000 >"$work/upstream.log" 2>&1 & pids+=($!)
 bin/bareproxy -listen 127.0.0.1:19001 -upstream http://127.0.0.1:19000 >"$work/bare.log" 2>&1 & pids+=($!)
 bin/apiguard up --listen 127.0.0.1:19002 --upstream http://127.0.0.1:19000 \
-	--nats-listen 127.0.0.1:0 --store-dir "$work/nats" --log-level info \
+	--nats-listen 127.0.0.1:0 --store-dir "$work/nats" --spool-dir "$work/spool" --log-level info \
 	>"$work/apiguard.out" 2>"$work/apiguard.log" & apiguard_pid=$!; pids+=($apiguard_pid)
 
 for port in 19000 19001 19002; do
