@@ -11,10 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apiguard/apiguard/internal/testutil"
 )
 
 // binary is the apiguard executable built once for the package's tests.
@@ -95,22 +98,24 @@ func (p *process) output() string {
 // apiguard runs a short subcommand and returns its output.
 func apiguard(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+	out, err := tryApiguard(args...)
 	if err != nil {
 		t.Fatalf("apiguard %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
+// tryApiguard runs a short subcommand and returns its output and error.
+func tryApiguard(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+	return string(out), err
+}
+
+// freeAddr returns a loopback address that is free and that servers on
+// port 0 (other packages' tests, running at the same time) cannot take.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
 }

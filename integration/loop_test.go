@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -92,9 +91,9 @@ func TestClosedLoop(t *testing.T) {
 	}
 	dir := t.TempDir()
 	store := filepath.Join(dir, "nats")
-	srv := testutil.JetStream(t, -1, store)
+	natsPort := testutil.FreePort(t) // restarted on the same port below
+	srv := testutil.JetStream(t, natsPort, store)
 	natsURL := srv.ClientURL()
-	natsPort := srv.Addr().(*net.TCPAddr).Port
 	_, js := testutil.Connect(t, srv)
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

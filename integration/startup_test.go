@@ -78,8 +78,13 @@ func TestProxyStartsWithoutNATS(t *testing.T) {
 			c, err := topology.EventCount(context.Background(), js)
 			return err == nil && c == n
 		}, "spooled events not delivered once NATS appeared")
-		// The state is now loaded: an operator's block takes effect.
-		apiguard(t, "block", "--nats", natsURL, "ip", "127.0.0.1")
+		// Once the proxy has declared the bucket, an operator's block takes effect.
+		var out string
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			var err error
+			out, err = tryApiguard("block", "--nats", natsURL, "ip", "127.0.0.1")
+			return err == nil
+		}, "block failed: %s", func() any { return out })
 		testutil.Eventually(t, 10*time.Second, func() bool {
 			resp, err := http.Get("http://" + listen + "/items/1")
 			if err != nil {

@@ -5,6 +5,9 @@ package testutil
 
 import (
 	"context"
+	"math/rand/v2"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,8 +19,9 @@ import (
 )
 
 // JetStream starts a NATS server with JetStream on 127.0.0.1. Port -1 picks
-// a free port; storeDir "" uses a fresh t.TempDir(). The server is shut
-// down when the test ends.
+// a free port (use FreePort instead for a server the test restarts on the
+// same port); storeDir "" uses a fresh t.TempDir(). The server is shut down
+// when the test ends.
 func JetStream(t testing.TB, port int, storeDir string) *server.Server {
 	t.Helper()
 	if storeDir == "" {
@@ -97,4 +101,22 @@ func Topology(t testing.TB) (jetstream.JetStream, jetstream.KeyValue) {
 		t.Fatalf("declaring topology: %v", err)
 	}
 	return js, bucket
+}
+
+// FreePort returns a loopback TCP port that is free now and lies below the
+// kernel's ephemeral range (32768 and up on Linux), so that servers other
+// tests start on port 0 cannot take it while a test holds it unbound (as
+// when it restarts a server on the same port).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }

@@ -23,7 +23,7 @@ import (
 func setup(t *testing.T, cfg Config) (*server.Server, jetstream.JetStream, *Emitter, string) {
 	t.Helper()
 	store := t.TempDir()
-	s := testutil.JetStream(t, -1, store)
+	s := testutil.JetStream(t, testutil.FreePort(t), store) // some tests restart it on the same port
 	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
 	if err != nil {
 		t.Fatal(err)
