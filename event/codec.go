@@ -47,7 +47,8 @@ func Marshal(m Message) ([]byte, error) {
 	return b, nil
 }
 
-// AppendMarshal is Marshal into the end of buf, for callers that reuse buffers.
+// AppendMarshal is Marshal of a request event into the end of buf, for
+// callers that batch or reuse buffers.
 func AppendMarshal(buf []byte, ev *RequestEvent) ([]byte, error) {
 	if ev.Schema == 0 {
 		ev.Schema = SchemaVersion

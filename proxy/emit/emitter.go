@@ -172,16 +172,28 @@ func (e *Emitter) fill(batch []*event.RequestEvent) []*event.RequestEvent {
 	return batch
 }
 
+// encode marshals a batch into one buffer, sized up front, of which each
+// record's Data is a slice. The buffer is never reused: records may be held
+// by pending publishes and the spool after encode returns.
 func (e *Emitter) encode(batch []*event.RequestEvent) []Record {
+	size := 0
+	for _, ev := range batch {
+		ev.Schema = event.SchemaVersion
+		size += ev.SizeVT()
+	}
+	buf := make([]byte, 0, size)
 	recs := make([]Record, 0, len(batch))
 	for _, ev := range batch {
-		data, err := event.Marshal(ev)
+		start := len(buf)
+		var err error
+		buf, err = event.AppendMarshal(buf, ev)
 		if err != nil {
 			e.stats.EncodeErrors.Add(1)
 			e.log.Error("dropping unencodable event", "id", ev.Id, "err", err)
 			continue
 		}
-		recs = append(recs, Record{Subject: fmt.Sprintf(event.SubjectEventsT, ev.Partition), MsgID: ev.Id, Data: data})
+		recs = append(recs, Record{Subject: fmt.Sprintf(event.SubjectEventsT, ev.Partition), MsgID: ev.Id,
+			Data: buf[start:len(buf):len(buf)]})
 	}
 	return recs
 }
