@@ -198,15 +198,15 @@ func TestEventRoundTrip(t *testing.T) {
 		t.Fatalf("Store = %v, %v", rej, err)
 	}
 	var (
-		tm                                                   time.Time
-		ns, reqB, respB                                      int64
-		id, proxy, api, method, host, path, ip, ua, tlsfp    string
-		hfp, key, jti, th, sub, sess, origin, ref, pk, pv    string
-		decision, check, reason, auth                        string
-		ipNum                                                string
-		qnames, fwd                                          []string
-		status, part                                         uint16
-		dur, up                                              uint32
+		tm                                                time.Time
+		ns, reqB, respB                                   int64
+		id, proxy, api, method, host, path, ip, ua, tlsfp string
+		hfp, key, jti, th, sub, sess, origin, ref, pk, pv string
+		decision, check, reason, auth                     string
+		ipNum                                             string
+		qnames, fwd                                       []string
+		status, part                                      uint16
+		dur, up                                           uint32
 	)
 	row := c.Conn().QueryRow(context.Background(), `SELECT time, time_unix_nano, event_id, proxy, api, method, host, path,
 		query_names, status, request_bytes, response_bytes, duration_us, upstream_us, client_ip, client_ip_num,

@@ -52,7 +52,7 @@ func ip16(b []byte) string {
 }
 
 type eventRow struct {
-	ev             *event.RequestEvent
+	ev          *event.RequestEvent
 	kind, value string
 }
 
