@@ -15,18 +15,20 @@ import (
 	"github.com/apiguard/apiguard/pipeline/topology"
 	"github.com/apiguard/apiguard/proxy"
 	"github.com/apiguard/apiguard/proxy/emit"
+	"github.com/apiguard/apiguard/sinks/clickhouse"
 )
 
 // Config is the whole configuration of every subcommand. It is layered:
 // DefaultConfig, then the YAML file (strict: an unknown key is an error
 // naming it and its line), then environment variables, then flags.
 type Config struct {
-	NATS      NATSConfig       `yaml:"nats"`
-	Proxy     proxy.Config     `yaml:"proxy"`
-	Emit      emit.Config      `yaml:"emit"`
-	Detectors DetectorsConfig  `yaml:"detectors"`
-	Responder responder.Config `yaml:"responder"`
-	Log       LogConfig        `yaml:"log"`
+	NATS       NATSConfig        `yaml:"nats"`
+	Proxy      proxy.Config      `yaml:"proxy"`
+	Emit       emit.Config       `yaml:"emit"`
+	Detectors  DetectorsConfig   `yaml:"detectors"`
+	Responder  responder.Config  `yaml:"responder"`
+	ClickHouse clickhouse.Config `yaml:"clickhouse"`
+	Log        LogConfig         `yaml:"log"`
 }
 
 // NATSConfig says where NATS is, or how to run it embedded.
@@ -57,12 +59,13 @@ func DefaultConfig() Config {
 	topo := topology.DefaultConfig()
 	topo.Partitions = 4
 	return Config{
-		NATS:      NATSConfig{Listen: "127.0.0.1:4222", StoreDir: "var/nats", Config: topo},
-		Proxy:     proxy.DefaultConfig(),
-		Emit:      emit.DefaultConfig(),
-		Detectors: DetectorsConfig{Rate: detectors.DefaultRateConfig()},
-		Responder: responder.DefaultConfig(),
-		Log:       LogConfig{Level: "info", Format: "text"},
+		NATS:       NATSConfig{Listen: "127.0.0.1:4222", StoreDir: "var/nats", Config: topo},
+		Proxy:      proxy.DefaultConfig(),
+		Emit:       emit.DefaultConfig(),
+		Detectors:  DetectorsConfig{Rate: detectors.DefaultRateConfig()},
+		Responder:  responder.DefaultConfig(),
+		ClickHouse: clickhouse.DefaultConfig(),
+		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -89,6 +92,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Responder.Validate(); err != nil {
+		return err
+	}
+	if err := c.ClickHouse.Validate(); err != nil {
 		return err
 	}
 	switch c.Log.Level {
@@ -121,6 +127,12 @@ func loadFile(path string, cfg *Config) error {
 func applyEnv(cfg *Config) {
 	if v := os.Getenv("APIGUARD_NATS_URL"); v != "" {
 		cfg.NATS.URL = v
+	}
+	if v := os.Getenv("APIGUARD_CLICKHOUSE_ADDR"); v != "" {
+		cfg.ClickHouse.Addr = strings.Split(v, ",")
+	}
+	if v := os.Getenv("APIGUARD_CLICKHOUSE_PASSWORD"); v != "" {
+		cfg.ClickHouse.Password = v
 	}
 	if v := os.Getenv("APIGUARD_LOG_LEVEL"); v != "" {
 		cfg.Log.Level = v

@@ -27,6 +27,7 @@ Commands:
                 API and traffic with an attacker
   proxy         run the enforcing proxy against --nats
   pipeline      run the detection pipeline and responder against --nats
+  migrate       create or update the ClickHouse schema (--clickhouse host:9000)
   block         block a principal:   apiguard block [--ttl 1h] [--reason R] KIND VALUE
   unblock       remove an entry:     apiguard unblock KIND VALUE
   blocks        list the enforcement entries
@@ -68,6 +69,8 @@ func run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 		return cmdProxy(ctx, args)
 	case "pipeline":
 		return cmdPipeline(ctx, args)
+	case "migrate":
+		return cmdMigrate(ctx, args, out)
 	case "block":
 		return cmdBlock(ctx, args, out)
 	case "unblock":

@@ -21,6 +21,7 @@ import (
 type pipelineParts struct {
 	pipeline  *pipeline.Pipeline
 	responder *responder.Responder
+	store     *storeParts // nil without ClickHouse
 }
 
 // startPipeline starts one worker per owned partition in g. Anomalies go to
@@ -63,22 +64,38 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 	sinks := append(append([]pipeline.Sink{}, extra...), pub, resp)
 	rate := cfg.Detectors.Rate
 	pl := pipeline.New(sources, func(int) pipeline.Detector { return detectors.NewRate(rate) }, sinks, log)
-	g.Go(func() error {
-		defer nc.Close()
+	// The pipeline and the loaders share the connection: it is closed when
+	// both have stopped, so the last batch stored is also acknowledged.
+	var inner errgroup.Group
+	var store *storeParts
+	if cfg.ClickHouse.Enabled() {
+		if store, err = startStore(ctx, &inner, cfg, js, log); err != nil {
+			for _, s := range sources {
+				s.Stop()
+			}
+			nc.Close()
+			return nil, err
+		}
+	}
+	inner.Go(func() error {
 		err := pl.Run(ctx)
 		st := pl.Stats()
 		log.Info("pipeline stopped", "processed", st.Processed.Load(), "undecodable", st.Undecodable.Load(),
 			"anomalies", st.Anomalies.Load(), "actions", resp.Stats().Actions.Load())
 		return err
 	})
+	g.Go(func() error {
+		defer nc.Close()
+		return inner.Wait()
+	})
 	log.Info("pipeline running", "partitions", owned, "detectors", []string{detectors.RateName},
 		"dry_run", cfg.Responder.DryRun)
-	return &pipelineParts{pipeline: pl, responder: resp}, nil
+	return &pipelineParts{pipeline: pl, responder: resp, store: store}, nil
 }
 
 func cmdPipeline(ctx context.Context, args []string) error {
 	c := newCommon("pipeline")
-	cfg, err := c.load(args, nil)
+	cfg, err := c.load(args, clickhouseFlag(c))
 	if err != nil {
 		return err
 	}

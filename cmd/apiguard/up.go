@@ -25,6 +25,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	natsListen := c.fs.String("nats-listen", "", "embedded NATS address (overrides nats.listen)")
 	storeDir := c.fs.String("store-dir", "", "embedded NATS store (overrides nats.store_dir)")
 	spoolDir := c.fs.String("spool-dir", "", "proxy's event spool (overrides emit.spool_dir)")
+	setClickHouse := clickhouseFlag(c)
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -54,6 +55,9 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 		demoUpstream = "http://" + addr.String()
 	}
 	cfg, err := c.build(func(cfg *Config) {
+		setClickHouse(cfg)
+		// up is the one-command start: it creates the schema itself.
+		cfg.ClickHouse.AutoMigrate = true
 		if *demo {
 			if c.logLevel == "" && cfg.Log.Level == "info" {
 				cfg.Log.Level = "warn" // keep the demo's own lines readable

@@ -32,6 +32,9 @@ type Config struct {
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval is the longest a row waits for its batch to fill.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// AutoMigrate applies the migrations when a writer starts; otherwise
+	// a writer refuses to start on a database that lacks them.
+	AutoMigrate bool `yaml:"auto_migrate"`
 	// RetentionDays is how long events, rollups and baselines are kept on
 	// servers that support TTLs (anomalies and actions, the audit trail,
 	// are kept until an operator removes them). 0 keeps everything.

@@ -1,0 +1,128 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/internal/testutil"
+	"github.com/apiguard/apiguard/pipeline/topology"
+	"github.com/apiguard/apiguard/sinks/clickhouse"
+)
+
+const storageConfig = `
+nats:
+  partitions: 2
+proxy:
+  routes: ["GET /items/{id}"]
+clickhouse:
+  batch_size: 200
+  flush_interval: 200ms
+  dial_timeout: 1s
+emit:
+  flush_interval: 2ms
+`
+
+// TestStorageSurvivesClickHouseOutage runs proxy and pipeline as processes
+// against a real JetStream and a real ClickHouse, stops ClickHouse in
+// mid-run and starts it again: every request is stored exactly once, in
+// the events table and in the rollup.
+func TestStorageSurvivesClickHouseOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; skipped with -short")
+	}
+	dir := t.TempDir()
+	srv := testutil.JetStream(t, -1, "")
+	_, js := testutil.Connect(t, srv)
+	ch := testutil.StartClickHouse(t)
+
+	cfgPath := filepath.Join(dir, "apiguard.yaml")
+	if err := os.WriteFile(cfgPath, []byte(storageConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := apiguard(t, "migrate", "--config", cfgPath, "--clickhouse", ch.Addr)
+	if !strings.Contains(out, "events") || !strings.Contains(out, "applied") {
+		t.Fatalf("migrate output lacks the applied events migration:\n%s", out)
+	}
+
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "ok")
+	}))
+	defer upstream.Close()
+	listen := freeAddr(t)
+	pipe := start(t, "pipeline", "pipeline", "--config", cfgPath, "--nats", srv.ClientURL(), "--clickhouse", ch.Addr)
+	start(t, "proxy", "proxy", "--config", cfgPath, "--nats", srv.ClientURL(), "--listen", listen,
+		"--upstream", upstream.URL, "--spool-dir", filepath.Join(dir, "spool"))
+
+	var sent atomic.Int64
+	get := func(i int) bool {
+		resp, err := http.Get(fmt.Sprintf("http://%s/items/%d", listen, i))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		sent.Add(1)
+		return resp.StatusCode == http.StatusOK
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool { return get(0) }, "proxy never answered")
+	for i := range 300 {
+		if !get(i) {
+			t.Fatalf("request %d failed", i)
+		}
+	}
+
+	cfg := clickhouse.DefaultConfig()
+	cfg.Addr = []string{ch.Addr}
+	cfg.DialTimeout = time.Second
+	rows := func(q string) uint64 {
+		c, err := clickhouse.Open(context.Background(), cfg)
+		if err != nil {
+			return 0
+		}
+		defer c.Close()
+		var n uint64
+		if err := c.Conn().QueryRow(context.Background(), q).Scan(&n); err != nil {
+			return 0
+		}
+		return n
+	}
+	const countEvents = "SELECT count() FROM apiguard.events"
+	testutil.Eventually(t, 20*time.Second, func() bool { return rows(countEvents) == uint64(sent.Load()) },
+		"%d rows stored before the outage, want %d", func() any { return rows(countEvents) }, func() any { return sent.Load() })
+
+	ch.Stop()
+	for i := range 300 {
+		if !get(1000 + i) {
+			t.Fatalf("request %d failed while ClickHouse was down", i)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool { return strings.Contains(pipe.output(), "store failed") },
+		"the pipeline never noticed ClickHouse was down")
+	ch.Start()
+
+	want := uint64(sent.Load())
+	testutil.Eventually(t, 60*time.Second, func() bool { return rows(countEvents) >= want },
+		"%d rows after ClickHouse returned, want %d", func() any { return rows(countEvents) }, want)
+	// Let any duplicate that might be coming arrive before counting exactly.
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		n, err := topology.Pending(context.Background(), js, event.StreamEvents, "apiguard-clickhouse-events")
+		return err == nil && n == 0
+	}, "the store consumer still has pending events")
+	for q, label := range map[string]string{
+		countEvents: "events rows",
+		"SELECT uniqExact(event_id) FROM apiguard.events":      "distinct event ids",
+		"SELECT countMerge(requests) FROM apiguard.api_minute": "rollup requests",
+	} {
+		if n := rows(q); n != want {
+			t.Errorf("%s = %d, want %d (requests sent)", label, n, want)
+		}
+	}
+}
