@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -57,10 +58,11 @@ func TestStorageSurvivesClickHouseOutage(t *testing.T) {
 		fmt.Fprint(w, "ok")
 	}))
 	defer upstream.Close()
-	listen := freeAddr(t)
-	pipe := start(t, "pipeline", "pipeline", "--config", cfgPath, "--nats", srv.ClientURL(), "--clickhouse", ch.Addr)
+	listen, pipeMetrics, proxyMetrics := freeAddr(t), freeAddr(t), freeAddr(t)
+	pipe := start(t, "pipeline", "pipeline", "--config", cfgPath, "--nats", srv.ClientURL(), "--clickhouse", ch.Addr,
+		"--metrics-listen", pipeMetrics)
 	start(t, "proxy", "proxy", "--config", cfgPath, "--nats", srv.ClientURL(), "--listen", listen,
-		"--upstream", upstream.URL, "--spool-dir", filepath.Join(dir, "spool"))
+		"--upstream", upstream.URL, "--spool-dir", filepath.Join(dir, "spool"), "--metrics-listen", proxyMetrics)
 
 	var sent atomic.Int64
 	get := func(i int) bool {
@@ -125,4 +127,54 @@ func TestStorageSurvivesClickHouseOutage(t *testing.T) {
 			t.Errorf("%s = %d, want %d (requests sent)", label, n, want)
 		}
 	}
+
+	// What Prometheus would have seen.
+	proxyWant := map[string]float64{
+		`apiguard_proxy_requests_total{api="GET /items/{id}",check="",decision="allow"}`: float64(want),
+		`apiguard_emit_published_total`: float64(want),
+	}
+	pipeWant := map[string]float64{
+		`apiguard_store_messages_total{store="clickhouse_events"}`:                  float64(want),
+		`apiguard_pipeline_events_total`:                                            float64(want),
+		`apiguard_pipeline_consumer_pending{consumer="apiguard-clickhouse-events"}`: 0,
+		`apiguard_store_paused{store="clickhouse_events"}`:                          0,
+	}
+	for addr, wants := range map[string]map[string]float64{proxyMetrics: proxyWant, pipeMetrics: pipeWant} {
+		testutil.Eventually(t, 15*time.Second, func() bool {
+			got := scrape(t, addr)
+			for k, v := range wants {
+				if got[k] != v {
+					return false
+				}
+			}
+			return true
+		}, "metrics at %s: want %v, got %v", addr, wants, func() any { return scrape(t, addr) })
+	}
+	if got := scrape(t, pipeMetrics)[`apiguard_store_failures_total{store="clickhouse_events"}`]; got < 1 {
+		t.Errorf("store failures = %v, want at least 1 after the outage", got)
+	}
+}
+
+// scrape reads a /metrics page into series → value (untyped samples only
+// as text: the test compares a few known series).
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }

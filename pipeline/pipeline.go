@@ -67,6 +67,7 @@ type Pipeline struct {
 	sinks       []Sink
 	log         *slog.Logger
 	stats       Stats
+	metrics     *Metrics // nil: none
 }
 
 // New returns a pipeline over sources (by partition) that makes one detector
@@ -153,7 +154,12 @@ func (w *worker) handle(ctx context.Context, msg Message) error {
 		}
 		return nil
 	}
-	for _, a := range w.det.Observe(&ev) {
+	began := time.Now()
+	found := w.det.Observe(&ev)
+	if m := w.p.metrics; m != nil {
+		m.observe(time.Since(began), found)
+	}
+	for _, a := range found {
 		w.p.stats.Anomalies.Add(1)
 		for _, s := range w.p.sinks {
 			if err := w.deliver(ctx, s, a); err != nil {

@@ -48,6 +48,7 @@ type Proxy struct {
 	log      *slog.Logger
 	now      func() time.Time
 	stats    Stats
+	metrics  *Metrics // nil: none
 	// partitions is the number of event partitions events are spread over.
 	partitions int
 	lastErrLog atomic.Int64
@@ -198,6 +199,9 @@ func (p *Proxy) queryParams(raw string) []*event.QueryParam {
 
 func (p *Proxy) finish(ev *event.RequestEvent, start time.Time) {
 	ev.DurationNanos = int64(p.now().Sub(start))
+	if p.metrics != nil {
+		p.metrics.observe(ev)
+	}
 	p.emit.Emit(ev)
 }
 
@@ -254,3 +258,7 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return resp, err
 }
+
+// Routes returns the configured route templates, the API label values of
+// its metrics.
+func (p *Proxy) Routes() []string { return p.routes.Configured() }

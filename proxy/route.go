@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -165,4 +166,19 @@ func isUUID(s string) bool {
 		}
 	}
 	return true
+}
+
+// Configured returns the templates of the configured routes, as API
+// returns them: the closed set that metrics may use as label values.
+func (t *Templater) Configured() []string {
+	var out []string
+	for _, bySegs := range t.routes {
+		for _, rs := range bySegs {
+			for _, r := range rs {
+				out = append(out, r.template)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

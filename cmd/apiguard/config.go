@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 
@@ -28,6 +29,7 @@ type Config struct {
 	Detectors  DetectorsConfig   `yaml:"detectors"`
 	Responder  responder.Config  `yaml:"responder"`
 	ClickHouse clickhouse.Config `yaml:"clickhouse"`
+	Metrics    MetricsConfig     `yaml:"metrics"`
 	Log        LogConfig         `yaml:"log"`
 }
 
@@ -96,6 +98,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.ClickHouse.Validate(); err != nil {
 		return err
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen: %q: %w", c.Metrics.Listen, err)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/apiguard/apiguard/detectors"
@@ -28,7 +30,7 @@ type pipelineParts struct {
 // the extra sinks (observers), then the anomaly stream, then the responder. When ctx
 // ends the workers finish the event in hand and stop; then NATS is closed.
 func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url string, log *slog.Logger,
-	extra []pipeline.Sink, onAction func(*event.Action)) (*pipelineParts, error) {
+	reg prometheus.Registerer, extra []pipeline.Sink, onAction func(*event.Action)) (*pipelineParts, error) {
 	log = log.With("component", "pipeline")
 	nc, js, err := connect(ctx, url, "apiguard-pipeline", 0, false, log)
 	if err != nil {
@@ -77,6 +79,15 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 			return nil, err
 		}
 	}
+	if reg != nil {
+		if err := instrumentPipeline(ctx, &inner, reg, js, pl, resp, store, owned, log); err != nil {
+			for _, s := range sources {
+				s.Stop()
+			}
+			nc.Close()
+			return nil, err
+		}
+	}
 	inner.Go(func() error {
 		err := pl.Run(ctx)
 		st := pl.Stats()
@@ -95,7 +106,8 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 
 func cmdPipeline(ctx context.Context, args []string) error {
 	c := newCommon("pipeline")
-	cfg, err := c.load(args, clickhouseFlag(c))
+	setCH, setMetrics := clickhouseFlag(c), metricsFlag(c, "")
+	cfg, err := c.load(args, func(cfg *Config) { setCH(cfg); setMetrics(cfg) })
 	if err != nil {
 		return err
 	}
@@ -104,8 +116,41 @@ func cmdPipeline(ctx context.Context, args []string) error {
 	}
 	log := newLogger(cfg.Log, os.Stderr)
 	g, gctx := errgroup.WithContext(ctx)
-	if _, err := startPipeline(gctx, g, cfg, cfg.NATS.URL, log, nil, nil); err != nil {
+	reg, err := startMetrics(gctx, g, cfg, log)
+	if err != nil {
+		return err
+	}
+	if _, err := startPipeline(gctx, g, cfg, cfg.NATS.URL, log, reg, nil, nil); err != nil {
 		return err
 	}
 	return g.Wait()
+}
+
+// instrumentPipeline registers the pipeline's, the responder's and the
+// store's metrics on reg and starts the consumer lag poller in g.
+func instrumentPipeline(ctx context.Context, g *errgroup.Group, reg prometheus.Registerer, js jetstream.JetStream,
+	pl *pipeline.Pipeline, resp *responder.Responder, store *storeParts, owned []int, log *slog.Logger) error {
+	pm, err := pipeline.NewMetrics(reg, pl.Stats())
+	if err != nil {
+		return err
+	}
+	pl.SetMetrics(pm)
+	rs := resp.Stats()
+	err = register(reg,
+		counterFunc("apiguard_responder_actions_total", "Actions the responder took (dry-run included).", rs.Actions.Load),
+	)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		if err := registerWriter(reg, store.writer); err != nil {
+			return err
+		}
+		for table, l := range store.loaders {
+			if err := pipeline.RegisterLoader(reg, "clickhouse_"+table, l.Stats()); err != nil {
+				return err
+			}
+		}
+	}
+	return pollLag(ctx, g, reg, js, pipelineConsumers(owned, store != nil), 5*time.Second, log)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/apiguard/apiguard/enforce"
@@ -35,7 +36,7 @@ type proxyParts struct {
 // then flush the emitter (publish or spool what is queued), then close NATS.
 // onApply, if not nil, sees every enforcement entry as it takes effect.
 func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, log *slog.Logger,
-	onApply func(enforce.Entry, time.Time)) (*proxyParts, error) {
+	reg prometheus.Registerer, onApply func(enforce.Entry, time.Time)) (*proxyParts, error) {
 	log = log.With("component", "proxy")
 	// The proxy may start while NATS is away: it connects in the background,
 	// its watcher retries until the bucket can be opened, and its emitter
@@ -83,6 +84,23 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		stopWatch()
 		nc.Close()
 		return nil, err
+	}
+	if reg != nil {
+		err := registerEmitter(reg, em)
+		if err == nil {
+			err = registerEnforcement(reg, m, w)
+		}
+		if err == nil {
+			var pm *proxy.Metrics
+			if pm, err = proxy.NewMetrics(reg, p.Routes(), p.Stats()); err == nil {
+				p.SetMetrics(pm)
+			}
+		}
+		if err != nil {
+			stopWatch()
+			nc.Close()
+			return nil, err
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
 	if err != nil {
@@ -150,7 +168,9 @@ func cmdProxy(ctx context.Context, args []string) error {
 	listen := c.fs.String("listen", "", "address to listen on (overrides proxy.listen)")
 	upstream := c.fs.String("upstream", "", "upstream base URL (overrides proxy.upstream)")
 	spool := c.fs.String("spool-dir", "", "spool directory (overrides emit.spool_dir)")
+	setMetrics := metricsFlag(c, "")
 	cfg, err := c.load(args, func(cfg *Config) {
+		setMetrics(cfg)
 		if *listen != "" {
 			cfg.Proxy.Listen = *listen
 		}
@@ -169,7 +189,11 @@ func cmdProxy(ctx context.Context, args []string) error {
 	}
 	log := newLogger(cfg.Log, os.Stderr)
 	g, gctx := errgroup.WithContext(ctx)
-	if _, err := startProxy(gctx, g, cfg, cfg.NATS.URL, log, nil); err != nil {
+	reg, err := startMetrics(gctx, g, cfg, log)
+	if err != nil {
+		return err
+	}
+	if _, err := startProxy(gctx, g, cfg, cfg.NATS.URL, log, reg, nil); err != nil {
 		return err
 	}
 	return g.Wait()

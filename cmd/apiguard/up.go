@@ -26,6 +26,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	storeDir := c.fs.String("store-dir", "", "embedded NATS store (overrides nats.store_dir)")
 	spoolDir := c.fs.String("spool-dir", "", "proxy's event spool (overrides emit.spool_dir)")
 	setClickHouse := clickhouseFlag(c)
+	setMetrics := metricsFlag(c, "127.0.0.1:9464")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -56,6 +57,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	}
 	cfg, err := c.build(func(cfg *Config) {
 		setClickHouse(cfg)
+		setMetrics(cfg)
 		// up is the one-command start: it creates the schema itself.
 		cfg.ClickHouse.AutoMigrate = true
 		if *demo {
@@ -93,13 +95,17 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 		log.Info("embedded NATS running", "url", url, "store", cfg.NATS.StoreDir)
 	}
 
+	reg, err := startMetrics(gctx, g, cfg, log)
+	if err != nil {
+		return abort(err)
+	}
 	var report *demoReport
 	var extra []pipeline.Sink
 	if *demo {
 		report = newDemoReport(out, *attackers)
 		extra = append(extra, report)
 	}
-	pl, err := startPipeline(gctx, g, cfg, url, log, extra, reportOnAction(report))
+	pl, err := startPipeline(gctx, g, cfg, url, log, reg, extra, reportOnAction(report))
 	if err != nil {
 		return abort(err)
 	}
@@ -121,7 +127,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 			return abort(err)
 		}
 	}
-	px, err := startProxy(gctx, g, cfg, url, log, reportOnApply(report))
+	px, err := startProxy(gctx, g, cfg, url, log, reg, reportOnApply(report))
 	if err != nil {
 		return abort(err)
 	}
