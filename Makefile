@@ -1,12 +1,13 @@
 # apiguard — make targets. `make up` runs the demo, `make test` runs every test.
 GO        ?= go
+PROMTOOL  ?= promtool
 BIN       := bin/apiguard
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_VTPROTO := github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test test-short bench bench-go bench-proxy bench-loop generate lint fuzz clean
+.PHONY: all build up test test-rules test-short bench bench-go bench-proxy bench-loop generate lint fuzz clean
 
 all: build
 
@@ -18,9 +19,15 @@ up: build
 	./$(BIN) up --demo
 
 ## test: vet, then every unit, fuzz-seed and end-to-end test, with the race detector.
-test:
+test: test-rules
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## test-rules: check the Prometheus config and unit-test the alert rules (promtool, Debian package prometheus).
+test-rules:
+	@command -v $(PROMTOOL) >/dev/null || { echo "promtool not found: apt-get install prometheus" >&2; exit 1; }
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
+	$(PROMTOOL) test rules deploy/prometheus/rules_test.yml
 
 test-short:
 	$(GO) test -short -count=1 ./...
