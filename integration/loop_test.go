@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -102,8 +103,11 @@ func TestClosedLoop(t *testing.T) {
 	}))
 	defer upstream.Close()
 
+	// Anomalies are also alerts, in a real Alertmanager.
+	am := testutil.StartAlertmanager(t)
 	cfgPath := filepath.Join(dir, "apiguard.yaml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+	alerting := fmt.Sprintf("alerts:\n  alertmanager: %s\n  min_severity: low\n  resolve_after: 10m\n", am)
+	if err := os.WriteFile(cfgPath, []byte(config+alerting), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	listen := freeAddr(t)
@@ -160,6 +164,13 @@ func TestClosedLoop(t *testing.T) {
 	t.Logf("attacker blocked %s after its attack began", hammer(t, attacker))
 	if out := apiguard(t, "blocks", "--nats", natsURL); !strings.Contains(out, "attacker") {
 		t.Errorf("blocks does not list the attacker:\n%s", out)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return alertFor(am, "attacker") },
+		"Alertmanager has no alert for the attacker")
+	for _, c := range []string{"client-00", "client-07", "probe"} {
+		if alertFor(am, c) {
+			t.Errorf("Alertmanager has an alert for normal client %s", c)
+		}
 	}
 
 	// Once its window has passed, unblock restores the attacker.
@@ -232,4 +243,26 @@ func hammer(t *testing.T, c *client) time.Duration {
 	}
 	t.Fatalf("%s not blocked within 15s; statuses %v", c.key, c.statuses)
 	return 0
+}
+
+// alertFor reports whether Alertmanager holds an active apiguard alert
+// whose principal label is principal.
+func alertFor(am, principal string) bool {
+	resp, err := http.Get(am + "/api/v2/alerts?active=true")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var alerts []struct {
+		Labels map[string]string `json:"labels"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&alerts); err != nil {
+		return false
+	}
+	for _, a := range alerts {
+		if a.Labels["alertname"] == "ApiguardAnomaly" && a.Labels["principal"] == principal {
+			return true
+		}
+	}
+	return false
 }

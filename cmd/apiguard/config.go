@@ -16,6 +16,7 @@ import (
 	"github.com/apiguard/apiguard/pipeline/topology"
 	"github.com/apiguard/apiguard/proxy"
 	"github.com/apiguard/apiguard/proxy/emit"
+	"github.com/apiguard/apiguard/sinks/alerts"
 	"github.com/apiguard/apiguard/sinks/clickhouse"
 )
 
@@ -29,6 +30,7 @@ type Config struct {
 	Detectors  DetectorsConfig   `yaml:"detectors"`
 	Responder  responder.Config  `yaml:"responder"`
 	ClickHouse clickhouse.Config `yaml:"clickhouse"`
+	Alerts     alerts.Config     `yaml:"alerts"`
 	Metrics    MetricsConfig     `yaml:"metrics"`
 	Log        LogConfig         `yaml:"log"`
 }
@@ -67,6 +69,7 @@ func DefaultConfig() Config {
 		Detectors:  DetectorsConfig{Rate: detectors.DefaultRateConfig()},
 		Responder:  responder.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
+		Alerts:     alerts.DefaultConfig(),
 		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -97,6 +100,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.ClickHouse.Validate(); err != nil {
+		return err
+	}
+	if err := c.Alerts.Validate(); err != nil {
 		return err
 	}
 	if c.Metrics.Listen != "" {

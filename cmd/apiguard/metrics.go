@@ -20,6 +20,7 @@ import (
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/pipeline/topology"
 	"github.com/apiguard/apiguard/proxy/emit"
+	"github.com/apiguard/apiguard/sinks/alerts"
 	"github.com/apiguard/apiguard/sinks/clickhouse"
 )
 
@@ -203,4 +204,15 @@ func startMetrics(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.
 		return nil, err
 	}
 	return reg, nil
+}
+
+// registerAlerts exposes the alert sender's counters.
+func registerAlerts(reg prometheus.Registerer, s *alerts.Sender) error {
+	st := s.Stats()
+	return register(reg,
+		counterFunc("apiguard_alerts_delivered_total", "Alert deliveries a destination accepted.", st.Delivered.Load),
+		counterFunc("apiguard_alerts_failed_total", "Alert deliveries given up after retries.", st.Failed.Load),
+		counterFunc("apiguard_alerts_retries_total", "Alert delivery attempts after a failure.", st.Retries.Load),
+		counterFunc("apiguard_alerts_dropped_total", "Alerts dropped: a destination's queue was full.", st.Dropped.Load),
+	)
 }

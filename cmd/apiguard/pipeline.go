@@ -17,6 +17,7 @@ import (
 	"github.com/apiguard/apiguard/pipeline"
 	"github.com/apiguard/apiguard/pipeline/responder"
 	"github.com/apiguard/apiguard/pipeline/topology"
+	"github.com/apiguard/apiguard/sinks/alerts"
 )
 
 // pipelineParts is a running pipeline, for the demo and for tests.
@@ -63,7 +64,19 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 	resp := responder.New(cfg.Responder, kv.NewWriter(js, bucket), pub, time.Now, log.With("component", "responder"))
 	resp.OnAction = onAction
 	// Observers first, so a detection is reported before what it causes.
-	sinks := append(append([]pipeline.Sink{}, extra...), pub, resp)
+	sinks := append(append([]pipeline.Sink{}, extra...), pub)
+	var alerter *alerts.Sender
+	if cfg.Alerts.Enabled() {
+		if alerter, err = alerts.New(cfg.Alerts, os.Getenv, log); err != nil {
+			for _, s := range sources {
+				s.Stop()
+			}
+			nc.Close()
+			return nil, err
+		}
+		sinks = append(sinks, alerter)
+	}
+	sinks = append(sinks, resp)
 	rate := cfg.Detectors.Rate
 	pl := pipeline.New(sources, func(int) pipeline.Detector { return detectors.NewRate(rate) }, sinks, log)
 	// The pipeline and the loaders share the connection: it is closed when
@@ -86,6 +99,18 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 			}
 			nc.Close()
 			return nil, err
+		}
+	}
+	if alerter != nil {
+		inner.Go(func() error { return alerter.Run(ctx) })
+		if reg != nil {
+			if err := registerAlerts(reg, alerter); err != nil {
+				for _, s := range sources {
+					s.Stop()
+				}
+				nc.Close()
+				return nil, err
+			}
 		}
 	}
 	inner.Go(func() error {
