@@ -7,7 +7,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_VTPROTO := github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test test-rules test-short bench bench-go bench-proxy bench-loop generate lint fuzz clean
+.PHONY: all build up test test-rules test-short bench bench-go bench-proxy bench-loop bench-clickhouse generate lint fuzz clean
 
 all: build
 
@@ -33,13 +33,17 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 ## bench: Go benchmarks, then wrk through the proxy, then the detection-to-block loop.
-bench: bench-go bench-proxy bench-loop
+bench: bench-go bench-proxy bench-loop bench-clickhouse
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors ./proxy
 
 bench-proxy: build
 	./deploy/bench/proxy.sh
+
+## bench-clickhouse: the ClickHouse writer against clickhouse-client on the same rows (needs clickhouse-server).
+bench-clickhouse:
+	deploy/bench/clickhouse.sh
 
 bench-loop: build
 	./deploy/bench/loop.sh

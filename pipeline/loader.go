@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Store is where a Loader puts batches of one stream's messages: a
@@ -43,6 +45,9 @@ type LoaderConfig struct {
 	BatchSize int
 	// FlushInterval is the longest the first message of a batch waits.
 	FlushInterval time.Duration
+	// Parallel is how many batches may be in the store's hands at once
+	// (at least 1).
+	Parallel int
 	// KeepAlive is how often messages held through a failing store are
 	// marked in progress, so the server does not deliver them again; keep
 	// it well under the consumer's ack wait.
@@ -91,32 +96,43 @@ func NewLoader(name string, src BatchSource, store Store, cfg LoaderConfig, log 
 // Stats returns the live counters.
 func (l *Loader) Stats() *LoaderStats { return &l.stats }
 
-// Run loads until ctx ends. The batch in hand when ctx ends is stored
-// within a short grace period; if that fails it stays unacknowledged and
-// the server delivers it again later, when the store skips what it has.
+// Run loads until ctx ends. One goroutine gathers batches; Parallel
+// goroutines store them, so that gathering and encoding the next batch
+// overlaps the store's work on the last. The batches in hand when ctx ends
+// are stored within a short grace period; if that fails they stay
+// unacknowledged and the server delivers them again later, when the store
+// skips what it has.
 func (l *Loader) Run(ctx context.Context) error {
 	defer l.src.Stop()
+	batches := make(chan []BatchMessage)
+	var g errgroup.Group
+	for range max(1, l.cfg.Parallel) {
+		g.Go(func() error {
+			for batch := range batches {
+				wctx, cancel := ctx, context.CancelFunc(func() {})
+				if ctx.Err() != nil {
+					wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), l.drainTimeout)
+				}
+				err := l.write(wctx, batch)
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	for {
 		batch, err := l.collect(ctx)
-		stopped := errors.Is(err, ErrStopped)
 		if len(batch) > 0 {
-			wctx, cancel := ctx, context.CancelFunc(func() {})
-			if ctx.Err() != nil {
-				wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), l.drainTimeout)
-			}
-			err := l.write(wctx, batch)
-			cancel()
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
+			batches <- batch
 		}
-		if ctx.Err() != nil || stopped {
-			return nil
+		if ctx.Err() != nil || errors.Is(err, ErrStopped) {
+			break
 		}
 	}
+	close(batches)
+	return g.Wait()
 }
 
 // collect waits for a first message, then takes more until the batch is

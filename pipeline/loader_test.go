@@ -109,7 +109,7 @@ func TestLoaderBatchesBySizeAndTime(t *testing.T) {
 	js, publish := loaderSetup(t)
 	publish(25, "m")
 	store := &memStore{have: map[string]int{}}
-	l, stop := runLoader(t, js, store, pipeline.LoaderConfig{BatchSize: 10, FlushInterval: 200 * time.Millisecond})
+	l, stop := runLoader(t, js, store, pipeline.LoaderConfig{BatchSize: 10, FlushInterval: 200 * time.Millisecond, Parallel: 3})
 	defer stop()
 	testutil.Eventually(t, 10*time.Second, func() bool { return l.Stats().Messages.Load() == 25 },
 		"loaded %d of 25", func() any { return l.Stats().Messages.Load() })

@@ -55,11 +55,12 @@ func startStore(ctx context.Context, g *errgroup.Group, cfg Config, js jetstream
 		{"anomalies", event.StreamAnomalies, w.Anomalies()},
 		{"actions", event.StreamActions, w.Actions()},
 	}
-	lcfg := pipeline.LoaderConfig{BatchSize: cfg.ClickHouse.BatchSize, FlushInterval: cfg.ClickHouse.FlushInterval}
+	lcfg := pipeline.LoaderConfig{BatchSize: cfg.ClickHouse.BatchSize, FlushInterval: cfg.ClickHouse.FlushInterval,
+		Parallel: cfg.ClickHouse.Parallel}
 	parts := &storeParts{writer: w, loaders: map[string]*pipeline.Loader{}}
 	var sources []*topology.BatchSource
 	for _, s := range streams {
-		src, err := topology.NewBatchSource(ctx, js, s.stream, storeConsumer(s.table), 2*lcfg.BatchSize)
+		src, err := topology.NewBatchSource(ctx, js, s.stream, storeConsumer(s.table), (lcfg.Parallel+1)*lcfg.BatchSize)
 		if err != nil {
 			for _, src := range sources {
 				src.Stop()

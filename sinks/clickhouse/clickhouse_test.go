@@ -409,3 +409,37 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestConcurrentStores(t *testing.T) {
+	c := migrated(t)
+	w := clickhouse.NewWriter(c)
+	t0 := time.Now().UTC()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		var evs []event.Message
+		for i := range 500 {
+			evs = append(evs, fullEvent(g*1000+i, t0))
+		}
+		recs := encode(t, evs...)
+		wg.Go(func() {
+			for i := 0; i < len(recs); i += 100 {
+				if _, err := w.Events().Store(context.Background(), recs[i:i+100], false); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := count(t, c, "SELECT uniqExact(event_id) FROM "+c.Database()+".events"); n != 2000 {
+		t.Errorf("distinct events = %d, want 2000", n)
+	}
+	if n := count(t, c, "SELECT count() FROM "+c.Database()+".events"); n != 2000 {
+		t.Errorf("rows = %d, want 2000", n)
+	}
+}

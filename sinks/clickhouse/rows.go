@@ -51,8 +51,9 @@ func ip16(b []byte) string {
 	return string(v[:])
 }
 
+// eventRow is a decoded event and its principal, in one allocation.
 type eventRow struct {
-	ev          *event.RequestEvent
+	ev          event.RequestEvent
 	kind, value string
 }
 

@@ -21,7 +21,9 @@ type Stats struct {
 
 // Writer inserts batches into apiguard's tables. Each table has a Store
 // (Events, Anomalies, Actions) with the method the pipeline's loader
-// calls; batches for one table are written one at a time.
+// calls.
+//
+// Stores may be called concurrently (a loader with store parallelism).
 //
 // Idempotency: when the loader says a batch may already be stored (some of
 // its messages were delivered before, or an earlier attempt failed after
@@ -44,27 +46,27 @@ type Writer struct {
 // NewWriter returns a writer over c.
 func NewWriter(c *Client) *Writer {
 	w := &Writer{c: c, baselines: newTable("baselines", baselineFields())}
-	w.events = &store[*eventRow]{w: w, t: newTable("events", eventFields()), idColumn: "event_id",
+	w.events = &store[*eventRow]{w: w, name: "events", free: make(chan *table[*eventRow], 4), fields: eventFields, idColumn: "event_id",
 		decode: func(b []byte) (*eventRow, error) {
 			// Decoded in place: the strings point into the message, which
 			// lives until the loader acknowledges it, after the insert.
-			var ev event.RequestEvent
-			if err := event.UnmarshalEventInPlace(b, &ev); err != nil {
+			r := &eventRow{}
+			if err := event.UnmarshalEventInPlace(b, &r.ev); err != nil {
 				return nil, err
 			}
-			kind, value := event.PrincipalOf(&ev)
-			return &eventRow{ev: &ev, kind: kind, value: value}, nil
+			r.kind, r.value = event.PrincipalOf(&r.ev)
+			return r, nil
 		},
 		key: func(r *eventRow) (string, int64) { return r.ev.Id, r.ev.TimeUnixNano },
 	}
-	w.anomalies = &store[*event.Anomaly]{w: w, t: newTable("anomalies", anomalyFields()), idColumn: "anomaly_id",
+	w.anomalies = &store[*event.Anomaly]{w: w, name: "anomalies", free: make(chan *table[*event.Anomaly], 4), fields: anomalyFields, idColumn: "anomaly_id",
 		decode: func(b []byte) (*event.Anomaly, error) {
 			var a event.Anomaly
 			return &a, event.UnmarshalAnomaly(b, &a)
 		},
 		key: func(a *event.Anomaly) (string, int64) { return a.Id, a.TimeUnixNano },
 	}
-	w.actions = &store[*event.Action]{w: w, t: newTable("actions", actionFields()), idColumn: "action_id",
+	w.actions = &store[*event.Action]{w: w, name: "actions", free: make(chan *table[*event.Action], 4), fields: actionFields, idColumn: "action_id",
 		decode: func(b []byte) (*event.Action, error) {
 			var a event.Action
 			return &a, event.UnmarshalAction(b, &a)
@@ -114,11 +116,15 @@ func (w *Writer) WriteBaselines(ctx context.Context, bs []Baseline) error {
 	return nil
 }
 
-// store is the Table of rows of type R.
+// store is the Table of rows of type R. Store may be called concurrently:
+// each call fills a column set of its own, taken from a pool.
 type store[R any] struct {
-	w        *Writer
-	mu       sync.Mutex
-	t        *table[R]
+	w      *Writer
+	name   string
+	fields func() []field[R]
+	// free keeps filled-and-reset column sets for reuse: their slices keep
+	// their capacity (a sync.Pool would drop them at every GC).
+	free     chan *table[R]
 	idColumn string
 	decode   func([]byte) (R, error)
 	key      func(R) (id string, unixNano int64)
@@ -126,9 +132,19 @@ type store[R any] struct {
 
 // Store implements Table.
 func (s *store[R]) Store(ctx context.Context, records [][]byte, maybeStored bool) (rejected map[int]error, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	defer s.t.reset()
+	var t *table[R]
+	select {
+	case t = <-s.free:
+	default:
+		t = newTable(s.name, s.fields())
+	}
+	defer func() {
+		t.reset()
+		select {
+		case s.free <- t:
+		default:
+		}
+	}()
 
 	rows := make([]R, 0, len(records))
 	ids := make([]string, 0, len(records))
@@ -140,7 +156,7 @@ func (s *store[R]) Store(ctx context.Context, records [][]byte, maybeStored bool
 			if rejected == nil {
 				rejected = map[int]error{}
 			}
-			rejected[i] = fmt.Errorf("decoding record for %s: %w", s.t.name, err)
+			rejected[i] = fmt.Errorf("decoding record for %s: %w", s.name, err)
 			s.w.stats.Rejected.Add(1)
 			continue
 		}
@@ -174,12 +190,12 @@ func (s *store[R]) Store(ctx context.Context, records [][]byte, maybeStored bool
 			s.w.stats.Duplicates.Add(1)
 			continue
 		}
-		s.t.add(r)
+		t.add(r)
 	}
-	if s.t.rows == 0 {
+	if t.rows == 0 {
 		return rejected, nil
 	}
-	if err := send(ctx, s.w, s.t); err != nil {
+	if err := send(ctx, s.w, t); err != nil {
 		return rejected, err
 	}
 	return rejected, nil
@@ -194,27 +210,27 @@ const lookupChunk = 2000
 func (s *store[R]) storedIDs(ctx context.Context, ids []string, lo, hi int64) (map[string]bool, error) {
 	from := unixTime(lo).Format(time.DateOnly)
 	to := unixTime(hi).Format(time.DateOnly)
-	q := "SELECT " + s.idColumn + " FROM " + s.w.c.db + "." + s.t.name +
+	q := "SELECT " + s.idColumn + " FROM " + s.w.c.db + "." + s.name +
 		" WHERE date >= toDate(?) AND date <= toDate(?) AND has(?, " + s.idColumn + ")"
 	stored := map[string]bool{}
 	for start := 0; start < len(ids); start += lookupChunk {
 		chunk := ids[start:min(start+lookupChunk, len(ids))]
 		rows, err := s.w.c.conn.Query(ctx, q, from, to, chunk)
 		if err != nil {
-			return nil, fmt.Errorf("looking up stored ids in %s: %w", s.t.name, err)
+			return nil, fmt.Errorf("looking up stored ids in %s: %w", s.name, err)
 		}
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("looking up stored ids in %s: %w", s.t.name, err)
+				return nil, fmt.Errorf("looking up stored ids in %s: %w", s.name, err)
 			}
 			stored[id] = true
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("looking up stored ids in %s: %w", s.t.name, err)
+			return nil, fmt.Errorf("looking up stored ids in %s: %w", s.name, err)
 		}
 	}
 	return stored, nil
