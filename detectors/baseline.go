@@ -69,10 +69,44 @@ func (r *robust) recompute() {
 	r.principals = len(slices.Compact(owners))
 }
 
+// peek returns the median, MAD and distinct owners of the samples as they
+// are now, leaving the cached values (and so every later detection) as
+// they were.
+func (r *robust) peek() (median, mad float64, principals int) {
+	n := r.len()
+	if n == 0 {
+		return 0, 0, 0
+	}
+	vals := slices.Clone(r.samples[:n])
+	slices.Sort(vals)
+	median = medianSorted(vals)
+	for i, v := range vals {
+		vals[i] = math.Abs(v - median)
+	}
+	slices.Sort(vals)
+	owners := slices.Clone(r.owners[:n])
+	slices.Sort(owners)
+	return median, medianSorted(vals), len(slices.Compact(owners))
+}
+
 func medianSorted(s []float64) float64 {
 	n := len(s)
 	if n%2 == 1 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// BaselineSnapshot is what a detector considers normal for one API and
+// feature at a moment, for analysts to compare anomalies against later.
+type BaselineSnapshot struct {
+	Detector string
+	API      string
+	Feature  string
+	// Centre and Spread are the robust centre (median) and spread (MAD
+	// scaled to a standard deviation) of the feature.
+	Centre, Spread float64
+	// Samples and Principals are how many samples, from how many distinct
+	// principals, the baseline holds.
+	Samples, Principals int
 }

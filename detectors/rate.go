@@ -3,6 +3,7 @@ package detectors
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -263,4 +264,23 @@ func ownerHash(kind, value string) uint32 {
 		h = (h ^ uint32(value[i])) * 16777619
 	}
 	return h
+}
+
+// Baselines returns the current per-API baseline of requests per window,
+// sorted by API, for snapshots. It computes them afresh without touching
+// the state Observe uses, so taking snapshots never changes detections.
+func (r *Rate) Baselines() []BaselineSnapshot {
+	out := make([]BaselineSnapshot, 0, len(r.apis))
+	for name, a := range r.apis {
+		if a.base.len() == 0 {
+			continue
+		}
+		median, mad, principals := a.base.peek()
+		out = append(out, BaselineSnapshot{
+			Detector: RateName, API: name, Feature: "requests_per_window",
+			Centre: median, Spread: mad * madScale, Samples: a.base.len(), Principals: principals,
+		})
+	}
+	slices.SortFunc(out, func(a, b BaselineSnapshot) int { return strings.Compare(a.API, b.API) })
+	return out
 }

@@ -209,3 +209,43 @@ func BenchmarkRate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+func TestBaselinesDoNotChangeDetections(t *testing.T) {
+	cfg := DefaultRateConfig()
+	gen := func() []*event.RequestEvent {
+		var evs []*event.RequestEvent
+		t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+		for i := range 40000 {
+			p := i % 40
+			if i > 30000 && i%3 == 0 {
+				p = 99 // a heavy hitter late in the run
+			}
+			evs = append(evs, &event.RequestEvent{
+				Id: fmt.Sprint(i), TimeUnixNano: t0.Add(time.Duration(i) * 25 * time.Millisecond).UnixNano(),
+				Api: "GET /search", ApiKeyId: fmt.Sprintf("k%d", p), Decision: event.Decision_DECISION_ALLOW,
+			})
+		}
+		return evs
+	}
+	plain, snapped := NewRate(cfg), NewRate(cfg)
+	var a, b []*event.Anomaly
+	var snaps int
+	other := gen()
+	for i, ev := range gen() {
+		a = append(a, plain.Observe(ev)...)
+		b = append(b, snapped.Observe(other[i])...)
+		snaps += len(snapped.Baselines())
+	}
+	if len(a) == 0 || len(a) != len(b) {
+		t.Fatalf("%d anomalies without snapshots, %d with", len(a), len(b))
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			t.Errorf("anomaly %d differs with snapshots:\n%v\n%v", i, a[i], b[i])
+		}
+	}
+	bs := plain.Baselines()
+	if snaps == 0 || len(bs) != 1 || bs[0].API != "GET /search" || bs[0].Samples == 0 || bs[0].Principals < 2 || bs[0].Centre <= 0 {
+		t.Errorf("baselines %+v (snapshots taken: %d)", bs, snaps)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/apiguard/apiguard/detectors"
 	"github.com/apiguard/apiguard/event"
 )
 
@@ -45,6 +46,18 @@ type Detector interface {
 	Observe(ev *event.RequestEvent) []*event.Anomaly
 }
 
+// Snapshotter is a Detector that can report its baselines. Baselines must
+// not change what the detector will detect.
+type Snapshotter interface {
+	Baselines() []detectors.BaselineSnapshot
+}
+
+// BaselineSink takes baseline snapshots. It is called from a partition's
+// worker and must not block: queue, and count what it drops.
+type BaselineSink interface {
+	WriteBaselines(partition int, at time.Time, bs []detectors.BaselineSnapshot)
+}
+
 // Sink receives anomalies. An error is taken as transient: the worker retries
 // with backoff and does not acknowledge the event until every sink has it.
 type Sink interface {
@@ -68,6 +81,15 @@ type Pipeline struct {
 	log         *slog.Logger
 	stats       Stats
 	metrics     *Metrics // nil: none
+	baselines   BaselineSink
+	snapEvery   int64 // event-time ns between snapshots
+}
+
+// SetBaselineSink makes each partition's worker hand its detector's
+// baselines to s every interval of event time (so a replay snapshots at
+// the same points). Call it before Run.
+func (p *Pipeline) SetBaselineSink(s BaselineSink, every time.Duration) {
+	p.baselines, p.snapEvery = s, int64(every)
 }
 
 // New returns a pipeline over sources (by partition) that makes one detector
@@ -100,6 +122,8 @@ type worker struct {
 	// lastBadLog rate-limits the log of undecodable events, which an
 	// attacker who can publish could otherwise use to flood the log.
 	lastBadLog time.Time
+	// nextSnap is the event time of the next baseline snapshot.
+	nextSnap int64
 	// done is the highest stream sequence handled. The worker handles its
 	// partition in order, so a message at or below it is a redelivery (its
 	// ack was late or lost) and must not be counted again.
@@ -159,6 +183,7 @@ func (w *worker) handle(ctx context.Context, msg Message) error {
 	if m := w.p.metrics; m != nil {
 		m.observe(time.Since(began), found)
 	}
+	w.snapshot(ev.TimeUnixNano)
 	for _, a := range found {
 		w.p.stats.Anomalies.Add(1)
 		for _, s := range w.p.sinks {
@@ -172,6 +197,22 @@ func (w *worker) handle(ctx context.Context, msg Message) error {
 		return fmt.Errorf("acknowledging event %s: %w", ev.Id, err)
 	}
 	return nil
+}
+
+// snapshot hands the detector's baselines to the baseline sink once per
+// snapshot interval of event time.
+func (w *worker) snapshot(t int64) {
+	s, ok := w.det.(Snapshotter)
+	if w.p.baselines == nil || !ok || w.p.snapEvery <= 0 {
+		return
+	}
+	switch {
+	case w.nextSnap == 0:
+		w.nextSnap = t + w.p.snapEvery
+	case t >= w.nextSnap:
+		w.p.baselines.WriteBaselines(w.part, time.Unix(0, t).UTC(), s.Baselines())
+		w.nextSnap = t + w.p.snapEvery
+	}
 }
 
 // deliver retries a sink with backoff until it takes the anomaly or ctx

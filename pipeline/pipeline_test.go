@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiguard/apiguard/detectors"
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/testutil"
 	"github.com/apiguard/apiguard/pipeline"
@@ -224,5 +225,62 @@ func TestPipelineSkipsRedeliveries(t *testing.T) {
 	}
 	if p.Stats().Redelivered.Load() != 1 || p.Stats().Processed.Load() != 4 {
 		t.Errorf("redelivered %d, processed %d", p.Stats().Redelivered.Load(), p.Stats().Processed.Load())
+	}
+}
+
+// snapDetector reports one baseline whose samples count the events seen.
+type snapDetector struct{ n int }
+
+func (d *snapDetector) Observe(*event.RequestEvent) []*event.Anomaly { d.n++; return nil }
+func (d *snapDetector) Baselines() []detectors.BaselineSnapshot {
+	return []detectors.BaselineSnapshot{{Detector: "test", API: "GET /x", Samples: d.n}}
+}
+
+type snapSink struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (s *snapSink) WriteBaselines(part int, at time.Time, bs []detectors.BaselineSnapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, fmt.Sprintf("p%d@%ds:%d", part, at.Unix(), bs[0].Samples))
+}
+
+func TestBaselineSnapshotsFollowEventTime(t *testing.T) {
+	s := testutil.JetStream(t, -1, "")
+	_, js := testutil.Connect(t, s)
+	ctx := context.Background()
+	cfg := topology.DefaultConfig()
+	cfg.Partitions = 1
+	if _, err := topology.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// 35 events one second apart in event time, published at once.
+	for i := range 35 {
+		b, _ := event.Marshal(&event.RequestEvent{Id: fmt.Sprint(i), Api: "GET /x", TimeUnixNano: int64(i) * 1e9})
+		if _, err := js.Publish(ctx, fmt.Sprintf(event.SubjectEventsT, 0), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := topology.NewSource(ctx, js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pipeline.New(map[int]pipeline.Source{0: src}, func(int) pipeline.Detector { return &snapDetector{} }, nil,
+		slog.New(slog.DiscardHandler))
+	sink := &snapSink{}
+	p.SetBaselineSink(sink, 10*time.Second)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	testutil.Eventually(t, 10*time.Second, func() bool { return p.Stats().Processed.Load() == 35 }, "not processed")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := "[p0@10s:11 p0@20s:21 p0@30s:31]"
+	if got := fmt.Sprint(sink.got); got != want {
+		t.Errorf("snapshots %s, want %s (every 10s of event time, not wall time)", got, want)
 	}
 }

@@ -101,6 +101,9 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 			return nil, err
 		}
 	}
+	if store != nil {
+		pl.SetBaselineSink(store.baselines, cfg.ClickHouse.BaselineInterval)
+	}
 	if alerter != nil {
 		inner.Go(func() error { return alerter.Run(ctx) })
 		if reg != nil {
@@ -169,6 +172,11 @@ func instrumentPipeline(ctx context.Context, g *errgroup.Group, reg prometheus.R
 	}
 	if store != nil {
 		if err := registerWriter(reg, store.writer); err != nil {
+			return err
+		}
+		err := register(reg, counterFunc("apiguard_clickhouse_baselines_dropped_total",
+			"Baseline snapshots dropped (queue full or insert failed).", store.baselines.dropped.Load))
+		if err != nil {
 			return err
 		}
 		for table, l := range store.loaders {

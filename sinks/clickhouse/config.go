@@ -35,6 +35,9 @@ type Config struct {
 	// Parallel is how many inserts per table may run at once: two overlap
 	// encoding the next batch with the server's work on the last.
 	Parallel int `yaml:"parallel"`
+	// BaselineInterval is how much event time passes between baseline
+	// snapshots of each partition's detectors.
+	BaselineInterval time.Duration `yaml:"baseline_interval"`
 	// AutoMigrate applies the migrations when a writer starts; otherwise
 	// a writer refuses to start on a database that lacks them.
 	AutoMigrate bool `yaml:"auto_migrate"`
@@ -50,13 +53,14 @@ type Config struct {
 // is a third slower (docs/benchmarks.md).
 func DefaultConfig() Config {
 	return Config{
-		Database:      "apiguard",
-		Username:      "default",
-		DialTimeout:   5 * time.Second,
-		BatchSize:     50000,
-		FlushInterval: time.Second,
-		Parallel:      2,
-		RetentionDays: 90,
+		Database:         "apiguard",
+		Username:         "default",
+		DialTimeout:      5 * time.Second,
+		BatchSize:        50000,
+		FlushInterval:    time.Second,
+		Parallel:         2,
+		BaselineInterval: time.Minute,
+		RetentionDays:    90,
 	}
 }
 
@@ -83,6 +87,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("clickhouse.parallel: %d, want 1 to 16", c.Parallel)
 	case c.FlushInterval <= 0:
 		return fmt.Errorf("clickhouse.flush_interval: must be positive")
+	case c.BaselineInterval < time.Second:
+		return fmt.Errorf("clickhouse.baseline_interval: %s, want at least 1s", c.BaselineInterval)
 	case c.RetentionDays < 0:
 		return fmt.Errorf("clickhouse.retention_days: %d, want 0 (keep) or more", c.RetentionDays)
 	}
