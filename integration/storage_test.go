@@ -132,6 +132,8 @@ func TestStorageSurvivesClickHouseOutage(t *testing.T) {
 	proxyWant := map[string]float64{
 		`apiguard_proxy_requests_total{api="GET /items/{id}",check="",decision="allow"}`: float64(want),
 		`apiguard_emit_published_total`: float64(want),
+		`apiguard_emit_queue_length`:    0,
+		`apiguard_enforce_synced`:       1,
 	}
 	pipeWant := map[string]float64{
 		`apiguard_store_messages_total{store="clickhouse_events"}`:                  float64(want),

@@ -93,6 +93,7 @@ func registerEmitter(reg prometheus.Registerer, em *emit.Emitter) error {
 		counterFunc("apiguard_emit_dropped_spool_total", "Events dropped because the spool was full or failing.", st.DroppedSpool.Load),
 		counterFunc("apiguard_emit_publish_errors_total", "Publishes that failed (their events were spooled).", st.PublishErrors.Load),
 		counterFunc("apiguard_emit_encode_errors_total", "Events that could not be encoded.", st.EncodeErrors.Load),
+		gaugeFunc("apiguard_emit_queue_length", "Events waiting in the emitter's queue.", func() float64 { return float64(em.QueueLen()) }),
 		gaugeFunc("apiguard_emit_spool_bytes", "Bytes in the disk spool, waiting for NATS.", func() float64 { return float64(em.SpoolBytes()) }),
 	)
 }

@@ -113,6 +113,9 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) (*
 // Stats returns the live counters.
 func (e *Emitter) Stats() *Stats { return &e.stats }
 
+// QueueLen is the number of events waiting in the queue.
+func (e *Emitter) QueueLen() int { return len(e.queue) }
+
 // SpoolBytes returns the bytes waiting in the spool.
 func (e *Emitter) SpoolBytes() int64 { return e.spool.Bytes() }
 
