@@ -33,6 +33,10 @@ type Denial struct {
 	Auth     event.AuthOutcome // set when the denial is about credentials
 	Reason   string
 	Headers  http.Header
+	// RawBody, when set, is sent as is (with RawType) instead of a problem
+	// document: a decoy's answer must look like the upstream's.
+	RawBody []byte
+	RawType string
 }
 
 // Check is one layer of the chain. Check returns nil to let the request go

@@ -23,6 +23,14 @@ func writeProblem(w http.ResponseWriter, d *Denial, requestID string) {
 	for k, vs := range d.Headers {
 		h[k] = vs
 	}
+	if d.RawBody != nil {
+		h.Set("Content-Type", d.RawType)
+		h.Set("Content-Length", strconv.Itoa(len(d.RawBody)))
+		h.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(d.Status)
+		_, _ = w.Write(d.RawBody)
+		return
+	}
 	title := d.Title
 	if title == "" {
 		title = http.StatusText(d.Status)

@@ -1,0 +1,314 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	libinjection "github.com/corazawaf/libinjection-go"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// InspectionName is the name of the payload inspection check in events.
+const InspectionName = "inspection"
+
+// Injection modes.
+const (
+	InjectionBlock = "block" // refuse with 403
+	InjectionFlag  = "flag"  // let through, mark the event for the pipeline
+	InjectionOff   = "off"
+)
+
+// InspectConfig configures payload inspection. Routes overrides the body
+// limit and the injection mode per route template ("POST /upload").
+type InspectConfig struct {
+	// MaxBodyBytes is the largest request body; larger is refused (413).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxHeaders is the most header fields (values) a request may carry
+	// (431). Their total size is bounded by proxy.max_header_bytes.
+	MaxHeaders int `yaml:"max_headers"`
+	// JSON bounds JSON bodies, checked while reading them.
+	JSON JSONLimits `yaml:"json"`
+	// Injection says what SQL injection or XSS found by libinjection in
+	// path segments, query values, form values and JSON strings does.
+	Injection string                  `yaml:"injection"`
+	Routes    map[string]RouteInspect `yaml:"routes"`
+}
+
+// RouteInspect overrides inspection settings for one route.
+type RouteInspect struct {
+	MaxBodyBytes int64  `yaml:"max_body_bytes"`
+	Injection    string `yaml:"injection"`
+}
+
+// DefaultInspectConfig returns the defaults: 1 MiB bodies, 100 header
+// fields, JSON 32 deep with 10,000 elements and 64 KiB strings, injections
+// blocked.
+func DefaultInspectConfig() InspectConfig {
+	return InspectConfig{
+		MaxBodyBytes: 1 << 20,
+		MaxHeaders:   100,
+		JSON:         JSONLimits{MaxDepth: 32, MaxElements: 10000, MaxString: 64 << 10},
+		Injection:    InjectionBlock,
+	}
+}
+
+// Validate reports the first bad field by its config key.
+func (c InspectConfig) Validate() error {
+	mode := func(key, m string) error {
+		switch m {
+		case InjectionBlock, InjectionFlag, InjectionOff:
+			return nil
+		}
+		return fmt.Errorf("%s: %q, want block, flag or off", key, m)
+	}
+	switch {
+	case c.MaxBodyBytes < 1:
+		return fmt.Errorf("proxy.inspection.max_body_bytes: %d, want at least 1", c.MaxBodyBytes)
+	case c.MaxHeaders < 1:
+		return fmt.Errorf("proxy.inspection.max_headers: %d, want at least 1", c.MaxHeaders)
+	case c.JSON.MaxDepth < 1 || c.JSON.MaxElements < 1 || c.JSON.MaxString < 1:
+		return fmt.Errorf("proxy.inspection.json: every limit must be at least 1")
+	}
+	if err := mode("proxy.inspection.injection", c.Injection); err != nil {
+		return err
+	}
+	for r, o := range c.Routes {
+		if _, _, ok := strings.Cut(r, " "); !ok {
+			return fmt.Errorf("proxy.inspection.routes[%q]: want \"METHOD /path\"", r)
+		}
+		if o.MaxBodyBytes < 0 {
+			return fmt.Errorf("proxy.inspection.routes[%q].max_body_bytes: %d", r, o.MaxBodyBytes)
+		}
+		if o.Injection != "" {
+			if err := mode(fmt.Sprintf("proxy.inspection.routes[%q].injection", r), o.Injection); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Inspection checks what a request carries: header count, body size, JSON
+// structure, XML without DTDs or entities, and SQL injection and XSS in
+// path segments, query values, form values and JSON strings. It reads the
+// body (at most the limit, and no further than the first violation) and
+// hands the upstream the same bytes.
+type Inspection struct {
+	cfg InspectConfig
+}
+
+// NewInspection returns the check; cfg must be valid.
+func NewInspection(cfg InspectConfig) *Inspection { return &Inspection{cfg: cfg} }
+
+// Name implements Check.
+func (*Inspection) Name() string { return InspectionName }
+
+func (c *Inspection) route(api string) (maxBody int64, injection string) {
+	maxBody, injection = c.cfg.MaxBodyBytes, c.cfg.Injection
+	if o, ok := c.cfg.Routes[api]; ok {
+		if o.MaxBodyBytes > 0 {
+			maxBody = o.MaxBodyBytes
+		}
+		if o.Injection != "" {
+			injection = o.Injection
+		}
+	}
+	return maxBody, injection
+}
+
+func deny(status int, detail, reason string) *Denial {
+	return &Denial{Status: status, Detail: detail, Decision: event.Decision_DECISION_BLOCK, Reason: reason}
+}
+
+// Check implements Check.
+func (c *Inspection) Check(x *Exchange) *Denial {
+	r := x.Req
+	maxBody, injection := c.route(x.API)
+	n := 0
+	for _, vs := range r.Header {
+		n += len(vs)
+	}
+	if n > c.cfg.MaxHeaders {
+		return deny(http.StatusRequestHeaderFieldsTooLarge, "Too many header fields.",
+			fmt.Sprintf("%d header fields, limit %d", n, c.cfg.MaxHeaders))
+	}
+	if r.ContentLength > maxBody {
+		return deny(http.StatusRequestEntityTooLarge, "The request body is too large.",
+			fmt.Sprintf("Content-Length %d, limit %d", r.ContentLength, maxBody))
+	}
+	var found *finding
+	look := func(where string, v string) bool {
+		if found == nil && injection != InjectionOff {
+			found = detect(where, v)
+		}
+		return found == nil
+	}
+	for _, seg := range strings.Split(r.URL.Path, "/") {
+		if !look("path", seg) {
+			break
+		}
+	}
+	if found == nil && r.URL.RawQuery != "" {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return deny(http.StatusBadRequest, "The query string is malformed.", "query: "+err.Error())
+		}
+		inspectValues("query", q, look)
+	}
+	if d := c.body(x, maxBody, look); d != nil {
+		return d
+	}
+	if found == nil {
+		return nil
+	}
+	reason := fmt.Sprintf("%s in %s", found.kind, found.where)
+	if found.fingerprint != "" {
+		reason += " (libinjection " + found.fingerprint + ")"
+	}
+	if injection == InjectionFlag {
+		x.Event.Check, x.Event.Reason = InspectionName, "flagged: "+reason
+		return nil
+	}
+	return deny(http.StatusForbidden, "", reason)
+}
+
+func inspectValues(where string, vals url.Values, look func(string, string) bool) {
+	for k, vs := range vals {
+		if !look(where+" name", k) {
+			return
+		}
+		for _, v := range vs {
+			if !look(where+" "+clip(k, 64), v) {
+				return
+			}
+		}
+	}
+}
+
+// body reads and inspects the body by its content type, then puts the
+// bytes back for the upstream.
+func (c *Inspection) body(x *Exchange, maxBody int64, look func(string, string) bool) *Denial {
+	r := x.Req
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	buf := &bytes.Buffer{}
+	lr := &io.LimitedReader{R: r.Body, N: maxBody + 1}
+	tee := bufio.NewReader(io.TeeReader(lr, buf))
+	var d *Denial
+	switch {
+	case ctype == "application/json" || strings.HasSuffix(ctype, "+json"):
+		err := ScanJSON(tee, c.cfg.JSON, func(s []byte, key bool) bool {
+			where := "JSON value"
+			if key {
+				where = "JSON key"
+			}
+			return look(where, string(s))
+		})
+		d = c.bodyError(err, lr)
+	case ctype == "application/xml" || ctype == "text/xml" || strings.HasSuffix(ctype, "+xml"):
+		d = c.bodyError(scanXML(tee), lr)
+	case ctype == "application/x-www-form-urlencoded":
+		if _, err := io.Copy(io.Discard, tee); err != nil {
+			return c.bodyError(err, lr)
+		}
+		if lr.N <= 0 {
+			break
+		}
+		form, err := url.ParseQuery(buf.String())
+		if err != nil {
+			return deny(http.StatusBadRequest, "The form body is malformed.", "form: "+err.Error())
+		}
+		inspectValues("form", form, look)
+	}
+	if d != nil {
+		return d
+	}
+	// Read the rest (other types, or what a scan left), up to the limit.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return c.bodyError(err, lr)
+	}
+	if lr.N <= 0 {
+		return deny(http.StatusRequestEntityTooLarge, "The request body is too large.",
+			fmt.Sprintf("body over %d bytes", maxBody))
+	}
+	r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
+	r.ContentLength = int64(buf.Len())
+	x.Event.RequestBytes = int64(buf.Len())
+	return nil
+}
+
+func (c *Inspection) bodyError(err error, lr *io.LimitedReader) *Denial {
+	if err == nil {
+		return nil
+	}
+	if lr.N <= 0 {
+		return deny(http.StatusRequestEntityTooLarge, "The request body is too large.", "body over the limit")
+	}
+	var je *JSONError
+	if errors.As(err, &je) {
+		if je.Limit {
+			return deny(http.StatusRequestEntityTooLarge, "The JSON body exceeds its limits.", je.Error())
+		}
+		return deny(http.StatusBadRequest, "The JSON body is malformed.", je.Error())
+	}
+	if errors.Is(err, errXMLDTD) {
+		return deny(http.StatusBadRequest, "XML with a DTD or entities is not accepted.", err.Error())
+	}
+	var xe *xml.SyntaxError
+	if errors.As(err, &xe) {
+		return deny(http.StatusBadRequest, "The XML body is malformed.", "XML: "+xe.Error())
+	}
+	return deny(http.StatusBadRequest, "The request body could not be read.", "reading body: "+err.Error())
+}
+
+var errXMLDTD = errors.New("XML body declares a DTD or entities")
+
+// scanXML reads an XML document token by token and refuses any directive
+// (<!DOCTYPE …>, which is where entities are declared): no DTD means no
+// external entities (XXE) and no entity expansion (billion laughs).
+func scanXML(r io.Reader) error {
+	d := xml.NewDecoder(r)
+	d.Strict = true
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if dir, ok := tok.(xml.Directive); ok {
+			return fmt.Errorf("%w at byte %d: <!%s>", errXMLDTD, d.InputOffset(), clip(string(dir), 40))
+		}
+	}
+}
+
+// finding is an injection found in a request.
+type finding struct {
+	kind, where, fingerprint string
+}
+
+// detect runs libinjection's SQL injection and XSS detectors on v.
+func detect(where, v string) *finding {
+	if len(v) < 2 {
+		return nil
+	}
+	if ok, fp := libinjection.IsSQLi(v); ok {
+		return &finding{kind: "sqli", where: where, fingerprint: fp}
+	}
+	if libinjection.IsXSS(v) {
+		return &finding{kind: "xss", where: where}
+	}
+	return nil
+}

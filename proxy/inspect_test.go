@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+type inspectHarness struct {
+	url    string
+	events *collector
+	bodies chan string
+}
+
+func newInspectHarness(t *testing.T, mutate func(*InspectConfig)) *inspectHarness {
+	t.Helper()
+	h := &inspectHarness{events: &collector{}, bodies: make(chan string, 4)}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		h.bodies <- string(b)
+	}))
+	t.Cleanup(up.Close)
+	cfg := DefaultConfig()
+	cfg.Upstream = up.URL
+	cfg.Routes = []string{"POST /upload", "POST /orders", "GET /search"}
+	ic := DefaultInspectConfig()
+	ic.JSON = JSONLimits{MaxDepth: 8, MaxElements: 100, MaxString: 1024}
+	ic.MaxBodyBytes = 4096
+	ic.MaxHeaders = 20
+	ic.Routes = map[string]RouteInspect{"POST /upload": {MaxBodyBytes: 1 << 20, Injection: InjectionOff},
+		"GET /search": {Injection: InjectionFlag}}
+	if mutate != nil {
+		mutate(&ic)
+	}
+	if err := ic.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	dc := DefaultDecoyConfig()
+	dc.Paths = []string{"/.env", "/admin/*"}
+	p, err := New(cfg, []Check{NewDecoy(dc), NewInspection(ic)}, h.events, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+func TestInspection(t *testing.T) {
+	h := newInspectHarness(t, nil)
+	deep := strings.Repeat("[", 20) + strings.Repeat("]", 20)
+	many := "[" + strings.Repeat("1,", 200) + "1]"
+	for _, tc := range []struct {
+		name, method, path, ctype, body string
+		headers                         int
+		status                          int
+		reason                          string // substring of the event's reason; "" for allowed
+		forwarded                       string // body the upstream must see; "-" for not forwarded
+	}{
+		{"plain json", "POST", "/orders", "application/json", `{"item":"book","qty":2}`, 0, 200, "", `{"item":"book","qty":2}`},
+		{"sqli in json value", "POST", "/orders", "application/json", `{"item":"1' OR '1'='1"}`, 0, 403, "sqli in JSON value", "-"},
+		{"sqli in escaped json", "POST", "/orders", "application/json", `{"item":"1\u0027 OR \u00271\u0027=\u00271"}`, 0, 403, "sqli in JSON value", "-"},
+		{"xss in json key", "POST", "/orders", "application/json", `{"<script>alert(1)</script>":1}`, 0, 403, "xss in JSON key", "-"},
+		{"sqli in query", "GET", "/items?id=1%20UNION%20SELECT%20password%20FROM%20users", "", "", 0, 403, "sqli in query id", "-"},
+		{"xss in path", "GET", "/p/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "", "", 0, 403, "xss in path", "-"},
+		{"sqli in form", "POST", "/orders", "application/x-www-form-urlencoded", "q=x&user=admin'--", 0, 403, "sqli in form user", "-"},
+		{"flag only route", "GET", "/search?q=1'%20OR%201=1--", "", "", 0, 200, "flagged: sqli in query q", ""},
+		{"injection off route", "POST", "/upload", "application/json", `{"f":"' OR 1=1--"}`, 0, 200, "", `{"f":"' OR 1=1--"}`},
+		{"benign punctuation", "GET", "/items?name=O%27Brien&note=it%27s%20fine", "", "", 0, 200, "", ""},
+		{"malformed json", "POST", "/orders", "application/json", `{"a":`, 0, 400, "unexpected end of body", "-"},
+		{"deep json", "POST", "/orders", "application/json", deep, 0, 413, "nested deeper than 8", "-"},
+		{"many elements", "POST", "/orders", "application/json", many, 0, 413, "more than 100 elements", "-"},
+		{"oversize body", "POST", "/orders", "text/plain", strings.Repeat("a", 5000), 0, 413, "limit 4096", "-"},
+		{"larger limit route", "POST", "/upload", "application/octet-stream", strings.Repeat("a", 5000), 0, 200, "", strings.Repeat("a", 5000)},
+		{"xxe", "POST", "/orders", "application/xml", `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>`, 0, 400, "DTD or entities", "-"},
+		{"billion laughs", "POST", "/orders", "text/xml", `<!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><l>&b;</l>`, 0, 400, "DTD or entities", "-"},
+		{"plain xml", "POST", "/orders", "application/xml", `<order><item>book</item></order>`, 0, 200, "", `<order><item>book</item></order>`},
+		{"broken xml", "POST", "/orders", "application/xml", `<order><item>book</order>`, 0, 400, "XML", "-"},
+		{"header flood", "GET", "/items", "", "", 30, 431, "header fields, limit 20", "-"},
+		{"decoy", "GET", "/.env", "", "", 0, 404, "decoy path /.env", "-"},
+		{"decoy prefix", "GET", "/admin/backup.zip", "", "", 0, 404, "decoy path /admin/backup.zip", "-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req, _ := http.NewRequest(tc.method, h.url+tc.path, body)
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			for i := range tc.headers {
+				req.Header.Add("X-Flood", strings.Repeat("x", i))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.status, got)
+			}
+			ev := h.events.last(t)
+			if tc.reason == "" && ev.Reason != "" || !strings.Contains(ev.Reason, tc.reason) {
+				t.Errorf("event reason %q, want %q", ev.Reason, tc.reason)
+			}
+			if tc.status >= 400 && ev.Decision != event.Decision_DECISION_BLOCK {
+				t.Errorf("decision %v, want block", ev.Decision)
+			}
+			if tc.forwarded == "-" {
+				select {
+				case b := <-h.bodies:
+					t.Errorf("refused request reached the upstream with %q", b)
+				default:
+				}
+				return
+			}
+			if b := <-h.bodies; b != tc.forwarded {
+				t.Errorf("upstream got %q, want %q", b, tc.forwarded)
+			}
+		})
+	}
+}
+
+func TestDecoyLooksLikeAPlain404(t *testing.T) {
+	h := newInspectHarness(t, nil)
+	resp, err := http.Get(h.url + "/.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// What net/http answers for a path it does not know.
+	rec := httptest.NewRecorder()
+	http.NotFound(rec, httptest.NewRequest("GET", "/.env", nil))
+	if resp.StatusCode != rec.Code || string(b) != rec.Body.String() ||
+		resp.Header.Get("Content-Type") != rec.Header().Get("Content-Type") {
+		t.Errorf("decoy answered %d %q %q; net/http answers %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), b,
+			rec.Code, rec.Header().Get("Content-Type"), rec.Body.String())
+	}
+	if ev := h.events.last(t); ev.Check != DecoyName {
+		t.Errorf("event check %q, want decoy", ev.Check)
+	}
+}
