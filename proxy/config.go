@@ -32,6 +32,10 @@ type Config struct {
 	// state before it fails (or, fail-open, serves without it).
 	SyncTimeout time.Duration `yaml:"sync_timeout"`
 
+	// Inspection configures payload inspection; Decoys the decoy paths.
+	Inspection InspectConfig `yaml:"inspection"`
+	Decoys     DecoyConfig   `yaml:"decoys"`
+
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
@@ -54,6 +58,8 @@ func DefaultConfig() Config {
 		IdleTimeout:       120 * time.Second,
 		UpstreamTimeout:   30 * time.Second,
 		SyncTimeout:       10 * time.Second,
+		Inspection:        DefaultInspectConfig(),
+		Decoys:            DefaultDecoyConfig(),
 	}
 }
 
@@ -70,6 +76,12 @@ func (c Config) Validate() error {
 		return err
 	}
 	if _, err := NewTemplater(c.Routes); err != nil {
+		return err
+	}
+	if err := c.Inspection.Validate(); err != nil {
+		return err
+	}
+	if err := c.Decoys.Validate(); err != nil {
 		return err
 	}
 	switch {

@@ -79,7 +79,10 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		nc.Close()
 		return nil, err
 	}
-	p, err := proxy.New(cfg.Proxy, []proxy.Check{proxy.NewEnforcement(m)}, em, cfg.NATS.Partitions, log)
+	// Decoys come before inspection: a decoy hit must look like a plain
+	// 404 even when it carries an injection.
+	checks := []proxy.Check{proxy.NewEnforcement(m), proxy.NewDecoy(cfg.Proxy.Decoys), proxy.NewInspection(cfg.Proxy.Inspection)}
+	p, err := proxy.New(cfg.Proxy, checks, em, cfg.NATS.Partitions, log)
 	if err != nil {
 		stopWatch()
 		nc.Close()

@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmugglingAttempts sends ambiguous framing over a raw socket. The
+// server in front (net/http, as apiguard runs it) refuses what it cannot
+// frame unambiguously, and what it accepts reaches the upstream with one
+// framing only, so the upstream cannot be desynchronised.
+func TestSmugglingAttempts(t *testing.T) {
+	seen := make(chan *http.Request, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		r.Header.Set("X-Test-Body", string(b))
+		seen <- r
+	}))
+	defer up.Close()
+	cfg := DefaultConfig()
+	cfg.Upstream = up.URL
+	p, err := New(cfg, []Check{NewInspection(cfg.Inspection)}, &collector{}, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		name, raw string
+		status    int
+		upstream  string // for accepted requests: how the upstream saw the body's framing
+	}{
+		{"CL and TE: TE wins, CL dropped", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 200, "body=abc cl=[]"},
+		{"two different CLs", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400, ""},
+		{"signed CL", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: +4\r\n\r\nabcd", 400, ""},
+		{"TE other than chunked", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, ""},
+		{"TE twice", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501, ""},
+		{"obfuscated TE", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 501, ""},
+		{"two Hosts", "GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, ""},
+		// Folded lines are unfolded into one value (RFC 9112 §5.2 allows it):
+		// the upstream never sees the fold.
+		{"obs-fold", "GET /x HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n", 200, "body= cl=[]"},
+		{"bare LF in chunk size", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 400, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write([]byte(tc.raw)); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.upstream == "" {
+				select {
+				case r := <-seen:
+					t.Errorf("refused request reached the upstream: %v", r.Header)
+				default:
+				}
+				return
+			}
+			r := <-seen
+			if got := "body=" + r.Header.Get("X-Test-Body") + " cl=" + strings.Join(r.Header.Values("Content-Length"), ","); got != strings.Replace(tc.upstream, "cl=[]", "cl=", 1) {
+				t.Errorf("upstream saw %s, want %s", got, tc.upstream)
+			}
+		})
+	}
+}
