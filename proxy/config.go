@@ -35,6 +35,7 @@ type Config struct {
 	// Inspection configures payload inspection; Decoys the decoy paths.
 	Inspection InspectConfig `yaml:"inspection"`
 	Decoys     DecoyConfig   `yaml:"decoys"`
+	Bots       BotsConfig    `yaml:"bots"`
 
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -60,6 +61,7 @@ func DefaultConfig() Config {
 		SyncTimeout:       10 * time.Second,
 		Inspection:        DefaultInspectConfig(),
 		Decoys:            DefaultDecoyConfig(),
+		Bots:              DefaultBotsConfig(),
 	}
 }
 
@@ -82,6 +84,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Decoys.Validate(); err != nil {
+		return err
+	}
+	if err := c.Bots.Validate(); err != nil {
 		return err
 	}
 	switch {

@@ -79,9 +79,19 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		nc.Close()
 		return nil, err
 	}
-	// Decoys come before inspection: a decoy hit must look like a plain
-	// 404 even when it carries an injection.
-	checks := []proxy.Check{proxy.NewEnforcement(m), proxy.NewDecoy(cfg.Proxy.Decoys), proxy.NewInspection(cfg.Proxy.Inspection)}
+	bots, err := proxy.NewBots(cfg.Proxy.Bots)
+	if err != nil {
+		stopWatch()
+		nc.Close()
+		return nil, err
+	}
+	if bots.Skipped() > 0 {
+		log.Warn("skipped crawler patterns Go's regexp cannot compile (look-behind)", "skipped", bots.Skipped())
+	}
+	// Decoys come before bots and inspection: a decoy hit must look like
+	// a plain 404 whoever sends it and whatever it carries.
+	checks := []proxy.Check{proxy.NewEnforcement(m), proxy.NewDecoy(cfg.Proxy.Decoys), bots,
+		proxy.NewInspection(cfg.Proxy.Inspection)}
 	p, err := proxy.New(cfg.Proxy, checks, em, cfg.NATS.Partitions, log)
 	if err != nil {
 		stopWatch()
