@@ -48,12 +48,7 @@ func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, reg *prom
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving metrics: %w", err)
-		}
-		return nil
-	})
+	serve(g, srv, ln, "metrics")
 	g.Go(func() error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -62,6 +57,17 @@ func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, reg *prom
 	})
 	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
 	return ln.Addr(), nil
+}
+
+// serve runs srv on ln in g until it is shut down; any other end is an
+// error naming what was served.
+func serve(g *errgroup.Group, srv *http.Server, ln net.Listener, what string) {
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving %s: %w", what, err)
+		}
+		return nil
+	})
 }
 
 func counterFunc(name, help string, f func() uint64) prometheus.Collector {

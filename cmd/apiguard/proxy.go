@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -136,12 +135,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		defer close(emitDone)
 		return em.Run(emitCtx)
 	})
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving proxy: %w", err)
-		}
-		return nil
-	})
+	serve(g, srv, ln, "proxy")
 	g.Go(func() error {
 		<-ctx.Done()
 		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
