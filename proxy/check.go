@@ -18,6 +18,9 @@ type Exchange struct {
 	Creds    Credentials
 	Event    *event.RequestEvent
 	Now      time.Time
+	// ResponseHeaders are set on the upstream's answer (overriding what
+	// the upstream sent), for checks that shape responses (CORS).
+	ResponseHeaders http.Header
 }
 
 // Identity returns the identities the enforcement state is keyed by.
@@ -37,6 +40,9 @@ type Denial struct {
 	// document: a decoy's answer must look like the upstream's.
 	RawBody []byte
 	RawType string
+	// Answer marks a reply that is not a refusal (a CORS preflight the
+	// proxy answers itself): it is not counted as denied.
+	Answer bool
 }
 
 // Check is one layer of the chain. Check returns nil to let the request go

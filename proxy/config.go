@@ -36,6 +36,7 @@ type Config struct {
 	Inspection InspectConfig `yaml:"inspection"`
 	Decoys     DecoyConfig   `yaml:"decoys"`
 	Bots       BotsConfig    `yaml:"bots"`
+	Origins    OriginsConfig `yaml:"origins"`
 
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -62,6 +63,7 @@ func DefaultConfig() Config {
 		Inspection:        DefaultInspectConfig(),
 		Decoys:            DefaultDecoyConfig(),
 		Bots:              DefaultBotsConfig(),
+		Origins:           DefaultOriginsConfig(),
 	}
 }
 
@@ -87,6 +89,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Bots.Validate(); err != nil {
+		return err
+	}
+	if err := c.Origins.Validate(); err != nil {
 		return err
 	}
 	switch {

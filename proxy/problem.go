@@ -24,7 +24,9 @@ func writeProblem(w http.ResponseWriter, d *Denial, requestID string) {
 		h[k] = vs
 	}
 	if d.RawBody != nil {
-		h.Set("Content-Type", d.RawType)
+		if d.RawType != "" {
+			h.Set("Content-Type", d.RawType)
+		}
 		h.Set("Content-Length", strconv.Itoa(len(d.RawBody)))
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(d.Status)

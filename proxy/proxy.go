@@ -79,9 +79,10 @@ func New(cfg Config, checks []Check, emit Emitter, partitions int, log *slog.Log
 	transport.MaxIdleConnsPerHost = 256
 	transport.ResponseHeaderTimeout = cfg.UpstreamTimeout
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    timedTransport{transport},
-		ErrorHandler: p.upstreamError,
+		Rewrite:        p.rewrite,
+		Transport:      timedTransport{transport},
+		ErrorHandler:   p.upstreamError,
+		ModifyResponse: p.modifyResponse,
 	}
 	return p, nil
 }
@@ -102,7 +103,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if d == nil {
 			continue
 		}
-		p.stats.Denied.Add(1)
+		if !d.Answer {
+			p.stats.Denied.Add(1)
+		}
 		ev.Decision, ev.Check, ev.Reason, ev.Status = d.Decision, c.Name(), d.Reason, uint32(d.Status)
 		if d.Auth != event.AuthOutcome_AUTH_UNSPECIFIED {
 			ev.Auth = d.Auth
@@ -262,3 +265,16 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // Routes returns the configured route templates, the API label values of
 // its metrics.
 func (p *Proxy) Routes() []string { return p.routes.Configured() }
+
+// modifyResponse sets the headers checks asked for on the upstream's
+// answer.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	x, _ := resp.Request.Context().Value(exchangeKey{}).(*Exchange)
+	if x == nil {
+		return nil
+	}
+	for k, vs := range x.ResponseHeaders {
+		resp.Header[k] = vs
+	}
+	return nil
+}
