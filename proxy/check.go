@@ -18,6 +18,8 @@ type Exchange struct {
 	Creds    Credentials
 	Event    *event.RequestEvent
 	Now      time.Time
+	// Plan is the verified consumer's plan (API key), for rate limits.
+	Plan string
 	// ResponseHeaders are set on the upstream's answer (overriding what
 	// the upstream sent), for checks that shape responses (CORS).
 	ResponseHeaders http.Header

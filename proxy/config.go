@@ -37,6 +37,7 @@ type Config struct {
 	Decoys     DecoyConfig   `yaml:"decoys"`
 	Bots       BotsConfig    `yaml:"bots"`
 	Origins    OriginsConfig `yaml:"origins"`
+	Auth       AuthConfig    `yaml:"auth"`
 
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -64,6 +65,7 @@ func DefaultConfig() Config {
 		Decoys:            DefaultDecoyConfig(),
 		Bots:              DefaultBotsConfig(),
 		Origins:           DefaultOriginsConfig(),
+		Auth:              DefaultAuthConfig(),
 	}
 }
 
@@ -92,6 +94,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Origins.Validate(); err != nil {
+		return err
+	}
+	if err := c.Auth.Validate(); err != nil {
 		return err
 	}
 	switch {

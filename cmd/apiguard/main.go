@@ -27,6 +27,7 @@ Commands:
                 API and traffic with an attacker
   proxy         run the enforcing proxy against --nats
   pipeline      run the detection pipeline and responder against --nats
+  keys          new API key:         apiguard keys new --id ID [--plan P] [--scopes a,b]
   migrate       create or update the ClickHouse schema (--clickhouse host:9000)
   block         block a principal:   apiguard block [--ttl 1h] [--reason R] KIND VALUE
   unblock       remove an entry:     apiguard unblock KIND VALUE
@@ -69,6 +70,8 @@ func run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 		return cmdProxy(ctx, args)
 	case "pipeline":
 		return cmdPipeline(ctx, args)
+	case "keys":
+		return cmdKeys(ctx, args, out)
 	case "migrate":
 		return cmdMigrate(ctx, args, out)
 	case "block":

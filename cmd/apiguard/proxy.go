@@ -87,10 +87,16 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 	if bots.Skipped() > 0 {
 		log.Warn("skipped crawler patterns Go's regexp cannot compile (look-behind)", "skipped", bots.Skipped())
 	}
+	auth, err := proxy.NewAuth(cfg.Proxy.Auth, cfg.Proxy.APIKeyHeader)
+	if err != nil {
+		stopWatch()
+		nc.Close()
+		return nil, err
+	}
 	// Decoys come before bots and inspection: a decoy hit must look like
 	// a plain 404 whoever sends it and whatever it carries.
 	checks := []proxy.Check{proxy.NewEnforcement(m), proxy.NewDecoy(cfg.Proxy.Decoys), bots,
-		proxy.NewOrigins(cfg.Proxy.Origins), proxy.NewInspection(cfg.Proxy.Inspection)}
+		proxy.NewOrigins(cfg.Proxy.Origins), auth, proxy.NewInspection(cfg.Proxy.Inspection)}
 	p, err := proxy.New(cfg.Proxy, checks, em, cfg.NATS.Partitions, log)
 	if err != nil {
 		stopWatch()

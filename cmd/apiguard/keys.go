@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/apiguard/apiguard/proxy"
+)
+
+// cmdKeys manages API keys: 'apiguard keys new --id ID' prints a fresh key
+// once, and the entry (with only the secret's hash) to add to the key
+// store (proxy.auth.keys_file).
+func cmdKeys(_ context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "new" {
+		return fmt.Errorf("%w: apiguard keys new --id ID [--plan P] [--scopes a,b]", errUsage)
+	}
+	fs := flag.NewFlagSet("keys new", flag.ContinueOnError)
+	id := fs.String("id", "", "key id (the part before the '.'; shows in events and logs)")
+	plan := fs.String("plan", "", "rate-limit plan")
+	scopes := fs.String("scopes", "", "comma-separated scopes")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var sc []string
+	if *scopes != "" {
+		sc = strings.Split(*scopes, ",")
+	}
+	key, entry, err := proxy.NewAPIKey(*id, *plan, sc)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	b, err := yaml.Marshal([]proxy.APIKey{entry})
+	if err != nil {
+		return fmt.Errorf("encoding the entry: %w", err)
+	}
+	fmt.Fprintf(out, "# API key (shown once; apiguard stores only its hash):\n# %s\n# Add to the key store under keys:\n%s", key, b)
+	return nil
+}
