@@ -33,11 +33,12 @@ type Config struct {
 	SyncTimeout time.Duration `yaml:"sync_timeout"`
 
 	// Inspection configures payload inspection; Decoys the decoy paths.
-	Inspection InspectConfig `yaml:"inspection"`
-	Decoys     DecoyConfig   `yaml:"decoys"`
-	Bots       BotsConfig    `yaml:"bots"`
-	Origins    OriginsConfig `yaml:"origins"`
-	Auth       AuthConfig    `yaml:"auth"`
+	Inspection InspectConfig   `yaml:"inspection"`
+	Decoys     DecoyConfig     `yaml:"decoys"`
+	Bots       BotsConfig      `yaml:"bots"`
+	Origins    OriginsConfig   `yaml:"origins"`
+	Auth       AuthConfig      `yaml:"auth"`
+	RateLimits RateLimitConfig `yaml:"rate_limits"`
 
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -66,6 +67,7 @@ func DefaultConfig() Config {
 		Bots:              DefaultBotsConfig(),
 		Origins:           DefaultOriginsConfig(),
 		Auth:              DefaultAuthConfig(),
+		RateLimits:        DefaultRateLimitConfig(),
 	}
 }
 
@@ -97,6 +99,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	if err := c.RateLimits.Validate(); err != nil {
 		return err
 	}
 	switch {

@@ -96,7 +96,8 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 	// Decoys come before bots and inspection: a decoy hit must look like
 	// a plain 404 whoever sends it and whatever it carries.
 	checks := []proxy.Check{proxy.NewEnforcement(m), proxy.NewDecoy(cfg.Proxy.Decoys), bots,
-		proxy.NewOrigins(cfg.Proxy.Origins), auth, proxy.NewInspection(cfg.Proxy.Inspection)}
+		proxy.NewOrigins(cfg.Proxy.Origins), auth, proxy.NewRateLimit(cfg.Proxy.RateLimits),
+		proxy.NewInspection(cfg.Proxy.Inspection)}
 	p, err := proxy.New(cfg.Proxy, checks, em, cfg.NATS.Partitions, log)
 	if err != nil {
 		stopWatch()
