@@ -120,3 +120,15 @@ func TestLoadKeysErrors(t *testing.T) {
 		t.Errorf("Validate without a key store = %v", err)
 	}
 }
+
+func TestAuthWithoutKeyStoreVerifiesNothing(t *testing.T) {
+	a, err := NewAuth(DefaultAuthConfig(), "X-API-Key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := exchangeFor("GET", "/items/1", "", "")
+	x.Req.Header.Set("X-API-Key", "client-07")
+	if d := a.Check(x); d != nil {
+		t.Errorf("a key was refused with no key store: %+v", d)
+	}
+}
