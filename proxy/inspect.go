@@ -152,10 +152,10 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 		}
 		return found == nil
 	}
-	for _, seg := range strings.Split(r.URL.Path, "/") {
-		if !look("path", seg) {
-			break
-		}
+	for rest := r.URL.Path; rest != "" && found == nil; {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
+		look("path", seg)
 	}
 	if found == nil && r.URL.RawQuery != "" {
 		q, err := url.ParseQuery(r.URL.RawQuery)

@@ -147,16 +147,21 @@ func (r *RateLimit) Check(x *Exchange) *Denial {
 			return r.refuse(x, "api", l, wait, "API limit for "+x.API)
 		}
 	}
-	policy, key, l := "anonymous", "ip\x00"+x.ClientIP.String()+"\x00"+x.API, r.cfg.Anonymous
-	if x.Event.Auth == event.AuthOutcome_AUTH_OK && x.Creds.KeyID != "" {
-		plan := x.Plan
-		if _, ok := r.cfg.Plans[plan]; !ok {
-			plan = r.cfg.DefaultPlan
+	keyed := x.Event.Auth == event.AuthOutcome_AUTH_OK && x.Creds.KeyID != ""
+	policy, l := "anonymous", r.cfg.Anonymous
+	if keyed {
+		policy = x.Plan
+		if _, ok := r.cfg.Plans[policy]; !ok {
+			policy = r.cfg.DefaultPlan
 		}
-		policy, key, l = plan, "key\x00"+x.Creds.KeyID+"\x00"+x.API, r.cfg.Plans[plan]
+		l = r.cfg.Plans[policy]
 	}
 	if l.Rate <= 0 {
-		return nil
+		return nil // no limit: build no key
+	}
+	key := "ip\x00" + x.ClientIP.String() + "\x00" + x.API
+	if keyed {
+		key = "key\x00" + x.Creds.KeyID + "\x00" + x.API
 	}
 	ok, left, wait := r.take(key, l, x.Now)
 	if !ok {
