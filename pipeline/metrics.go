@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,8 +50,7 @@ func NewMetrics(reg prometheus.Registerer, stats *Stats) (*Metrics, error) {
 func (m *Metrics) observe(took time.Duration, as []*event.Anomaly) {
 	m.detect.Observe(took.Seconds())
 	for _, a := range as {
-		sev := strings.ToLower(strings.TrimPrefix(a.Severity.String(), "SEVERITY_"))
-		m.anomalies.WithLabelValues(a.Detector, sev).Inc()
+		m.anomalies.WithLabelValues(a.Detector, a.Severity.Label()).Inc()
 	}
 }
 

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,8 +66,7 @@ func (m *Metrics) observe(ev *event.RequestEvent) {
 	if !m.apis[api] {
 		api = OtherAPI
 	}
-	decision := strings.ToLower(strings.TrimPrefix(ev.Decision.String(), "DECISION_"))
-	m.requests.WithLabelValues(api, decision, ev.Check).Inc()
+	m.requests.WithLabelValues(api, ev.Decision.Label(), ev.Check).Inc()
 	m.duration.WithLabelValues(api).Observe(time.Duration(ev.DurationNanos).Seconds())
 	if ev.UpstreamLatencyNanos > 0 {
 		m.upstream.WithLabelValues(api).Observe(time.Duration(ev.UpstreamLatencyNanos).Seconds())

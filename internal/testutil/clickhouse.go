@@ -130,21 +130,6 @@ func (c *ClickHouse) Stop() {
 	c.cmd = nil
 }
 
-// Database creates a database with a name unique to the test and returns
-// it, so that tests sharing a server do not see each other's tables.
-func (c *ClickHouse) Database(name string) string {
-	c.t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.Addr}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		c.t.Fatalf("opening ClickHouse: %v", err)
-	}
-	defer conn.Close()
-	if err := conn.Exec(context.Background(), "CREATE DATABASE IF NOT EXISTS "+name); err != nil {
-		c.t.Fatalf("creating database %s: %v", name, err)
-	}
-	return name
-}
-
 func ping(addr string) error {
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: time.Second})
 	if err != nil {

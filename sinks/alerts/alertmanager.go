@@ -65,7 +65,7 @@ func toAlert(a *event.Anomaly, link string, resolveAfter time.Duration) amAlert 
 			"api":            a.Api,
 			"principal_kind": a.GetPrincipal().GetKind(),
 			"principal":      a.GetPrincipal().GetValue(),
-			"severity":       severityName(a.Severity),
+			"severity":       a.Severity.Label(),
 		},
 		Annotations:  ann,
 		StartsAt:     t,

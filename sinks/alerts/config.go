@@ -7,7 +7,6 @@ package alerts
 import (
 	"fmt"
 	"net/url"
-	"strings"
 	"text/template"
 	"time"
 
@@ -115,8 +114,4 @@ var severities = map[string]event.Severity{
 	"medium":   event.Severity_SEVERITY_MEDIUM,
 	"high":     event.Severity_SEVERITY_HIGH,
 	"critical": event.Severity_SEVERITY_CRITICAL,
-}
-
-func severityName(s event.Severity) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "SEVERITY_"))
 }

@@ -88,7 +88,7 @@ func toPayload(a *event.Anomaly, link string) Payload {
 	p := Payload{
 		Version: "1", ID: a.Id, Time: time.Unix(0, a.TimeUnixNano).UTC(), Detector: a.Detector, API: a.Api,
 		Principal: Principal{Kind: a.GetPrincipal().GetKind(), Value: a.GetPrincipal().GetValue()},
-		Score:     a.Score, Severity: severityName(a.Severity), Summary: a.Summary,
+		Score:     a.Score, Severity: a.Severity.Label(), Summary: a.Summary,
 		Features: []Deviation{}, EventIDs: a.EventIds, Dashboard: link,
 	}
 	for _, d := range a.Deviations {
@@ -118,7 +118,7 @@ type slackText struct {
 }
 
 func toSlack(a *event.Anomaly, link string) slackMessage {
-	title := fmt.Sprintf("[%s] %s on %s by %s %s", strings.ToUpper(severityName(a.Severity)), a.Detector, a.Api,
+	title := fmt.Sprintf("[%s] %s on %s by %s %s", strings.ToUpper(a.Severity.Label()), a.Detector, a.Api,
 		a.GetPrincipal().GetKind(), a.GetPrincipal().GetValue())
 	body := "*" + slackEscape(title) + "*\n" + slackEscape(a.Summary)
 	if d := explain(a); d != "" {

@@ -443,3 +443,19 @@ func TestConcurrentStores(t *testing.T) {
 		t.Errorf("rows = %d, want 2000", n)
 	}
 }
+
+// An enum value from a newer schema must not stall storage: it is stored
+// as 'unspecified'.
+func TestUnknownEnumValueIsStored(t *testing.T) {
+	c := migrated(t)
+	w := clickhouse.NewWriter(c)
+	ev := fullEvent(0, time.Now().UTC())
+	ev.Decision = event.Decision(42)
+	if _, err := w.Events().Store(context.Background(), encode(t, ev), false); err != nil {
+		t.Fatalf("an unknown decision stalls the insert: %v", err)
+	}
+	var d string
+	if err := c.Conn().QueryRow(context.Background(), "SELECT toString(decision) FROM "+c.Database()+".events").Scan(&d); err != nil || d != "unspecified" {
+		t.Errorf("decision stored as %q (%v), want unspecified", d, err)
+	}
+}

@@ -1,7 +1,6 @@
 package clickhouse
 
 import (
-	"strings"
 	"time"
 
 	"github.com/apiguard/apiguard/event"
@@ -32,12 +31,6 @@ func micros(ns int64) uint32 {
 		return 1<<32 - 1
 	}
 	return uint32(us)
-}
-
-// enumName is the enum's proto name without its prefix, lower case, as the
-// table's Enum8 spells it ("DECISION_ALLOW" → "allow").
-func enumName(full, prefix string) string {
-	return strings.ToLower(strings.TrimPrefix(full, prefix))
 }
 
 // ip16 is the client address as 16 bytes, IPv4 mapped into IPv6, for
@@ -95,10 +88,10 @@ func eventFields() []field[*eventRow] {
 		col("referer", func(r r) string { return r.ev.Referer }),
 		col("principal_kind", func(r r) string { return r.kind }),
 		col("principal", func(r r) string { return r.value }),
-		col("decision", func(r r) string { return enumName(r.ev.Decision.String(), "DECISION_") }),
+		col("decision", func(r r) string { return r.ev.Decision.Label() }),
 		col("check_name", func(r r) string { return r.ev.Check }),
 		col("reason", func(r r) string { return r.ev.Reason }),
-		col("auth", func(r r) string { return enumName(r.ev.Auth.String(), "AUTH_") }),
+		col("auth", func(r r) string { return r.ev.Auth.Label() }),
 		col("stream_partition", func(r r) uint16 { return uint16(min(r.ev.Partition, 65535)) }),
 	}
 }
@@ -121,7 +114,7 @@ func anomalyFields() []field[*event.Anomaly] {
 		col("principal_kind", func(a r) string { return a.GetPrincipal().GetKind() }),
 		col("principal", func(a r) string { return a.GetPrincipal().GetValue() }),
 		col("score", func(a r) float64 { return a.Score }),
-		col("severity", func(a r) string { return enumName(a.Severity.String(), "SEVERITY_") }),
+		col("severity", func(a r) string { return a.Severity.Label() }),
 		col("features", func(a r) []string {
 			out := make([]string, len(a.Deviations))
 			for i, d := range a.Deviations {
@@ -143,7 +136,7 @@ func actionFields() []field[*event.Action] {
 		col("time", func(a r) time.Time { return unixTime(a.TimeUnixNano) }),
 		col("time_unix_nano", func(a r) int64 { return a.TimeUnixNano }),
 		col("action_id", func(a r) string { return a.Id }),
-		col("kind", func(a r) string { return enumName(a.Kind.String(), "ACTION_") }),
+		col("kind", func(a r) string { return a.Kind.Label() }),
 		col("target_kind", func(a r) string { return a.GetTarget().GetKind() }),
 		col("target", func(a r) string { return a.GetTarget().GetValue() }),
 		col("ttl_seconds", func(a r) int64 { return a.TtlSeconds }),
