@@ -383,12 +383,12 @@ type RequestEvent struct {
 	ClientIp             []byte                 `protobuf:"bytes,15,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"` // 4 or 16 bytes
 	ForwardedFor         []string               `protobuf:"bytes,16,rep,name=forwarded_for,json=forwardedFor,proto3" json:"forwarded_for,omitempty"`
 	UserAgent            string                 `protobuf:"bytes,17,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
-	TlsFingerprint       string                 `protobuf:"bytes,18,opt,name=tls_fingerprint,json=tlsFingerprint,proto3" json:"tls_fingerprint,omitempty"`          // TLS ClientHello hash where TLS terminates here
-	HeaderFingerprint    string                 `protobuf:"bytes,19,opt,name=header_fingerprint,json=headerFingerprint,proto3" json:"header_fingerprint,omitempty"` // header-order hash
+	TlsFingerprint       string                 `protobuf:"bytes,18,opt,name=tls_fingerprint,json=tlsFingerprint,proto3" json:"tls_fingerprint,omitempty"`          // JA4 of the TLS ClientHello where TLS terminates here
+	HeaderFingerprint    string                 `protobuf:"bytes,19,opt,name=header_fingerprint,json=headerFingerprint,proto3" json:"header_fingerprint,omitempty"` // header-order hash ("h1:…"), or header-set hash ("hs:…") where order is not visible
 	ApiKeyId             string                 `protobuf:"bytes,20,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
 	TokenId              string                 `protobuf:"bytes,21,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`       // JWT jti
 	TokenHash            string                 `protobuf:"bytes,22,opt,name=token_hash,json=tokenHash,proto3" json:"token_hash,omitempty"` // SHA-256 of the bearer token, hex, truncated
-	Subject              string                 `protobuf:"bytes,23,opt,name=subject,proto3" json:"subject,omitempty"`                      // JWT sub
+	Subject              string                 `protobuf:"bytes,23,opt,name=subject,proto3" json:"subject,omitempty"`                      // JWT sub, or the verified client certificate ("cert:…")
 	Session              string                 `protobuf:"bytes,24,opt,name=session,proto3" json:"session,omitempty"`
 	Origin               string                 `protobuf:"bytes,25,opt,name=origin,proto3" json:"origin,omitempty"`
 	Referer              string                 `protobuf:"bytes,26,opt,name=referer,proto3" json:"referer,omitempty"`
@@ -397,6 +397,7 @@ type RequestEvent struct {
 	Reason               string                 `protobuf:"bytes,29,opt,name=reason,proto3" json:"reason,omitempty"` // why, for analysts only
 	Auth                 AuthOutcome            `protobuf:"varint,30,opt,name=auth,proto3,enum=apiguard.event.v1.AuthOutcome" json:"auth,omitempty"`
 	Partition            uint32                 `protobuf:"varint,31,opt,name=partition,proto3" json:"partition,omitempty"`
+	TlsJa3               string                 `protobuf:"bytes,32,opt,name=tls_ja3,json=tlsJa3,proto3" json:"tls_ja3,omitempty"` // JA3 MD5 of the TLS ClientHello where TLS terminates here
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
@@ -646,6 +647,13 @@ func (x *RequestEvent) GetPartition() uint32 {
 		return x.Partition
 	}
 	return 0
+}
+
+func (x *RequestEvent) GetTlsJa3() string {
+	if x != nil {
+		return x.TlsJa3
+	}
+	return ""
 }
 
 // Deviation is one feature that deviated, with what was seen and expected.
@@ -978,7 +986,7 @@ const file_event_event_proto_rawDesc = "" +
 	"\n" +
 	"QueryParam\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xea\a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x83\b\n" +
 	"\fRequestEvent\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\rR\x06schema\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12$\n" +
@@ -1014,7 +1022,8 @@ const file_event_event_proto_rawDesc = "" +
 	"\x05check\x18\x1c \x01(\tR\x05check\x12\x16\n" +
 	"\x06reason\x18\x1d \x01(\tR\x06reason\x122\n" +
 	"\x04auth\x18\x1e \x01(\x0e2\x1e.apiguard.event.v1.AuthOutcomeR\x04auth\x12\x1c\n" +
-	"\tpartition\x18\x1f \x01(\rR\tpartition\"{\n" +
+	"\tpartition\x18\x1f \x01(\rR\tpartition\x12\x17\n" +
+	"\atls_ja3\x18  \x01(\tR\x06tlsJa3\"{\n" +
 	"\tDeviation\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\x1a\n" +
 	"\bobserved\x18\x02 \x01(\x01R\bobserved\x12\x1a\n" +

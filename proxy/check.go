@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/netip"
 	"time"
@@ -8,6 +9,10 @@ import (
 	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/event"
 )
+
+// FramingName is the check named in events for requests refused for
+// ambiguous framing, before the chain runs.
+const FramingName = "framing"
 
 // Exchange is one request on its way through the check chain. Checks read
 // it and may fill the event; it belongs to the request's goroutine.
@@ -20,6 +25,10 @@ type Exchange struct {
 	Now      time.Time
 	// Plan is the verified consumer's plan (API key), for rate limits.
 	Plan string
+	// TLS is the connection's TLS state when TLS terminates here.
+	TLS *tls.ConnectionState
+	// wire is the HTTP/1.x view of the request (header order, framing).
+	wire Wire
 	// ResponseHeaders are set on the upstream's answer (overriding what
 	// the upstream sent), for checks that shape responses (CORS).
 	ResponseHeaders http.Header

@@ -32,6 +32,12 @@ type Config struct {
 	// state before it fails (or, fail-open, serves without it).
 	SyncTimeout time.Duration `yaml:"sync_timeout"`
 
+	// TLS terminates TLS at the proxy (off by default).
+	TLS TLSConfig `yaml:"tls"`
+	// HTTP2 serves HTTP/2: by ALPN with TLS, with prior knowledge (h2c)
+	// without.
+	HTTP2 bool `yaml:"http2"`
+
 	// Inspection configures payload inspection; Decoys the decoy paths.
 	Inspection InspectConfig   `yaml:"inspection"`
 	Decoys     DecoyConfig     `yaml:"decoys"`
@@ -62,6 +68,8 @@ func DefaultConfig() Config {
 		IdleTimeout:       120 * time.Second,
 		UpstreamTimeout:   30 * time.Second,
 		SyncTimeout:       10 * time.Second,
+		TLS:               DefaultTLSConfig(),
+		HTTP2:             true,
 		Inspection:        DefaultInspectConfig(),
 		Decoys:            DefaultDecoyConfig(),
 		Bots:              DefaultBotsConfig(),
@@ -84,6 +92,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if _, err := NewTemplater(c.Routes); err != nil {
+		return err
+	}
+	if err := c.TLS.Validate(); err != nil {
 		return err
 	}
 	if err := c.Inspection.Validate(); err != nil {

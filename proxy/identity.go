@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/apiguard/apiguard/enforce"
@@ -92,7 +93,8 @@ type Credentials struct {
 	KeyID     string
 	TokenHash string
 	TokenID   string // JWT jti, unverified
-	Subject   string // JWT sub, unverified
+	Subject   string // JWT sub, unverified; else the client certificate's identity
+	Cert      string // the verified client certificate's identity (mTLS), "cert:…"
 }
 
 // Credentials reads the API key and bearer token of r. An API key of the
@@ -113,6 +115,25 @@ func (id *Identifier) Credentials(r *http.Request) Credentials {
 		c.Subject, c.TokenID = jwtClaims(tok)
 	}
 	return c
+}
+
+// headerSetFingerprint is the header fingerprint where the order is not
+// visible (HTTP/2, whose server hands over a map): "hs:" and the first 16
+// hex digits of the SHA-256 of the sorted, canonical header names.
+func headerSetFingerprint(h http.Header) string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	sum := sha256.New()
+	for i, n := range names {
+		if i > 0 {
+			sum.Write([]byte{','})
+		}
+		sum.Write([]byte(n))
+	}
+	return "hs:" + hex.EncodeToString(sum.Sum(nil)[:8])
 }
 
 func keyID(k string) string {

@@ -52,6 +52,7 @@ type Proxy struct {
 	// partitions is the number of event partitions events are spread over.
 	partitions int
 	lastErrLog atomic.Int64
+	lastRare   atomic.Int64
 }
 
 type exchangeKey struct{}
@@ -97,6 +98,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := p.exchange(r, start)
 	ev := x.Event
 	w.Header().Set(event.HeaderRequestID, ev.Id)
+	if x.wire.Ambiguous != "" {
+		// Refused before any check, and the connection is closed: what
+		// follows an ambiguous request on it cannot be trusted.
+		p.stats.Denied.Add(1)
+		ev.Decision, ev.Check, ev.Reason, ev.Status = event.Decision_DECISION_BLOCK, FramingName, x.wire.Ambiguous, http.StatusBadRequest
+		writeProblem(w, &Denial{Status: http.StatusBadRequest, Detail: "The request's framing is ambiguous.",
+			Headers: http.Header{"Connection": {"close"}}}, ev.Id)
+		p.finish(ev, start)
+		return
+	}
 
 	for _, c := range p.checks {
 		d := c.Check(x)
@@ -135,26 +146,46 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) exchange(r *http.Request, start time.Time) *Exchange {
 	ip, chain := p.ident.ClientIP(r)
 	creds := p.ident.Credentials(r)
+	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	var (
+		wire  Wire
+		state = r.TLS
+	)
+	if info != nil {
+		if info.wire != nil {
+			wire, _ = info.wire.next()
+		}
+		if state == nil {
+			state = info.tls
+		}
+	}
+	if creds.Cert = certIdentity(state); creds.Cert != "" && creds.Subject == "" {
+		creds.Subject = creds.Cert
+	}
+	if wire.HeaderOrder == "" {
+		wire.HeaderOrder = headerSetFingerprint(r.Header)
+	}
 	api := p.routes.API(r.Method, r.URL.Path)
 	ev := &event.RequestEvent{
-		Schema:       event.SchemaVersion,
-		Id:           p.ids.New(start),
-		TimeUnixNano: start.UnixNano(),
-		Proxy:        p.cfg.Instance,
-		Api:          api,
-		Method:       r.Method,
-		Host:         r.Host,
-		Path:         clip(r.URL.EscapedPath(), 2048),
-		ClientIp:     event.ClientIPBytes(ip),
-		ForwardedFor: chain,
-		UserAgent:    clip(r.UserAgent(), 512),
-		ApiKeyId:     creds.KeyID,
-		TokenId:      creds.TokenID,
-		TokenHash:    creds.TokenHash,
-		Subject:      creds.Subject,
-		Origin:       clip(r.Header.Get("Origin"), 256),
-		Referer:      clip(r.Referer(), 512),
-		Auth:         event.AuthOutcome_AUTH_MISSING,
+		Schema:            event.SchemaVersion,
+		Id:                p.ids.New(start),
+		TimeUnixNano:      start.UnixNano(),
+		Proxy:             p.cfg.Instance,
+		Api:               api,
+		Method:            r.Method,
+		Host:              r.Host,
+		Path:              clip(r.URL.EscapedPath(), 2048),
+		ClientIp:          event.ClientIPBytes(ip),
+		ForwardedFor:      chain,
+		UserAgent:         clip(r.UserAgent(), 512),
+		HeaderFingerprint: wire.HeaderOrder,
+		ApiKeyId:          creds.KeyID,
+		TokenId:           creds.TokenID,
+		TokenHash:         creds.TokenHash,
+		Subject:           creds.Subject,
+		Origin:            clip(r.Header.Get("Origin"), 256),
+		Referer:           clip(r.Referer(), 512),
+		Auth:              event.AuthOutcome_AUTH_MISSING,
 	}
 	if r.ContentLength > 0 {
 		ev.RequestBytes = r.ContentLength
@@ -166,9 +197,12 @@ func (p *Proxy) exchange(r *http.Request, start time.Time) *Exchange {
 	if r.URL.RawQuery != "" {
 		ev.Query = p.queryParams(r.URL.RawQuery)
 	}
+	if info != nil {
+		ev.TlsFingerprint, ev.TlsJa3 = info.ja4, info.ja3
+	}
 	kind, value := event.PrincipalOf(ev)
 	ev.Partition = uint32(event.Partition(kind, value, p.partitions))
-	return &Exchange{Req: r, API: api, ClientIP: ip, Creds: creds, Event: ev, Now: start}
+	return &Exchange{Req: r, API: api, ClientIP: ip, Creds: creds, Event: ev, Now: start, TLS: state, wire: wire}
 }
 
 // maxQueryParams bounds the parameters recorded per event.
@@ -223,11 +257,22 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header.Set("X-Forwarded-For", strings.Join(xff, ", "))
 	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
 	proto := "http"
-	if pr.In.TLS != nil {
+	if x.TLS != nil {
 		proto = "https"
 	}
 	pr.Out.Header.Set("X-Forwarded-Proto", proto)
 	pr.Out.Header.Set(event.HeaderRequestID, x.Event.Id)
+}
+
+// logRare logs at most one message every 10 seconds, for events a client
+// can cause at will (failed handshakes).
+func (p *Proxy) logRare(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := p.lastRare.Load()
+	if now-last < int64(10*time.Second) || !p.lastRare.CompareAndSwap(last, now) {
+		return
+	}
+	p.log.Warn(msg, args...)
 }
 
 // upstreamError answers 502 (504 on timeout) and logs at most once a second.

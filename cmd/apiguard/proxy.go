@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -121,20 +120,17 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 			return nil, err
 		}
 	}
+	tlsConf, err := cfg.Proxy.TLS.Load(cfg.Proxy.HTTP2)
+	if err != nil {
+		stopWatch()
+		nc.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
 	if err != nil {
 		stopWatch()
 		nc.Close()
 		return nil, fmt.Errorf("proxy.listen: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           p,
-		MaxHeaderBytes:    cfg.Proxy.MaxHeaderBytes,
-		ReadHeaderTimeout: cfg.Proxy.ReadHeaderTimeout,
-		ReadTimeout:       cfg.Proxy.ReadTimeout,
-		WriteTimeout:      cfg.Proxy.WriteTimeout,
-		IdleTimeout:       cfg.Proxy.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	emitCtx, stopEmit := context.WithCancel(context.Background())
 	emitDone := make(chan struct{})
@@ -142,12 +138,10 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		defer close(emitDone)
 		return em.Run(emitCtx)
 	})
-	serve(g, srv, ln, "proxy")
+	// Shutdown order: the server stops accepting and finishes in-flight
+	// requests when ctx ends, then the emitter flushes, then NATS closes.
 	g.Go(func() error {
-		<-ctx.Done()
-		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		err := srv.Shutdown(shutCtx)
+		err := proxy.NewServer(p, cfg.Proxy, tlsConf, log).Serve(ctx, ln)
 		stopEmit()
 		<-emitDone
 		stopWatch()
@@ -156,12 +150,10 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		log.Info("proxy stopped", "requests", p.Stats().Requests.Load(), "emitted", st.Emitted.Load(), "published", st.Published.Load(),
 			"duplicates", st.Duplicates.Load(), "spooled", st.Spooled.Load(), "spool_bytes", em.SpoolBytes(),
 			"dropped", st.DroppedQueue.Load()+st.DroppedSpool.Load())
-		if err != nil {
-			return fmt.Errorf("shutting down proxy: %w", err)
-		}
-		return nil
+		return err
 	})
-	log.Info("proxy listening", "addr", ln.Addr().String(), "upstream", cfg.Proxy.Upstream)
+	log.Info("proxy listening", "addr", ln.Addr().String(), "upstream", cfg.Proxy.Upstream,
+		"tls", tlsConf != nil, "http2", cfg.Proxy.HTTP2)
 	return &proxyParts{addr: ln.Addr(), matcher: m, watcher: w, emitter: em, proxy: p}, nil
 }
 

@@ -129,6 +129,24 @@ func TestMigrateIsIdempotentAndGatedByVersion(t *testing.T) {
 	if err := c.CheckSchema(ctx); err != nil {
 		t.Fatalf("CheckSchema after migrate: %v", err)
 	}
+	// A run interrupted after an ADD COLUMN but before recording it:
+	// the next run records it instead of failing on the column.
+	last := clickhouse.Migrations[len(clickhouse.Migrations)-1]
+	if err := c.Conn().Exec(ctx, fmt.Sprintf("ALTER TABLE %s.schema_migrations DELETE WHERE version = %d", c.Database(), last.Version)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		var n uint64
+		row := c.Conn().QueryRow(ctx, fmt.Sprintf("SELECT count() FROM %s.schema_migrations WHERE version = %d", c.Database(), last.Version))
+		return row.Scan(&n) == nil && n == 0
+	}, "migration %d still recorded", last.Version)
+	third, err := c.Migrate(ctx, 30)
+	if err != nil {
+		t.Fatalf("migrate after an interrupted run: %v", err)
+	}
+	if st := third[len(third)-1]; st.Status != clickhouse.StepApplied {
+		t.Errorf("interrupted migration %d: %s, want applied again", st.Version, st.Status)
+	}
 }
 
 func fullEvent(i int, t0 time.Time) *event.RequestEvent {
@@ -152,6 +170,7 @@ func fullEvent(i int, t0 time.Time) *event.RequestEvent {
 		ForwardedFor:         []string{"198.51.100.1"},
 		UserAgent:            "curl/8.5",
 		TlsFingerprint:       "t13d1516h2_8daaf6152771_02713d6af862",
+		TlsJa3:               "98487aa16281980e7d1120d399efb6a4",
 		HeaderFingerprint:    "hdr-1",
 		ApiKeyId:             "key-1",
 		TokenId:              "jti-1",
@@ -201,6 +220,7 @@ func TestEventRoundTrip(t *testing.T) {
 		tm                                                time.Time
 		ns, reqB, respB                                   int64
 		id, proxy, api, method, host, path, ip, ua, tlsfp string
+		ja3                                               string
 		hfp, key, jti, th, sub, sess, origin, ref, pk, pv string
 		decision, check, reason, auth                     string
 		ipNum                                             string
@@ -212,22 +232,22 @@ func TestEventRoundTrip(t *testing.T) {
 		query_names, status, request_bytes, response_bytes, duration_us, upstream_us, client_ip, client_ip_num,
 		forwarded_for, user_agent, tls_fingerprint, header_fingerprint, api_key_id, token_id, token_hash, subject,
 		session, origin, referer, principal_kind, principal, toString(decision), check_name, reason, toString(auth),
-		stream_partition FROM `+c.Database()+`.events`)
+		stream_partition, tls_ja3 FROM `+c.Database()+`.events`)
 	err := row.Scan(&tm, &ns, &id, &proxy, &api, &method, &host, &path, &qnames, &status, &reqB, &respB, &dur, &up,
 		&ip, &ipNum, &fwd, &ua, &tlsfp, &hfp, &key, &jti, &th, &sub, &sess, &origin, &ref, &pk, &pv, &decision,
-		&check, &reason, &auth, &part)
+		&check, &reason, &auth, &part, &ja3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := fmt.Sprint(tm.UTC().Format(time.RFC3339), ns, id, proxy, api, method, host, path, qnames, status, reqB, respB,
 		dur, up, ip, []byte(ipNum), fwd, ua, tlsfp, hfp, key, jti, th, sub, sess, origin, ref, pk, pv, decision, check,
-		reason, auth, part)
+		reason, auth, part, ja3)
 	mapped := netip.MustParseAddr("203.0.113.7").As16()
 	want := fmt.Sprint("2026-11-23T10:00:00Z", ev.TimeUnixNano, ev.Id, "proxy-a", "GET /orders/{id}", "GET",
 		"shop.example", "/orders/0", []string{"expand", "page"}, uint16(200), int64(10), int64(2000), uint32(1500),
 		uint32(900), "203.0.113.7", mapped[:], []string{"198.51.100.1"}, "curl/8.5", ev.TlsFingerprint, "hdr-1",
 		"key-1", "jti-1", "abcd", "alice", "sess-1", "https://shop.example", "https://shop.example/cart",
-		"key", "key-1", "block", "enforcement", "block ip 203.0.113.7", "revoked", uint16(3))
+		"key", "key-1", "block", "enforcement", "block ip 203.0.113.7", "revoked", uint16(3), ev.TlsJa3)
 	if got != want {
 		t.Errorf("stored row\n got %s\nwant %s", got, want)
 	}

@@ -2,10 +2,13 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // StepStatus says what Migrate did with one migration.
@@ -76,6 +79,10 @@ func (c *Client) apply(ctx context.Context, m Migration, retentionDays int) erro
 	r := strings.NewReplacer("{db}", c.db, "{retention_days}", strconv.Itoa(retentionDays))
 	for i, s := range m.Statements {
 		if err := c.conn.Exec(ctx, r.Replace(s)); err != nil {
+			var exc *clickhouse.Exception
+			if errors.As(err, &exc) && columnExists(exc) {
+				continue
+			}
 			return fmt.Errorf("migration %d (%s), statement %d: %w", m.Version, m.Name, i+1, err)
 		}
 	}

@@ -79,6 +79,7 @@ func eventFields() []field[*eventRow] {
 		col("user_agent", func(r r) string { return r.ev.UserAgent }),
 		col("tls_fingerprint", func(r r) string { return r.ev.TlsFingerprint }),
 		col("header_fingerprint", func(r r) string { return r.ev.HeaderFingerprint }),
+		col("tls_ja3", func(r r) string { return r.ev.TlsJa3 }),
 		col("api_key_id", func(r r) string { return r.ev.ApiKeyId }),
 		col("token_id", func(r r) string { return r.ev.TokenId }),
 		col("token_hash", func(r r) string { return r.ev.TokenHash }),

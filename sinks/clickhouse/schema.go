@@ -1,5 +1,11 @@
 package clickhouse
 
+import (
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
 // Migration is one versioned, idempotent step of the schema. Statements
 // name their database as {db}; {retention_days} is the configured
 // retention.
@@ -23,6 +29,14 @@ const (
 	severityEnum = `Enum8('unspecified' = 0, 'low' = 1, 'medium' = 2, 'high' = 3, 'critical' = 4)`
 	actionEnum   = `Enum8('unspecified' = 0, 'block' = 1, 'throttle' = 2, 'revoke' = 3, 'unblock' = 4)`
 )
+
+// columnExists reports the error of an ADD COLUMN that an interrupted
+// migrate run already applied (18.16 has no ADD COLUMN IF NOT EXISTS):
+// DUPLICATE_COLUMN (15), or ILLEGAL_COLUMN (44) "already exists" as 18.16
+// says it.
+func columnExists(exc *clickhouse.Exception) bool {
+	return exc.Code == 15 || exc.Code == 44 && strings.Contains(exc.Message, "already exists")
+}
 
 // Migrations is the schema, oldest first. Never edit a released migration;
 // add a new one.
@@ -176,5 +190,8 @@ ORDER BY (api, detector, feature, stream_partition, time)`}},
 		`ALTER TABLE {db}.events ADD INDEX IF NOT EXISTS idx_client_ip client_ip TYPE bloom_filter(0.01) GRANULARITY 4`,
 		`ALTER TABLE {db}.events ADD INDEX IF NOT EXISTS idx_tls_fp tls_fingerprint TYPE bloom_filter(0.01) GRANULARITY 4`,
 		`ALTER TABLE {db}.events ADD INDEX IF NOT EXISTS idx_header_fp header_fingerprint TYPE bloom_filter(0.01) GRANULARITY 4`,
+	}},
+	{Version: 8, Name: "events.tls_ja3", Statements: []string{
+		`ALTER TABLE {db}.events ADD COLUMN tls_ja3 String DEFAULT '' AFTER tls_fingerprint`,
 	}},
 }
