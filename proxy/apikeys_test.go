@@ -44,13 +44,13 @@ func TestAPIKeys(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.Routes = []string{"POST /orders", "GET /items/{id}"}
-	ac := AuthConfig{KeysFile: path, Default: "none", Routes: map[string]RouteAuth{
-		"POST /orders": {Require: "api_key", Scopes: []string{"orders:write"}},
-	}}
+	ac := DefaultAuthConfig()
+	ac.KeysFile = path
+	ac.Routes = map[string]RouteAuth{"POST /orders": {Require: "api_key", Scopes: []string{"orders:write"}}}
 	if err := ac.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	auth, err := NewAuth(ac, cfg.APIKeyHeader)
+	auth, err := NewAuth(ac, cfg.APIKeyHeader, AuthDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestAPIKeys(t *testing.T) {
 		reason                  string
 	}{
 		{"valid key with the scope", "POST", "/orders", good, 200, event.AuthOutcome_AUTH_OK, ""},
-		{"no key where one is required", "POST", "/orders", "", 401, event.AuthOutcome_AUTH_MISSING, "no API key"},
+		{"no key where one is required", "POST", "/orders", "", 401, event.AuthOutcome_AUTH_MISSING, "no api_key credential"},
 		{"wrong secret", "POST", "/orders", "partner-1." + secretOf(reader), 401, event.AuthOutcome_AUTH_INVALID, "invalid API key partner-1"},
 		{"unknown id", "POST", "/orders", "ghost." + secretOf(good), 401, event.AuthOutcome_AUTH_INVALID, "invalid API key ghost"},
 		{"no secret", "POST", "/orders", "partner-1", 401, event.AuthOutcome_AUTH_INVALID, "invalid API key"},
@@ -122,7 +122,7 @@ func TestLoadKeysErrors(t *testing.T) {
 }
 
 func TestAuthWithoutKeyStoreVerifiesNothing(t *testing.T) {
-	a, err := NewAuth(DefaultAuthConfig(), "X-API-Key")
+	a, err := NewAuth(DefaultAuthConfig(), "X-API-Key", AuthDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,11 @@ type Exchange struct {
 	TLS *tls.ConnectionState
 	// wire is the HTTP/1.x view of the request (header order, framing).
 	wire Wire
+	// state is the configuration the request runs with.
+	state *state
+	// Token is the verified bearer token, when the auth check verified
+	// one.
+	Token *Token
 	// ResponseHeaders are set on the upstream's answer (overriding what
 	// the upstream sent), for checks that shape responses (CORS).
 	ResponseHeaders http.Header

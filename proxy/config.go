@@ -45,6 +45,9 @@ type Config struct {
 	Origins    OriginsConfig   `yaml:"origins"`
 	Auth       AuthConfig      `yaml:"auth"`
 	RateLimits RateLimitConfig `yaml:"rate_limits"`
+	Secrets    SecretsConfig   `yaml:"secrets"`
+	Tokens     TokensConfig    `yaml:"tokens"`
+	Responses  ResponsesConfig `yaml:"responses"`
 
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -76,6 +79,9 @@ func DefaultConfig() Config {
 		Origins:           DefaultOriginsConfig(),
 		Auth:              DefaultAuthConfig(),
 		RateLimits:        DefaultRateLimitConfig(),
+		Secrets:           DefaultSecretsConfig(),
+		Tokens:            DefaultTokensConfig(),
+		Responses:         DefaultResponsesConfig(),
 	}
 }
 
@@ -113,6 +119,18 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.RateLimits.Validate(); err != nil {
+		return err
+	}
+	if err := c.Secrets.Validate(c.Routes); err != nil {
+		return err
+	}
+	if err := c.Tokens.Validate(c.Secrets); err != nil {
+		return err
+	}
+	if c.Auth.Signatures.Enabled && c.Secrets.VaultFile == "" {
+		return fmt.Errorf("proxy.auth.signatures: signing secrets live in the vault; set proxy.secrets.vault_file")
+	}
+	if err := c.Responses.Validate(); err != nil {
 		return err
 	}
 	switch {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	upstream *prometheus.HistogramVec
-	apis     map[string]bool
+	apis     atomic.Pointer[map[string]bool] // swapped on reload
 }
 
 // NewMetrics registers the proxy's collectors on reg; routes are the
@@ -42,11 +43,8 @@ func NewMetrics(reg prometheus.Registerer, routes []string, stats *Stats) (*Metr
 			Help:    "Time the upstream took to send its response headers, by API.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"api"}),
-		apis: map[string]bool{},
 	}
-	for _, r := range routes {
-		m.apis[r] = true
-	}
+	m.setRoutes(routes)
 	cs := []prometheus.Collector{m.requests, m.duration, m.upstream,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "apiguard_proxy_upstream_errors_total",
@@ -61,9 +59,18 @@ func NewMetrics(reg prometheus.Registerer, routes []string, stats *Stats) (*Metr
 	return m, nil
 }
 
+// setRoutes sets the API label values besides "other".
+func (m *Metrics) setRoutes(routes []string) {
+	apis := make(map[string]bool, len(routes))
+	for _, r := range routes {
+		apis[r] = true
+	}
+	m.apis.Store(&apis)
+}
+
 func (m *Metrics) observe(ev *event.RequestEvent) {
 	api := ev.Api
-	if !m.apis[api] {
+	if !(*m.apis.Load())[api] {
 		api = OtherAPI
 	}
 	m.requests.WithLabelValues(api, ev.Decision.Label(), ev.Check).Inc()

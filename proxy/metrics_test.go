@@ -26,7 +26,7 @@ func TestMetricsLabelOnlyConfiguredAPIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
-	pm, err := NewMetrics(reg, p.routes.Configured(), p.Stats())
+	pm, err := NewMetrics(reg, p.Routes(), p.Stats())
 	if err != nil {
 		t.Fatal(err)
 	}

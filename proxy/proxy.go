@@ -37,18 +37,14 @@ type Stats struct {
 
 // Proxy is an http.Handler. Build it with New; it is safe for concurrent use.
 type Proxy struct {
-	cfg      Config
-	upstream *url.URL
-	routes   *Templater
-	ident    *Identifier
-	checks   []Check
-	emit     Emitter
-	rp       *httputil.ReverseProxy
-	ids      *event.IDSource
-	log      *slog.Logger
-	now      func() time.Time
-	stats    Stats
-	metrics  *Metrics // nil: none
+	state   atomic.Pointer[state]
+	emit    Emitter
+	rp      *httputil.ReverseProxy
+	ids     *event.IDSource
+	log     *slog.Logger
+	now     func() time.Time
+	stats   Stats
+	metrics *Metrics // nil: none
 	// partitions is the number of event partitions events are spread over.
 	partitions int
 	lastErrLog atomic.Int64
@@ -60,22 +56,26 @@ type exchangeKey struct{}
 // New returns a proxy for cfg that runs checks in order and emits to emit.
 // partitions is the number of event partitions (see event.Partition).
 func New(cfg Config, checks []Check, emit Emitter, partitions int, log *slog.Logger) (*Proxy, error) {
+	return NewWithChain(cfg, nil, checks, emit, partitions, log)
+}
+
+// NewWithChain is New with a built chain (BuildChain); checks is used
+// when chain is nil.
+func NewWithChain(cfg Config, chain *Chain, checks []Check, emit Emitter, partitions int, log *slog.Logger) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if partitions < 1 {
 		return nil, fmt.Errorf("partitions: %d, want at least 1", partitions)
 	}
-	upstream, _ := url.Parse(cfg.Upstream)
-	routes, _ := NewTemplater(cfg.Routes)
-	trusted, _ := cfg.trusted()
 	if cfg.Instance == "" {
 		cfg.Instance, _ = os.Hostname()
 	}
-	p := &Proxy{
-		cfg: cfg, upstream: upstream, routes: routes, ident: NewIdentifier(trusted, cfg.APIKeyHeader),
-		checks: checks, emit: emit, ids: event.NewIDSource(), log: log, now: time.Now, partitions: partitions,
+	p := &Proxy{emit: emit, ids: event.NewIDSource(), log: log, now: time.Now, partitions: partitions}
+	if chain == nil {
+		chain = NewChain(cfg, checks...)
 	}
+	p.state.Store(newState(cfg, chain))
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 256
 	transport.ResponseHeaderTimeout = cfg.UpstreamTimeout
@@ -95,7 +95,8 @@ func (p *Proxy) Stats() *Stats { return &p.stats }
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
 	p.stats.Requests.Add(1)
-	x := p.exchange(r, start)
+	st := p.state.Load()
+	x := p.exchange(st, r, start)
 	ev := x.Event
 	w.Header().Set(event.HeaderRequestID, ev.Id)
 	if x.wire.Ambiguous != "" {
@@ -109,7 +110,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	for _, c := range p.checks {
+	for _, c := range st.chain.checks {
 		d := c.Check(x)
 		if d == nil {
 			continue
@@ -143,9 +144,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // exchange reads what the checks and the event need from r.
-func (p *Proxy) exchange(r *http.Request, start time.Time) *Exchange {
-	ip, chain := p.ident.ClientIP(r)
-	creds := p.ident.Credentials(r)
+func (p *Proxy) exchange(st *state, r *http.Request, start time.Time) *Exchange {
+	ip, chain := st.ident.ClientIP(r)
+	creds := st.ident.Credentials(r)
 	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
 	var (
 		wire  Wire
@@ -165,12 +166,12 @@ func (p *Proxy) exchange(r *http.Request, start time.Time) *Exchange {
 	if wire.HeaderOrder == "" {
 		wire.HeaderOrder = headerSetFingerprint(r.Header)
 	}
-	api := p.routes.API(r.Method, r.URL.Path)
+	api := st.routes.API(r.Method, r.URL.Path)
 	ev := &event.RequestEvent{
 		Schema:            event.SchemaVersion,
 		Id:                p.ids.New(start),
 		TimeUnixNano:      start.UnixNano(),
-		Proxy:             p.cfg.Instance,
+		Proxy:             st.cfg.Instance,
 		Api:               api,
 		Method:            r.Method,
 		Host:              r.Host,
@@ -195,20 +196,20 @@ func (p *Proxy) exchange(r *http.Request, start time.Time) *Exchange {
 		ev.Auth = event.AuthOutcome_AUTH_UNSPECIFIED
 	}
 	if r.URL.RawQuery != "" {
-		ev.Query = p.queryParams(r.URL.RawQuery)
+		ev.Query = queryParams(r.URL.RawQuery, st.cfg.CaptureQueryValues)
 	}
 	if info != nil {
 		ev.TlsFingerprint, ev.TlsJa3 = info.ja4, info.ja3
 	}
 	kind, value := event.PrincipalOf(ev)
 	ev.Partition = uint32(event.Partition(kind, value, p.partitions))
-	return &Exchange{Req: r, API: api, ClientIP: ip, Creds: creds, Event: ev, Now: start, TLS: state, wire: wire}
+	return &Exchange{Req: r, API: api, ClientIP: ip, Creds: creds, Event: ev, Now: start, TLS: state, wire: wire, state: st}
 }
 
 // maxQueryParams bounds the parameters recorded per event.
 const maxQueryParams = 32
 
-func (p *Proxy) queryParams(raw string) []*event.QueryParam {
+func queryParams(raw string, values bool) []*event.QueryParam {
 	var out []*event.QueryParam
 	for raw != "" && len(out) < maxQueryParams {
 		var kv string
@@ -222,7 +223,7 @@ func (p *Proxy) queryParams(raw string) []*event.QueryParam {
 			name = k
 		}
 		qp := &event.QueryParam{Name: clip(name, 128)}
-		if p.cfg.CaptureQueryValues {
+		if values {
 			if val, err := url.QueryUnescape(v); err == nil {
 				qp.Value = clip(val, 1024)
 			} else {
@@ -245,12 +246,17 @@ func (p *Proxy) finish(ev *event.RequestEvent, start time.Time) {
 // rewrite builds the upstream request. ReverseProxy has already removed
 // hop-by-hop headers and inbound X-Forwarded-* before calling it.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	pr.SetURL(p.upstream)
-	pr.Out.Host = pr.In.Host
 	x, _ := pr.In.Context().Value(exchangeKey{}).(*Exchange)
 	if x == nil {
+		pr.SetURL(p.state.Load().upstream)
+		pr.Out.Host = pr.In.Host
 		pr.SetXForwarded()
 		return
+	}
+	pr.SetURL(x.state.upstream)
+	pr.Out.Host = pr.In.Host
+	if in := x.state.chain.inject; in != nil {
+		in.apply(x.API, pr.Out.Header)
 	}
 	// X-Forwarded-For carries the chain apiguard believed, then the peer.
 	xff := append(append([]string(nil), x.Event.ForwardedFor...), peerAddr(pr.In.RemoteAddr).String())
@@ -309,7 +315,7 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // Routes returns the configured route templates, the API label values of
 // its metrics.
-func (p *Proxy) Routes() []string { return p.routes.Configured() }
+func (p *Proxy) Routes() []string { return p.state.Load().routes.Configured() }
 
 // modifyResponse sets the headers checks asked for on the upstream's
 // answer.
@@ -317,6 +323,21 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x, _ := resp.Request.Context().Value(exchangeKey{}).(*Exchange)
 	if x == nil {
 		return nil
+	}
+	chain := x.state.chain
+	for _, h := range chain.stripResp {
+		delete(resp.Header, h)
+	}
+	if in := chain.inject; in != nil {
+		for k, vs := range resp.Header {
+			for _, v := range vs {
+				if in.leaks(v) {
+					delete(resp.Header, k)
+					x.Event.Reason = "upstream echoed an injected secret in header " + k + "; removed"
+					break
+				}
+			}
+		}
 	}
 	for k, vs := range x.ResponseHeaders {
 		resp.Header[k] = vs

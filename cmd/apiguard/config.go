@@ -32,6 +32,7 @@ type Config struct {
 	ClickHouse clickhouse.Config `yaml:"clickhouse"`
 	Alerts     alerts.Config     `yaml:"alerts"`
 	Metrics    MetricsConfig     `yaml:"metrics"`
+	Admin      proxy.AdminConfig `yaml:"admin"`
 	Log        LogConfig         `yaml:"log"`
 }
 
@@ -71,6 +72,9 @@ func DefaultConfig() Config {
 		ClickHouse: clickhouse.DefaultConfig(),
 		Alerts:     alerts.DefaultConfig(),
 		Log:        LogConfig{Level: "info", Format: "text"},
+		// Off unless asked for (up turns it on): several proxies often
+		// share a host.
+		Admin: proxy.AdminConfig{TokenEnv: "APIGUARD_ADMIN_TOKEN"},
 	}
 }
 
@@ -103,6 +107,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Alerts.Validate(); err != nil {
+		return err
+	}
+	if err := c.Admin.Validate(os.Getenv(c.Admin.TokenEnv)); err != nil {
 		return err
 	}
 	if c.Metrics.Listen != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,8 +34,11 @@ type proxyParts struct {
 // Shutdown order when ctx ends: stop accepting and finish in-flight requests,
 // then flush the emitter (publish or spool what is queued), then close NATS.
 // onApply, if not nil, sees every enforcement entry as it takes effect.
+//
+// rebuild, if not nil, reads the config again for a reload (SIGHUP or
+// POST /reload on the admin listener).
 func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, log *slog.Logger,
-	reg prometheus.Registerer, onApply func(enforce.Entry, time.Time)) (*proxyParts, error) {
+	reg prometheus.Registerer, onApply func(enforce.Entry, time.Time), rebuild func() (Config, error)) (*proxyParts, error) {
 	log = log.With("component", "proxy")
 	// The proxy may start while NATS is away: it connects in the background,
 	// its watcher retries until the bucket can be opened, and its emitter
@@ -77,28 +81,24 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		nc.Close()
 		return nil, err
 	}
-	bots, err := proxy.NewBots(cfg.Proxy.Bots)
+	nonces := proxy.NewNonceCache(cfg.Proxy.Auth.Signatures.MaxNonces)
+	deps := proxy.ChainDeps{Matcher: m, Nonces: nonces, Log: log}
+	chain, err := proxy.BuildChain(cfg.Proxy, deps)
 	if err != nil {
 		stopWatch()
 		nc.Close()
 		return nil, err
 	}
-	if bots.Skipped() > 0 {
-		log.Warn("skipped crawler patterns Go's regexp cannot compile (look-behind)", "skipped", bots.Skipped())
-	}
-	auth, err := proxy.NewAuth(cfg.Proxy.Auth, cfg.Proxy.APIKeyHeader)
+	p, err := proxy.NewWithChain(cfg.Proxy, chain, nil, em, cfg.NATS.Partitions, log)
 	if err != nil {
 		stopWatch()
 		nc.Close()
 		return nil, err
 	}
-	// Decoys come before bots and inspection: a decoy hit must look like
-	// a plain 404 whoever sends it and whatever it carries.
-	checks := []proxy.Check{proxy.NewEnforcement(m), proxy.NewDecoy(cfg.Proxy.Decoys), bots,
-		proxy.NewOrigins(cfg.Proxy.Origins), auth, proxy.NewRateLimit(cfg.Proxy.RateLimits),
-		proxy.NewInspection(cfg.Proxy.Inspection)}
-	p, err := proxy.New(cfg.Proxy, checks, em, cfg.NATS.Partitions, log)
-	if err != nil {
+	rl := &reloader{p: p, deps: deps, rebuild: rebuild, log: log, ctx: context.WithoutCancel(ctx)}
+	rl.run(chain)
+	abort := func(err error) (*proxyParts, error) {
+		rl.wait()
 		stopWatch()
 		nc.Close()
 		return nil, err
@@ -114,24 +114,37 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 				p.SetMetrics(pm)
 			}
 		}
+		if err == nil {
+			rl.reload = prometheus.NewCounter(prometheus.CounterOpts{Name: "apiguard_proxy_reloads_total", Help: "Config reloads swapped in."})
+			rl.failed = prometheus.NewCounter(prometheus.CounterOpts{Name: "apiguard_proxy_reload_failures_total", Help: "Config reloads refused (the running config stayed)."})
+			err = register(reg, rl.reload, rl.failed)
+		}
 		if err != nil {
-			stopWatch()
-			nc.Close()
-			return nil, err
+			return abort(err)
 		}
 	}
 	tlsConf, err := cfg.Proxy.TLS.Load(cfg.Proxy.HTTP2)
 	if err != nil {
-		stopWatch()
-		nc.Close()
-		return nil, err
+		return abort(err)
+	}
+	gather, _ := reg.(prometheus.Gatherer)
+	admin := &proxy.Admin{Reload: rl.Reload, Ready: func() error {
+		if !w.Synced() {
+			return errors.New("enforcement state not loaded yet")
+		}
+		return nil
+	}}
+	if _, err := startAdmin(ctx, g, cfg, admin, gather, log); err != nil {
+		return abort(err)
 	}
 	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
 	if err != nil {
-		stopWatch()
-		nc.Close()
-		return nil, fmt.Errorf("proxy.listen: %w", err)
+		return abort(fmt.Errorf("proxy.listen: %w", err))
 	}
+	g.Go(func() error {
+		rl.watchSIGHUP(ctx)
+		return nil
+	})
 	emitCtx, stopEmit := context.WithCancel(context.Background())
 	emitDone := make(chan struct{})
 	g.Go(func() error {
@@ -142,6 +155,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 	// requests when ctx ends, then the emitter flushes, then NATS closes.
 	g.Go(func() error {
 		err := proxy.NewServer(p, cfg.Proxy, tlsConf, log).Serve(ctx, ln)
+		rl.wait()
 		stopEmit()
 		<-emitDone
 		stopWatch()
@@ -174,9 +188,10 @@ func cmdProxy(ctx context.Context, args []string) error {
 	listen := c.fs.String("listen", "", "address to listen on (overrides proxy.listen)")
 	upstream := c.fs.String("upstream", "", "upstream base URL (overrides proxy.upstream)")
 	spool := c.fs.String("spool-dir", "", "spool directory (overrides emit.spool_dir)")
-	setMetrics := metricsFlag(c, "")
-	cfg, err := c.load(args, func(cfg *Config) {
+	setMetrics, setAdmin := metricsFlag(c, ""), adminFlag(c, "")
+	set := func(cfg *Config) {
 		setMetrics(cfg)
+		setAdmin(cfg)
 		if *listen != "" {
 			cfg.Proxy.Listen = *listen
 		}
@@ -186,7 +201,8 @@ func cmdProxy(ctx context.Context, args []string) error {
 		if *spool != "" {
 			cfg.Emit.SpoolDir = *spool
 		}
-	})
+	}
+	cfg, err := c.load(args, set)
 	if err != nil {
 		return err
 	}
@@ -199,7 +215,8 @@ func cmdProxy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := startProxy(gctx, g, cfg, cfg.NATS.URL, log, reg, nil); err != nil {
+	rebuild := func() (Config, error) { return c.build(set) }
+	if _, err := startProxy(gctx, g, cfg, cfg.NATS.URL, log, reg, nil, rebuild); err != nil {
 		return err
 	}
 	return g.Wait()

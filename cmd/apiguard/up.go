@@ -27,6 +27,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	spoolDir := c.fs.String("spool-dir", "", "proxy's event spool (overrides emit.spool_dir)")
 	setClickHouse := clickhouseFlag(c)
 	setMetrics := metricsFlag(c, "127.0.0.1:9464")
+	setAdmin := adminFlag(c, "127.0.0.1:9465")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -55,9 +56,10 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 		g.Go(run)
 		demoUpstream = "http://" + addr.String()
 	}
-	cfg, err := c.build(func(cfg *Config) {
+	set := func(cfg *Config) {
 		setClickHouse(cfg)
 		setMetrics(cfg)
+		setAdmin(cfg)
 		// up is the one-command start: it creates the schema itself.
 		cfg.ClickHouse.AutoMigrate = true
 		if *demo {
@@ -75,7 +77,8 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 				*dst = *flagVal
 			}
 		}
-	})
+	}
+	cfg, err := c.build(set)
 	if err != nil {
 		return abort(err)
 	}
@@ -127,7 +130,12 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 			return abort(err)
 		}
 	}
-	px, err := startProxy(gctx, g, cfg, url, log, reg, reportOnApply(report))
+	rebuild := func() (Config, error) {
+		next, err := c.build(set)
+		next.NATS.URL = cfg.NATS.URL
+		return next, err
+	}
+	px, err := startProxy(gctx, g, cfg, url, log, reg, reportOnApply(report), rebuild)
 	if err != nil {
 		return abort(err)
 	}

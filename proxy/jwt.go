@@ -1,0 +1,431 @@
+package proxy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// JWTConfig lists the token issuers the proxy trusts.
+type JWTConfig struct {
+	Issuers []JWTIssuer `yaml:"issuers"`
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration `yaml:"leeway"`
+}
+
+// JWTIssuer is one trusted issuer. Its algorithms are either HS256 alone
+// (a shared secret) or asymmetric ones (keys from a JWKS file or URL), never
+// both: a verifier that accepts both can be fooled into checking an HMAC
+// made with a public key (key confusion).
+type JWTIssuer struct {
+	// Issuer must equal the token's iss.
+	Issuer string `yaml:"issuer"`
+	// Audience: the token's aud must name one of these.
+	Audience []string `yaml:"audience"`
+	// Algorithms accepted: HS256, or any of RS256, ES256, EdDSA.
+	Algorithms []string `yaml:"algorithms"`
+	// SecretEnv names the environment variable holding the HS256 secret.
+	SecretEnv string `yaml:"secret_env"`
+	// JWKSFile or JWKSURL give the public keys; a URL is fetched at start
+	// and every Refresh, and early when a token names an unknown kid.
+	JWKSFile string        `yaml:"jwks_file"`
+	JWKSURL  string        `yaml:"jwks_url"`
+	Refresh  time.Duration `yaml:"refresh"`
+	// MaxAge refuses tokens issued (iat) longer ago than this; 0 for no
+	// limit. With it, tokens without iat are refused.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// DefaultJWTConfig trusts no issuer.
+func DefaultJWTConfig() JWTConfig { return JWTConfig{Leeway: 30 * time.Second} }
+
+var asymmetricAlgs = []string{string(jose.RS256), string(jose.ES256), string(jose.EdDSA)}
+
+// Validate reports the first bad field by its config key.
+func (c JWTConfig) Validate() error {
+	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
+		return fmt.Errorf("proxy.auth.jwt.leeway: %s, want 0 to 5m", c.Leeway)
+	}
+	seen := map[string]bool{}
+	for i, is := range c.Issuers {
+		key := fmt.Sprintf("proxy.auth.jwt.issuers[%d]", i)
+		switch {
+		case is.Issuer == "":
+			return fmt.Errorf("%s.issuer: required", key)
+		case seen[is.Issuer]:
+			return fmt.Errorf("%s.issuer: %q appears twice", key, is.Issuer)
+		case len(is.Audience) == 0:
+			return fmt.Errorf("%s.audience: required (a token for another service must not pass here)", key)
+		case len(is.Algorithms) == 0:
+			return fmt.Errorf("%s.algorithms: required", key)
+		case is.MaxAge < 0 || is.Refresh < 0:
+			return fmt.Errorf("%s: max_age and refresh must not be negative", key)
+		}
+		seen[is.Issuer] = true
+		hmac := slices.Contains(is.Algorithms, string(jose.HS256))
+		for _, a := range is.Algorithms {
+			if a != string(jose.HS256) && !slices.Contains(asymmetricAlgs, a) {
+				return fmt.Errorf("%s.algorithms: %q, want HS256, RS256, ES256 or EdDSA", key, a)
+			}
+			if hmac && a != string(jose.HS256) {
+				return fmt.Errorf("%s.algorithms: HS256 with %s invites key confusion; use two issuers", key, a)
+			}
+		}
+		sources := 0
+		for _, s := range []string{is.SecretEnv, is.JWKSFile, is.JWKSURL} {
+			if s != "" {
+				sources++
+			}
+		}
+		switch {
+		case sources != 1:
+			return fmt.Errorf("%s: set exactly one of secret_env, jwks_file and jwks_url", key)
+		case hmac && is.SecretEnv == "":
+			return fmt.Errorf("%s: HS256 needs secret_env", key)
+		case !hmac && is.SecretEnv != "":
+			return fmt.Errorf("%s: secret_env is for HS256 only", key)
+		case is.JWKSURL != "" && !strings.HasPrefix(is.JWKSURL, "https://") && !strings.HasPrefix(is.JWKSURL, "http://127.0.0.1") &&
+			!strings.HasPrefix(is.JWKSURL, "http://localhost"):
+			return fmt.Errorf("%s.jwks_url: %q, want https (plain http only on loopback)", key, is.JWKSURL)
+		}
+	}
+	return nil
+}
+
+// Token is a verified JWT's content that checks use.
+type Token struct {
+	Issuer  string
+	Subject string
+	ID      string
+	Scopes  []string
+	Claims  map[string]any
+}
+
+// tokenError is a refused token, with the event's auth outcome and a
+// reason for analysts.
+type tokenError struct {
+	expired bool
+	reason  string
+}
+
+func (e *tokenError) Error() string { return e.reason }
+
+// issuerKeys is one issuer's verification keys, swapped whole on refresh.
+type issuerKeys struct {
+	secret []byte
+	set    *jose.JSONWebKeySet
+}
+
+type issuer struct {
+	cfg     JWTIssuer
+	algs    []jose.SignatureAlgorithm
+	keys    atomic.Pointer[issuerKeys]
+	refresh chan struct{} // a kid was missing: refresh early
+	lastTry atomic.Int64
+	dynamic func(time.Time) *jose.JSONWebKeySet // keys held elsewhere (AddIssuer)
+}
+
+// JWTVerifier verifies bearer tokens against the configured issuers. It is
+// safe for concurrent use; Verify does no I/O. Issuers with a JWKS URL need
+// Run to fetch and refresh their keys.
+type JWTVerifier struct {
+	issuers map[string]*issuer
+	leeway  time.Duration
+	client  *http.Client
+	log     *slog.Logger
+}
+
+// NewJWTVerifier reads secrets and JWKS files; cfg must be valid. URL key
+// sets stay empty until Run fetches them.
+func NewJWTVerifier(cfg JWTConfig, log *slog.Logger) (*JWTVerifier, error) {
+	v := &JWTVerifier{issuers: map[string]*issuer{}, leeway: cfg.Leeway, log: log,
+		client: &http.Client{Timeout: 10 * time.Second}}
+	for i, c := range cfg.Issuers {
+		is := &issuer{cfg: c, refresh: make(chan struct{}, 1)}
+		for _, a := range c.Algorithms {
+			is.algs = append(is.algs, jose.SignatureAlgorithm(a))
+		}
+		switch {
+		case c.SecretEnv != "":
+			s := os.Getenv(c.SecretEnv)
+			if len(s) < 32 {
+				return nil, fmt.Errorf("proxy.auth.jwt.issuers[%d].secret_env: $%s holds %d bytes, want at least 32", i, c.SecretEnv, len(s))
+			}
+			is.keys.Store(&issuerKeys{secret: []byte(s)})
+		case c.JWKSFile != "":
+			data, err := os.ReadFile(c.JWKSFile)
+			if err != nil {
+				return nil, fmt.Errorf("proxy.auth.jwt.issuers[%d].jwks_file: %w", i, err)
+			}
+			set, err := parseJWKS(data)
+			if err != nil {
+				return nil, fmt.Errorf("proxy.auth.jwt.issuers[%d].jwks_file %s: %w", i, c.JWKSFile, err)
+			}
+			is.keys.Store(&issuerKeys{set: set})
+		default:
+			is.keys.Store(&issuerKeys{set: &jose.JSONWebKeySet{}})
+		}
+		v.issuers[c.Issuer] = is
+	}
+	return v, nil
+}
+
+// AddIssuer trusts keys held elsewhere in the process (the proxy's own
+// token signer): keys is consulted on every verification.
+func (v *JWTVerifier) AddIssuer(cfg JWTIssuer, keys func(now time.Time) *jose.JSONWebKeySet) {
+	is := &issuer{cfg: cfg, refresh: make(chan struct{}, 1)}
+	for _, a := range cfg.Algorithms {
+		is.algs = append(is.algs, jose.SignatureAlgorithm(a))
+	}
+	is.keys.Store(&issuerKeys{set: &jose.JSONWebKeySet{}})
+	is.dynamic = keys
+	v.issuers[cfg.Issuer] = is
+}
+
+// parseJWKS reads a key set and keeps only public signing keys.
+func parseJWKS(data []byte) (*jose.JSONWebKeySet, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, fmt.Errorf("parsing JWKS: %w", err)
+	}
+	out := &jose.JSONWebKeySet{}
+	for i, k := range set.Keys {
+		if !k.IsPublic() {
+			return nil, fmt.Errorf("JWKS key %d (%q) is private or symmetric; publish public keys only", i, k.KeyID)
+		}
+		if k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		out.Keys = append(out.Keys, k)
+	}
+	if len(out.Keys) == 0 {
+		return nil, errors.New("JWKS holds no signing key")
+	}
+	return out, nil
+}
+
+// Run fetches the JWKS of URL issuers, then refreshes each every Refresh
+// (default 5 minutes), and early (at most every 30 s) when a token names
+// a kid the set lacks. A failed fetch keeps the last good set. It returns
+// when ctx ends.
+func (v *JWTVerifier) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	n := 0
+	for _, is := range v.issuers {
+		if is.cfg.JWKSURL == "" {
+			continue
+		}
+		n++
+		go func() {
+			defer func() { done <- struct{}{} }()
+			v.watch(ctx, is)
+		}()
+	}
+	for range n {
+		<-done
+	}
+	return nil
+}
+
+func (v *JWTVerifier) watch(ctx context.Context, is *issuer) {
+	every := is.cfg.Refresh
+	if every == 0 {
+		every = 5 * time.Minute
+	}
+	for {
+		if err := v.fetch(ctx, is); err != nil && ctx.Err() == nil {
+			v.log.Warn("fetching JWKS failed; keeping the last key set", "issuer", is.cfg.Issuer, "url", is.cfg.JWKSURL, "err", err)
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-is.refresh:
+			t.Stop()
+		}
+	}
+}
+
+func (v *JWTVerifier) fetch(ctx context.Context, is *issuer) error {
+	is.lastTry.Store(time.Now().UnixNano())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, is.cfg.JWKSURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("reading JWKS: %w", err)
+	}
+	set, err := parseJWKS(data)
+	if err != nil {
+		return err
+	}
+	is.keys.Store(&issuerKeys{set: set})
+	return nil
+}
+
+// maxTokenBytes bounds the tokens parsed.
+const maxTokenBytes = 16 << 10
+
+// Verify checks a compact JWS token: an algorithm the issuer allows (never
+// "none"), a signature by one of the issuer's keys of the matching type,
+// iss, aud, exp (required), nbf, and iat against max_age, at now.
+func (v *JWTVerifier) Verify(raw string, now time.Time) (*Token, error) {
+	if len(raw) > maxTokenBytes {
+		return nil, &tokenError{reason: "token longer than 16 KiB"}
+	}
+	var unverified struct {
+		Iss string `json:"iss"`
+	}
+	// Parse once with every algorithm any issuer allows, to read iss;
+	// the issuer's own list is enforced below.
+	tok, err := jwt.ParseSigned(raw, allAlgs)
+	if err != nil {
+		return nil, &tokenError{reason: "malformed token: " + clip(err.Error(), 200)}
+	}
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, &tokenError{reason: "malformed claims"}
+	}
+	is := v.issuers[unverified.Iss]
+	if is == nil {
+		return nil, &tokenError{reason: "untrusted issuer " + clip(strconvQuote(unverified.Iss), 100)}
+	}
+	if len(tok.Headers) != 1 {
+		return nil, &tokenError{reason: "token with several signatures"}
+	}
+	h := tok.Headers[0]
+	alg := jose.SignatureAlgorithm(h.Algorithm)
+	if !slices.Contains(is.algs, alg) {
+		return nil, &tokenError{reason: "algorithm " + clip(h.Algorithm, 20) + " not allowed for issuer " + is.cfg.Issuer}
+	}
+	key, err := v.key(is, alg, h.KeyID, now)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		std   jwt.Claims
+		extra map[string]any
+	)
+	if err := tok.Claims(key, &std, &extra); err != nil {
+		return nil, &tokenError{reason: "bad signature"}
+	}
+	if std.Expiry == nil {
+		return nil, &tokenError{reason: "token without exp"}
+	}
+	err = std.ValidateWithLeeway(jwt.Expected{Issuer: is.cfg.Issuer, AnyAudience: is.cfg.Audience, Time: now}, v.leeway)
+	switch {
+	case errors.Is(err, jwt.ErrExpired):
+		return nil, &tokenError{expired: true, reason: "token expired at " + std.Expiry.Time().UTC().Format(time.RFC3339)}
+	case errors.Is(err, jwt.ErrInvalidAudience):
+		return nil, &tokenError{reason: "token for another audience"}
+	case err != nil:
+		return nil, &tokenError{reason: "claims: " + strings.TrimPrefix(err.Error(), "go-jose/go-jose/jwt: validation failed, ")}
+	}
+	if is.cfg.MaxAge > 0 {
+		if std.IssuedAt == nil {
+			return nil, &tokenError{reason: "token without iat where max_age applies"}
+		}
+		if age := now.Sub(std.IssuedAt.Time()); age > is.cfg.MaxAge+v.leeway {
+			return nil, &tokenError{expired: true, reason: fmt.Sprintf("token issued %s ago, max_age %s", age.Round(time.Second), is.cfg.MaxAge)}
+		}
+	}
+	return &Token{Issuer: std.Issuer, Subject: std.Subject, ID: std.ID, Scopes: scopesOf(extra), Claims: extra}, nil
+}
+
+var allAlgs = []jose.SignatureAlgorithm{jose.HS256, jose.RS256, jose.ES256, jose.EdDSA}
+
+// key picks the verification key for alg and kid. A JWKS key is used only
+// with the algorithm its type implies, so an RSA public key can never be
+// used as an HMAC secret.
+func (v *JWTVerifier) key(is *issuer, alg jose.SignatureAlgorithm, kid string, now time.Time) (any, error) {
+	ks := is.keys.Load()
+	if alg == jose.HS256 {
+		return ks.secret, nil
+	}
+	set := ks.set
+	if is.dynamic != nil {
+		set = is.dynamic(now)
+	}
+	var cands []jose.JSONWebKey
+	if kid != "" {
+		cands = set.Key(kid)
+	} else {
+		cands = set.Keys
+	}
+	for _, k := range cands {
+		if keyFits(k, alg) {
+			return k.Key, nil
+		}
+	}
+	if kid != "" && is.cfg.JWKSURL != "" && now.UnixNano()-is.lastTry.Load() > int64(30*time.Second) {
+		select {
+		case is.refresh <- struct{}{}:
+		default:
+		}
+	}
+	return nil, &tokenError{reason: "no " + string(alg) + " key " + clip(strconvQuote(kid), 80) + " for issuer " + is.cfg.Issuer}
+}
+
+func keyFits(k jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
+	if k.Algorithm != "" && k.Algorithm != string(alg) {
+		return false
+	}
+	switch pub := k.Key.(type) {
+	case *rsa.PublicKey:
+		return alg == jose.RS256 && pub.N.BitLen() >= 2048
+	case *ecdsa.PublicKey:
+		return alg == jose.ES256 && pub.Curve == elliptic.P256()
+	case ed25519.PublicKey:
+		return alg == jose.EdDSA
+	}
+	return false
+}
+
+// scopesOf reads OAuth scopes: "scope" as a space-separated string (RFC
+// 8693), or "scp" as a list or string.
+func scopesOf(claims map[string]any) []string {
+	var out []string
+	add := func(v any) {
+		switch s := v.(type) {
+		case string:
+			out = append(out, strings.Fields(s)...)
+		case []any:
+			for _, e := range s {
+				if str, ok := e.(string); ok {
+					out = append(out, str)
+				}
+			}
+		}
+	}
+	add(claims["scope"])
+	add(claims["scp"])
+	return out
+}
+
+func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }

@@ -1,0 +1,304 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// TokensName is the name of the proxy token check in events.
+const TokensName = "tokens"
+
+// TokensConfig configures short-lived proxy tokens: a browser or app
+// exchanges an attestation (a CAPTCHA or challenge answer) for a token
+// valid a few minutes, bound to its origin and client fingerprint, and
+// presents it as a bearer token; a valid token can be exchanged for one
+// with fewer scopes. Routes ask for them with auth require "jwt".
+type TokensConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Issuer and Audience are the tokens' iss and aud.
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+	// TTL is a token's lifetime (at most 10m); Rotate the signing key's.
+	TTL    time.Duration `yaml:"ttl"`
+	Rotate time.Duration `yaml:"rotate"`
+	// SeedSecret is the vault secret the signing keys derive from.
+	SeedSecret string `yaml:"seed_secret"`
+	// Scopes are granted to tokens issued for an attestation.
+	Scopes []string `yaml:"scopes"`
+	// Endpoint paths, answered by the proxy itself.
+	Path         string           `yaml:"path"`
+	ExchangePath string           `yaml:"exchange_path"`
+	JWKSPath     string           `yaml:"jwks_path"`
+	SiteVerify   SiteVerifyConfig `yaml:"siteverify"`
+}
+
+// DefaultTokensConfig has proxy tokens off.
+func DefaultTokensConfig() TokensConfig {
+	return TokensConfig{
+		Issuer: "apiguard", Audience: "apiguard-proxy", TTL: 5 * time.Minute, Rotate: time.Hour,
+		SeedSecret: "tokens/seed", Path: "/.apiguard/token", ExchangePath: "/.apiguard/token/exchange",
+		JWKSPath:   "/.well-known/apiguard/jwks.json",
+		SiteVerify: SiteVerifyConfig{MinScore: 0.5, Timeout: 5 * time.Second},
+	}
+}
+
+// Validate reports the first bad field by its config key.
+func (c TokensConfig) Validate(secrets SecretsConfig) error {
+	if !c.Enabled {
+		return nil
+	}
+	switch {
+	case c.Issuer == "" || c.Audience == "":
+		return errors.New("proxy.tokens: issuer and audience are required")
+	case c.TTL < 10*time.Second || c.TTL > 10*time.Minute:
+		return fmt.Errorf("proxy.tokens.ttl: %s, want 10s to 10m", c.TTL)
+	case c.Rotate < c.TTL:
+		return fmt.Errorf("proxy.tokens.rotate: %s, want at least the ttl (%s)", c.Rotate, c.TTL)
+	case secrets.VaultFile == "":
+		return errors.New("proxy.tokens: the signing seed lives in the vault; set proxy.secrets.vault_file")
+	}
+	for key, p := range map[string]string{"path": c.Path, "exchange_path": c.ExchangePath, "jwks_path": c.JWKSPath} {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("proxy.tokens.%s: %q, want an absolute path", key, p)
+		}
+	}
+	return c.SiteVerify.Validate()
+}
+
+// TokenService issues and checks proxy tokens. As a Check it answers its
+// three endpoints (attestation exchange, token exchange, JWKS) and refuses
+// a proxy token presented from another origin or client fingerprint than
+// the one it was issued to. It runs after the enforcement, decoy, bot and
+// origin checks, so blocked clients, automation and foreign origins get
+// no token.
+type TokenService struct {
+	cfg  TokensConfig
+	keys *TokenKeys
+	att  Attestor
+	jwt  *JWTVerifier
+}
+
+// NewTokenService returns the service; jwt verifies tokens presented for
+// exchange (it must trust the service's Issuer, see AddIssuer).
+func NewTokenService(cfg TokensConfig, keys *TokenKeys, att Attestor, v *JWTVerifier) *TokenService {
+	return &TokenService{cfg: cfg, keys: keys, att: att, jwt: v}
+}
+
+// Issuer is the JWT issuer entry for the service's own tokens.
+func (s *TokenService) Issuer() JWTIssuer {
+	return JWTIssuer{Issuer: s.cfg.Issuer, Audience: []string{s.cfg.Audience}, Algorithms: []string{string(jose.EdDSA)}}
+}
+
+// Name implements Check.
+func (*TokenService) Name() string { return TokensName }
+
+// proxyClaims are the claims a proxy token adds to the registered ones.
+type proxyClaims struct {
+	Origin string `json:"org,omitempty"`
+	// Cnf binds the token to a client (RFC 7800 style): the binding
+	// fingerprint's hash.
+	Cnf   map[string]string `json:"cnf,omitempty"`
+	Scope string            `json:"scope,omitempty"`
+}
+
+// binding is what a proxy token is bound to: the JA4 where TLS terminates
+// here, the User-Agent and the Accept-Language, hashed. Without TLS at the
+// proxy the binding is only what a thief can copy; terminate TLS here for
+// one that resists.
+func binding(x *Exchange) string {
+	h := sha256.New()
+	h.Write([]byte(x.Event.TlsFingerprint))
+	h.Write([]byte{0})
+	h.Write([]byte(x.Req.UserAgent()))
+	h.Write([]byte{0})
+	h.Write([]byte(x.Req.Header.Get("Accept-Language")))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func answer(status int, v any, headers http.Header) *Denial {
+	body, _ := json.Marshal(v)
+	if headers == nil {
+		headers = http.Header{}
+	}
+	headers.Set("Cache-Control", "no-store")
+	d := &Denial{Status: status, RawBody: body, RawType: "application/json", Headers: headers, Answer: status < 400}
+	if status >= 400 {
+		d.Decision = event.Decision_DECISION_BLOCK
+	}
+	return d
+}
+
+func oauthError(status int, code, desc, reason string) *Denial {
+	d := answer(status, map[string]string{"error": code, "error_description": desc}, nil)
+	d.Reason = reason
+	return d
+}
+
+// Check implements Check.
+func (s *TokenService) Check(x *Exchange) *Denial {
+	switch path := x.Req.URL.Path; {
+	case path == s.cfg.JWKSPath && x.Req.Method == http.MethodGet:
+		return answer(http.StatusOK, s.keys.PublicSet(x.Now), nil)
+	case path == s.cfg.Path:
+		return s.issueForAttestation(x)
+	case path == s.cfg.ExchangePath:
+		return s.exchange(x)
+	}
+	raw, ok := bearer(x.Req.Header.Get("Authorization"))
+	if !ok {
+		return nil
+	}
+	tok, err := s.jwt.Verify(raw, x.Now)
+	if err != nil || tok.Issuer != s.cfg.Issuer {
+		return nil // not a valid proxy token: the auth check decides
+	}
+	var pc proxyClaims
+	if b, err := json.Marshal(tok.Claims); err == nil {
+		_ = json.Unmarshal(b, &pc)
+	}
+	origin := x.Req.Header.Get("Origin")
+	switch {
+	case pc.Origin != origin:
+		return &Denial{Status: http.StatusUnauthorized, Detail: "The token was issued to another client.",
+			Decision: event.Decision_DECISION_BLOCK, Auth: event.AuthOutcome_AUTH_INVALID,
+			Reason:  fmt.Sprintf("proxy token %s for origin %q used from origin %q", tok.ID, clip(pc.Origin, 100), clip(origin, 100)),
+			Headers: http.Header{"Www-Authenticate": {bearerChallenge + `, error="invalid_token"`}}}
+	case pc.Cnf["fp"] != binding(x):
+		return &Denial{Status: http.StatusUnauthorized, Detail: "The token was issued to another client.",
+			Decision: event.Decision_DECISION_BLOCK, Auth: event.AuthOutcome_AUTH_INVALID,
+			Reason:  "proxy token " + tok.ID + " used from another client fingerprint",
+			Headers: http.Header{"Www-Authenticate": {bearerChallenge + `, error="invalid_token"`}}}
+	}
+	x.Token = tok
+	return nil
+}
+
+// issueForAttestation answers POST {path} with attestation=<token> (form
+// or JSON): the attestor is asked, and a token bound to the caller is
+// issued.
+func (s *TokenService) issueForAttestation(x *Exchange) *Denial {
+	if x.Req.Method != http.MethodPost {
+		return oauthError(http.StatusMethodNotAllowed, "invalid_request", "POST an attestation.", "token endpoint: "+x.Req.Method)
+	}
+	att, err := formValue(x.Req, "attestation")
+	if err != nil || att == "" {
+		return oauthError(http.StatusBadRequest, "invalid_request", "An attestation is required.", "token endpoint: no attestation")
+	}
+	ctx, cancel := context.WithTimeout(x.Req.Context(), s.cfg.SiteVerify.Timeout)
+	defer cancel()
+	a, err := s.att.Verify(ctx, att, x.ClientIP.String())
+	var refused *errAttestation
+	switch {
+	case errors.As(err, &refused):
+		return oauthError(http.StatusForbidden, "access_denied", "The attestation was not accepted.", "token endpoint: "+refused.reason)
+	case err != nil:
+		return oauthError(http.StatusServiceUnavailable, "temporarily_unavailable", "Attestation cannot be checked now.", "token endpoint: "+clip(err.Error(), 200))
+	}
+	var sid [12]byte
+	_, _ = rand.Read(sid[:])
+	tok, exp, err := s.issue(x, "anon:"+hex.EncodeToString(sid[:]), s.cfg.Scopes, x.Now.Add(s.cfg.TTL))
+	if err != nil {
+		return oauthError(http.StatusInternalServerError, "server_error", "No token could be issued.", "token endpoint: "+err.Error())
+	}
+	x.Event.Reason = fmt.Sprintf("proxy token issued (attestation score %.2f)", a.Score)
+	return tokenAnswer(tok, exp.Sub(x.Now), s.cfg.Scopes)
+}
+
+// exchange answers RFC 8693 token exchange: a valid token (any trusted
+// issuer) for a proxy token with the same or fewer scopes, bound to the
+// caller, expiring no later than the token it replaces.
+func (s *TokenService) exchange(x *Exchange) *Denial {
+	if x.Req.Method != http.MethodPost {
+		return oauthError(http.StatusMethodNotAllowed, "invalid_request", "POST a token exchange.", "exchange: "+x.Req.Method)
+	}
+	x.Req.Body = http.MaxBytesReader(nil, x.Req.Body, 16<<10)
+	if err := x.Req.ParseForm(); err != nil {
+		return oauthError(http.StatusBadRequest, "invalid_request", "The form is malformed.", "exchange: "+clip(err.Error(), 100))
+	}
+	f := x.Req.PostForm
+	if f.Get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" {
+		return oauthError(http.StatusBadRequest, "unsupported_grant_type", "Use the token-exchange grant.", "exchange: grant_type "+clip(f.Get("grant_type"), 80))
+	}
+	subject, err := s.jwt.Verify(f.Get("subject_token"), x.Now)
+	if err != nil {
+		return oauthError(http.StatusBadRequest, "invalid_grant", "The subject token is not valid.", "exchange: "+err.Error())
+	}
+	want := strings.Fields(f.Get("scope"))
+	for _, sc := range want {
+		if !slices.Contains(subject.Scopes, sc) {
+			return oauthError(http.StatusBadRequest, "invalid_scope", "A scope was requested that the subject token lacks.",
+				"exchange: scope "+clip(sc, 60)+" not held by "+subject.Subject)
+		}
+	}
+	if len(want) == 0 {
+		want = subject.Scopes
+	}
+	exp := x.Now.Add(s.cfg.TTL)
+	if e, ok := subject.Claims["exp"].(float64); ok && time.Unix(int64(e), 0).Before(exp) {
+		exp = time.Unix(int64(e), 0)
+	}
+	tok, exp, err := s.issue(x, subject.Subject, want, exp)
+	if err != nil {
+		return oauthError(http.StatusInternalServerError, "server_error", "No token could be issued.", "exchange: "+err.Error())
+	}
+	x.Event.Subject = subject.Subject
+	x.Event.Reason = "token exchanged for scopes " + strings.Join(want, " ")
+	return tokenAnswer(tok, exp.Sub(x.Now), want)
+}
+
+func (s *TokenService) issue(x *Exchange, sub string, scopes []string, exp time.Time) (string, time.Time, error) {
+	kid, key := s.keys.Current(x.Now)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), kid))
+	if err != nil {
+		return "", exp, err
+	}
+	var jti [16]byte
+	_, _ = rand.Read(jti[:])
+	std := jwt.Claims{Issuer: s.cfg.Issuer, Subject: sub, Audience: jwt.Audience{s.cfg.Audience}, ID: hex.EncodeToString(jti[:]),
+		IssuedAt: jwt.NewNumericDate(x.Now), NotBefore: jwt.NewNumericDate(x.Now), Expiry: jwt.NewNumericDate(exp)}
+	pc := proxyClaims{Origin: x.Req.Header.Get("Origin"), Cnf: map[string]string{"fp": binding(x)}, Scope: strings.Join(scopes, " ")}
+	tok, err := jwt.Signed(signer).Claims(std).Claims(pc).Serialize()
+	return tok, exp, err
+}
+
+func tokenAnswer(tok string, ttl time.Duration, scopes []string) *Denial {
+	return answer(http.StatusOK, map[string]any{
+		"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl.Seconds()),
+		"issued_token_type": "urn:ietf:params:oauth:token-type:jwt", "scope": strings.Join(scopes, " "),
+	}, nil)
+}
+
+// formValue reads one field of a small form or JSON body.
+func formValue(r *http.Request, name string) (string, error) {
+	r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		var m map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			return "", err
+		}
+		v, _ := m[name].(string)
+		return v, nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return "", err
+	}
+	return r.PostForm.Get(name), nil
+}
+
+// Interface guards
+var _ Check = (*TokenService)(nil)
