@@ -47,7 +47,7 @@ func TestAPIKeys(t *testing.T) {
 	ac := DefaultAuthConfig()
 	ac.KeysFile = path
 	ac.Routes = map[string]RouteAuth{"POST /orders": {Require: "api_key", Scopes: []string{"orders:write"}}}
-	if err := ac.Validate(); err != nil {
+	if err := ac.Validate(false); err != nil {
 		t.Fatal(err)
 	}
 	auth, err := NewAuth(ac, cfg.APIKeyHeader, AuthDeps{})
@@ -116,7 +116,7 @@ func TestLoadKeysErrors(t *testing.T) {
 			t.Errorf("LoadKeys = %v, want %q", err, want)
 		}
 	}
-	if err := (AuthConfig{Default: "api_key"}).Validate(); err == nil || !strings.Contains(err.Error(), "keys_file") {
+	if err := (AuthConfig{Default: "api_key"}).Validate(false); err == nil || !strings.Contains(err.Error(), "keys_file") {
 		t.Errorf("Validate without a key store = %v", err)
 	}
 }

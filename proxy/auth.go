@@ -50,8 +50,10 @@ func DefaultAuthConfig() AuthConfig {
 	return AuthConfig{Default: RequireNone, JWT: DefaultJWTConfig(), Signatures: DefaultSignatureConfig()}
 }
 
-// Validate reports the first bad field by its config key.
-func (c AuthConfig) Validate() error {
+// Validate reports the first bad field by its config key. proxyTokens
+// says whether the proxy issues tokens of its own (an issuer for jwt
+// routes).
+func (c AuthConfig) Validate(proxyTokens bool) error {
 	can := func(kind string) error {
 		switch kind {
 		case RequireAPIKey:
@@ -59,8 +61,8 @@ func (c AuthConfig) Validate() error {
 				return fmt.Errorf("api_key needs proxy.auth.keys_file")
 			}
 		case RequireJWT:
-			if len(c.JWT.Issuers) == 0 {
-				return fmt.Errorf("jwt needs proxy.auth.jwt.issuers")
+			if len(c.JWT.Issuers) == 0 && !proxyTokens {
+				return fmt.Errorf("jwt needs proxy.auth.jwt.issuers or proxy.tokens")
 			}
 		case RequireSignature:
 			if !c.Signatures.Enabled || c.KeysFile == "" {

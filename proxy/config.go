@@ -115,7 +115,7 @@ func (c Config) Validate() error {
 	if err := c.Origins.Validate(); err != nil {
 		return err
 	}
-	if err := c.Auth.Validate(); err != nil {
+	if err := c.Auth.Validate(c.Tokens.Enabled); err != nil {
 		return err
 	}
 	if err := c.RateLimits.Validate(); err != nil {

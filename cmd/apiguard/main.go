@@ -28,6 +28,7 @@ Commands:
   proxy         run the enforcing proxy against --nats
   pipeline      run the detection pipeline and responder against --nats
   keys          new API key:         apiguard keys new --id ID [--plan P] [--scopes a,b]
+  secrets       the sealed vault:    apiguard secrets set NAME | list | rotate --new-key-file F | master-key
   migrate       create or update the ClickHouse schema (--clickhouse host:9000)
   block         block a principal:   apiguard block [--ttl 1h] [--reason R] KIND VALUE
   unblock       remove an entry:     apiguard unblock KIND VALUE
@@ -72,6 +73,8 @@ func run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 		return cmdPipeline(ctx, args)
 	case "keys":
 		return cmdKeys(ctx, args, out)
+	case "secrets":
+		return cmdSecrets(ctx, args, os.Stdin, out)
 	case "migrate":
 		return cmdMigrate(ctx, args, out)
 	case "block":
@@ -88,7 +91,7 @@ func run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 		fmt.Fprint(out, usage)
 		return nil
 	}
-	return fmt.Errorf("%w: unknown command %q (want up, proxy, pipeline, block, unblock, blocks, check-config)", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q (want up, proxy, pipeline, keys, secrets, migrate, block, unblock, blocks, check-config)", errUsage, cmd)
 }
 
 // common are the flags every command that reads the config has.
