@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -149,6 +151,51 @@ type JWTVerifier struct {
 	leeway  time.Duration
 	client  *http.Client
 	log     *slog.Logger
+	cache   tokenCache
+}
+
+// tokenCacheTTL is how long a verified token is trusted without checking
+// its signature again (its time claims are checked on every use). A key
+// withdrawn from an issuer's JWKS stops verifying new tokens at once and
+// cached ones within this time; revocations apply at once, as the
+// enforcement check runs first.
+const tokenCacheTTL = time.Minute
+
+// tokenCache remembers verified tokens by their SHA-256, bounded per
+// shard (a full shard is emptied: the next uses verify again).
+type tokenCache struct {
+	shards [16]struct {
+		mu sync.Mutex
+		m  map[[32]byte]cachedToken
+	}
+}
+
+type cachedToken struct {
+	tok        *Token
+	exp, nbf   time.Time
+	iat        time.Time // zero: none
+	maxAge     time.Duration
+	trustUntil time.Time
+}
+
+const tokenCacheShardSize = 4096
+
+func (c *tokenCache) get(sum [32]byte, now time.Time) (cachedToken, bool) {
+	s := &c.shards[sum[0]%16]
+	s.mu.Lock()
+	e, ok := s.m[sum]
+	s.mu.Unlock()
+	return e, ok && now.Before(e.trustUntil)
+}
+
+func (c *tokenCache) put(sum [32]byte, e cachedToken) {
+	s := &c.shards[sum[0]%16]
+	s.mu.Lock()
+	if s.m == nil || len(s.m) >= tokenCacheShardSize {
+		s.m = make(map[[32]byte]cachedToken, 64)
+	}
+	s.m[sum] = e
+	s.mu.Unlock()
 }
 
 // NewJWTVerifier reads secrets and JWKS files; cfg must be valid. URL key
@@ -300,6 +347,34 @@ func (v *JWTVerifier) Verify(raw string, now time.Time) (*Token, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, &tokenError{reason: "token longer than 16 KiB"}
 	}
+	sum := sha256.Sum256([]byte(raw))
+	if e, ok := v.cache.get(sum, now); ok {
+		return e.check(now, v.leeway)
+	}
+	tok, e, err := v.verify(raw, now)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(sum, e)
+	return tok, nil
+}
+
+// check applies a cached token's time claims at now.
+func (e cachedToken) check(now time.Time, leeway time.Duration) (*Token, error) {
+	switch {
+	case now.After(e.exp.Add(leeway)):
+		return nil, &tokenError{expired: true, reason: "token expired at " + e.exp.UTC().Format(time.RFC3339)}
+	case now.Add(leeway).Before(e.nbf):
+		return nil, &tokenError{reason: "claims: token not valid yet (nbf)"}
+	case e.maxAge > 0 && now.Sub(e.iat) > e.maxAge+leeway:
+		return nil, &tokenError{expired: true, reason: fmt.Sprintf("token issued %s ago, max_age %s", now.Sub(e.iat).Round(time.Second), e.maxAge)}
+	}
+	return e.tok, nil
+}
+
+// verify is Verify without the cache; it also returns the cache entry.
+func (v *JWTVerifier) verify(raw string, now time.Time) (*Token, cachedToken, error) {
+	var none cachedToken
 	var unverified struct {
 		Iss string `json:"iss"`
 	}
@@ -307,55 +382,63 @@ func (v *JWTVerifier) Verify(raw string, now time.Time) (*Token, error) {
 	// the issuer's own list is enforced below.
 	tok, err := jwt.ParseSigned(raw, allAlgs)
 	if err != nil {
-		return nil, &tokenError{reason: "malformed token: " + clip(err.Error(), 200)}
+		return nil, none, &tokenError{reason: "malformed token: " + clip(err.Error(), 200)}
 	}
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, &tokenError{reason: "malformed claims"}
+		return nil, none, &tokenError{reason: "malformed claims"}
 	}
 	is := v.issuers[unverified.Iss]
 	if is == nil {
-		return nil, &tokenError{reason: "untrusted issuer " + clip(strconvQuote(unverified.Iss), 100)}
+		return nil, none, &tokenError{reason: "untrusted issuer " + clip(strconvQuote(unverified.Iss), 100)}
 	}
 	if len(tok.Headers) != 1 {
-		return nil, &tokenError{reason: "token with several signatures"}
+		return nil, none, &tokenError{reason: "token with several signatures"}
 	}
 	h := tok.Headers[0]
 	alg := jose.SignatureAlgorithm(h.Algorithm)
 	if !slices.Contains(is.algs, alg) {
-		return nil, &tokenError{reason: "algorithm " + clip(h.Algorithm, 20) + " not allowed for issuer " + is.cfg.Issuer}
+		return nil, none, &tokenError{reason: "algorithm " + clip(h.Algorithm, 20) + " not allowed for issuer " + is.cfg.Issuer}
 	}
 	key, err := v.key(is, alg, h.KeyID, now)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	var (
 		std   jwt.Claims
 		extra map[string]any
 	)
 	if err := tok.Claims(key, &std, &extra); err != nil {
-		return nil, &tokenError{reason: "bad signature"}
+		return nil, none, &tokenError{reason: "bad signature"}
 	}
 	if std.Expiry == nil {
-		return nil, &tokenError{reason: "token without exp"}
+		return nil, none, &tokenError{reason: "token without exp"}
 	}
 	err = std.ValidateWithLeeway(jwt.Expected{Issuer: is.cfg.Issuer, AnyAudience: is.cfg.Audience, Time: now}, v.leeway)
 	switch {
 	case errors.Is(err, jwt.ErrExpired):
-		return nil, &tokenError{expired: true, reason: "token expired at " + std.Expiry.Time().UTC().Format(time.RFC3339)}
+		return nil, none, &tokenError{expired: true, reason: "token expired at " + std.Expiry.Time().UTC().Format(time.RFC3339)}
 	case errors.Is(err, jwt.ErrInvalidAudience):
-		return nil, &tokenError{reason: "token for another audience"}
+		return nil, none, &tokenError{reason: "token for another audience"}
 	case err != nil:
-		return nil, &tokenError{reason: "claims: " + strings.TrimPrefix(err.Error(), "go-jose/go-jose/jwt: validation failed, ")}
+		return nil, none, &tokenError{reason: "claims: " + strings.TrimPrefix(err.Error(), "go-jose/go-jose/jwt: validation failed, ")}
 	}
 	if is.cfg.MaxAge > 0 {
 		if std.IssuedAt == nil {
-			return nil, &tokenError{reason: "token without iat where max_age applies"}
+			return nil, none, &tokenError{reason: "token without iat where max_age applies"}
 		}
 		if age := now.Sub(std.IssuedAt.Time()); age > is.cfg.MaxAge+v.leeway {
-			return nil, &tokenError{expired: true, reason: fmt.Sprintf("token issued %s ago, max_age %s", age.Round(time.Second), is.cfg.MaxAge)}
+			return nil, none, &tokenError{expired: true, reason: fmt.Sprintf("token issued %s ago, max_age %s", age.Round(time.Second), is.cfg.MaxAge)}
 		}
 	}
-	return &Token{Issuer: std.Issuer, Subject: std.Subject, ID: std.ID, Scopes: scopesOf(extra), Claims: extra}, nil
+	t := &Token{Issuer: std.Issuer, Subject: std.Subject, ID: std.ID, Scopes: scopesOf(extra), Claims: extra}
+	e := cachedToken{tok: t, exp: std.Expiry.Time(), maxAge: is.cfg.MaxAge, trustUntil: now.Add(tokenCacheTTL)}
+	if std.NotBefore != nil {
+		e.nbf = std.NotBefore.Time()
+	}
+	if std.IssuedAt != nil {
+		e.iat = std.IssuedAt.Time()
+	}
+	return t, e, nil
 }
 
 var allAlgs = []jose.SignatureAlgorithm{jose.HS256, jose.RS256, jose.ES256, jose.EdDSA}

@@ -190,6 +190,34 @@ func TestJWTVerify(t *testing.T) {
 	}
 }
 
+// TestJWTCacheKeepsCheckingTime: a token verified once is not trusted
+// past its exp, nor past the cache's own time.
+func TestJWTCacheKeepsCheckingTime(t *testing.T) {
+	k := newIssuerKeys(t)
+	v := testVerifier(t, k)
+	tok := k.sign(t, jose.HS256, "", k.hmac, k.claims("internal"))
+	if _, err := v.Verify(tok, k.t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.cache.get(sha256.Sum256([]byte(tok)), k.t0); !ok {
+		t.Fatal("a verified token was not cached")
+	}
+	if _, err := v.Verify(tok, k.t0.Add(20*time.Minute)); err == nil || !err.(*tokenError).expired {
+		t.Errorf("cached token after exp: %v", err)
+	}
+	if _, ok := v.cache.get(sha256.Sum256([]byte(tok)), k.t0.Add(2*tokenCacheTTL)); ok {
+		t.Error("the cache trusts a token past its TTL")
+	}
+	// A forged token never enters the cache.
+	forged := tok[:len(tok)-4] + "AAAA"
+	if _, err := v.Verify(forged, k.t0); err == nil {
+		t.Fatal("forged token accepted")
+	}
+	if _, ok := v.cache.get(sha256.Sum256([]byte(forged)), k.t0); ok {
+		t.Error("a refused token was cached")
+	}
+}
+
 func TestJWTConfigValidate(t *testing.T) {
 	base := func() JWTConfig {
 		c := DefaultJWTConfig()
@@ -260,5 +288,36 @@ func TestJWKSURLRefresh(t *testing.T) {
 	waitUntil(t, func() bool { _, err := v.Verify(rotated, later); return err == nil }, "refresh on unknown kid")
 	if n := fetches.Load(); n != 2 {
 		t.Errorf("%d fetches, want 2 (start, and one early refresh)", n)
+	}
+}
+
+func BenchmarkJWTVerify(b *testing.B) {
+	k := newIssuerKeys(&testing.T{})
+	v := testVerifier(&testing.T{}, k)
+	for _, tc := range []struct {
+		name string
+		tok  string
+	}{
+		{"HS256", k.sign(&testing.T{}, jose.HS256, "", k.hmac, k.claims("internal"))},
+		{"ES256", k.sign(&testing.T{}, jose.ES256, "ec-1", k.ec, k.claims("https://idp.example"))},
+		{"RS256", k.sign(&testing.T{}, jose.RS256, "rsa-1", k.rsa, k.claims("https://idp.example"))},
+		{"EdDSA", k.sign(&testing.T{}, jose.EdDSA, "ed-1", k.ed, k.claims("https://idp.example"))},
+	} {
+		b.Run(tc.name+"/uncached", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := v.verify(tc.tok, k.t0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/cached", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(tc.tok, k.t0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
