@@ -79,7 +79,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.tls == nil {
 		in = wireListener{Listener: ln, maxHead: maxHead}
 	} else {
-		srv.TLSConfig = s.tls
+		// net/http adjusts its TLSConfig for HTTP/2: give it its own copy;
+		// acceptTLS handshakes with another.
+		srv.TLSConfig = s.tls.Clone()
 		hl := newHandoffListener(ln.Addr())
 		in = hl
 		wg.Go(func() { s.acceptTLS(ctx, ln, hl, maxHead, &wg) })
