@@ -166,18 +166,17 @@ func (s *TokenService) Check(x *Exchange) *Denial {
 	if err != nil || tok.Issuer != s.cfg.Issuer {
 		return nil // not a valid proxy token: the auth check decides
 	}
-	var pc proxyClaims
-	if b, err := json.Marshal(tok.Claims); err == nil {
-		_ = json.Unmarshal(b, &pc)
-	}
+	issuedTo, _ := tok.Claims["org"].(string)
+	cnf, _ := tok.Claims["cnf"].(map[string]any)
+	fp, _ := cnf["fp"].(string)
 	origin := x.Req.Header.Get("Origin")
 	switch {
-	case pc.Origin != origin:
+	case issuedTo != origin:
 		return &Denial{Status: http.StatusUnauthorized, Detail: "The token was issued to another client.",
 			Decision: event.Decision_DECISION_BLOCK, Auth: event.AuthOutcome_AUTH_INVALID,
-			Reason:  fmt.Sprintf("proxy token %s for origin %q used from origin %q", tok.ID, clip(pc.Origin, 100), clip(origin, 100)),
+			Reason:  fmt.Sprintf("proxy token %s for origin %q used from origin %q", tok.ID, clip(issuedTo, 100), clip(origin, 100)),
 			Headers: http.Header{"Www-Authenticate": {bearerChallenge + `, error="invalid_token"`}}}
-	case pc.Cnf["fp"] != binding(x):
+	case fp != binding(x):
 		return &Denial{Status: http.StatusUnauthorized, Detail: "The token was issued to another client.",
 			Decision: event.Decision_DECISION_BLOCK, Auth: event.AuthOutcome_AUTH_INVALID,
 			Reason:  "proxy token " + tok.ID + " used from another client fingerprint",

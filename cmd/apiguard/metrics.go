@@ -187,15 +187,24 @@ func pipelineConsumers(partitions []int, store bool) map[string]string {
 // function that applies it; def is the command's default when neither the
 // flag nor the config gives one. "off" serves no metrics.
 func metricsFlag(c *common, def string) func(*Config) {
-	addr := c.fs.String("metrics-listen", "", "serve Prometheus /metrics on host:port, or \"off\" (overrides metrics.listen)")
+	return listenFlag(c, "metrics-listen", "serve Prometheus /metrics on host:port, or \"off\" (overrides metrics.listen)",
+		def, func(cfg *Config) *string { return &cfg.Metrics.Listen })
+}
+
+// listenFlag adds a listen-address flag that sets the field dst picks:
+// "off" clears it, an address sets it, and without the flag an unset
+// field gets def.
+func listenFlag(c *common, name, usage, def string, dst func(*Config) *string) func(*Config) {
+	addr := c.fs.String(name, "", usage)
 	return func(cfg *Config) {
+		field := dst(cfg)
 		switch {
 		case *addr == "off":
-			cfg.Metrics.Listen = ""
+			*field = ""
 		case *addr != "":
-			cfg.Metrics.Listen = *addr
-		case cfg.Metrics.Listen == "":
-			cfg.Metrics.Listen = def
+			*field = *addr
+		case *field == "":
+			*field = def
 		}
 	}
 }

@@ -22,17 +22,8 @@ import (
 
 // adminFlag adds --admin-listen to a command's flags.
 func adminFlag(c *common, def string) func(*Config) {
-	addr := c.fs.String("admin-listen", "", "serve the admin endpoints (health, readiness, metrics, reload) on host:port, or \"off\" (overrides admin.listen)")
-	return func(cfg *Config) {
-		switch {
-		case *addr == "off":
-			cfg.Admin.Listen = ""
-		case *addr != "":
-			cfg.Admin.Listen = *addr
-		case cfg.Admin.Listen == "":
-			cfg.Admin.Listen = def
-		}
-	}
+	return listenFlag(c, "admin-listen", "serve the admin endpoints (health, readiness, metrics, reload) on host:port, or \"off\" (overrides admin.listen)",
+		def, func(cfg *Config) *string { return &cfg.Admin.Listen })
 }
 
 // reloader swaps a new proxy config in on SIGHUP or POST /reload. It owns
