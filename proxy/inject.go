@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -51,21 +52,12 @@ func (c SecretsConfig) Validate(routes []string) error {
 			return fmt.Errorf("%s.format: %q, want {secret} exactly once", key, in.Format)
 		}
 		for _, r := range in.Routes {
-			if !contains(routes, r) {
+			if !slices.Contains(routes, r) {
 				return fmt.Errorf("%s.routes: %q is not in proxy.routes", key, r)
 			}
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // LoadMasterKey reads the master key from MasterKeyFile or the
@@ -127,7 +119,7 @@ func newInjector(cfg SecretsConfig, v *Vault) (*injector, error) {
 			format = "{secret}"
 		}
 		h := header{http.CanonicalHeaderKey(inj.Header), strings.Replace(format, "{secret}", string(plain), 1)}
-		if !contains(in.strip, h.name) {
+		if !slices.Contains(in.strip, h.name) {
 			in.strip = append(in.strip, h.name)
 		}
 		in.values = append(in.values, string(plain))

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -389,7 +390,7 @@ func (v *JWTVerifier) verify(raw string, now time.Time) (*Token, cachedToken, er
 	}
 	is := v.issuers[unverified.Iss]
 	if is == nil {
-		return nil, none, &tokenError{reason: "untrusted issuer " + clip(strconvQuote(unverified.Iss), 100)}
+		return nil, none, &tokenError{reason: "untrusted issuer " + clip(strconv.Quote(unverified.Iss), 100)}
 	}
 	if len(tok.Headers) != 1 {
 		return nil, none, &tokenError{reason: "token with several signatures"}
@@ -472,7 +473,7 @@ func (v *JWTVerifier) key(is *issuer, alg jose.SignatureAlgorithm, kid string, n
 		default:
 		}
 	}
-	return nil, &tokenError{reason: "no " + string(alg) + " key " + clip(strconvQuote(kid), 80) + " for issuer " + is.cfg.Issuer}
+	return nil, &tokenError{reason: "no " + string(alg) + " key " + clip(strconv.Quote(kid), 80) + " for issuer " + is.cfg.Issuer}
 }
 
 func keyFits(k jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
@@ -510,5 +511,3 @@ func scopesOf(claims map[string]any) []string {
 	add(claims["scp"])
 	return out
 }
-
-func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }

@@ -163,8 +163,12 @@ func (s *TokenService) Check(x *Exchange) *Denial {
 		return nil
 	}
 	tok, err := s.jwt.Verify(raw, x.Now)
-	if err != nil || tok.Issuer != s.cfg.Issuer {
-		return nil // not a valid proxy token: the auth check decides
+	if err != nil {
+		return nil // the auth check refuses it and says why
+	}
+	x.Token = tok // verified once: the auth check uses it
+	if tok.Issuer != s.cfg.Issuer {
+		return nil
 	}
 	issuedTo, _ := tok.Claims["org"].(string)
 	cnf, _ := tok.Claims["cnf"].(map[string]any)
