@@ -10,83 +10,95 @@ import (
 const madScale = 1.4826
 
 // robust is a ring of recent samples with their median and MAD, recomputed
-// on demand. The zero value is empty; init sets the capacity.
+// on demand. Each sample carries a hash of the principal that gave it, so
+// a warm-up can ask for samples from several principals. Exported fields
+// are the checkpointed state; the rest is a cache.
 type robust struct {
-	samples []float64
-	owners  []uint32 // a hash of the principal that gave each sample
-	next    int
-	full    bool
-	dirty   bool
+	Samples []float32
+	Owners  []uint32
+	Next    int
+	Full    bool
 
+	dirty       bool
 	median, mad float64
 	principals  int // distinct owners among the samples, as of the last recompute
 	scratch     []float64
+	ownScratch  []uint32
 }
 
-func (r *robust) init(capacity int) {
-	r.samples = make([]float64, capacity)
-	r.owners = make([]uint32, capacity)
+func newRobust(capacity int) robust {
+	return robust{Samples: make([]float32, capacity), Owners: make([]uint32, capacity), dirty: true}
 }
 
 func (r *robust) add(v float64, owner uint32) {
-	r.samples[r.next] = v
-	r.owners[r.next] = owner
-	r.next++
-	if r.next == len(r.samples) {
-		r.next, r.full = 0, true
+	r.Samples[r.Next] = float32(v)
+	r.Owners[r.Next] = owner
+	r.Next++
+	if r.Next == len(r.Samples) {
+		r.Next, r.Full = 0, true
 	}
 	r.dirty = true
 }
 
 func (r *robust) len() int {
-	if r.full {
-		return len(r.samples)
+	if r.Full {
+		return len(r.Samples)
 	}
-	return r.next
+	return r.Next
 }
 
-// recompute refreshes median, MAD and the owner count if samples changed.
-func (r *robust) recompute() {
-	if !r.dirty {
-		return
-	}
-	r.dirty = false
+// mean returns the mean of the samples.
+func (r *robust) mean() float64 {
 	n := r.len()
 	if n == 0 {
-		return
+		return 0
 	}
-	r.scratch = append(r.scratch[:0], r.samples[:n]...)
-	slices.Sort(r.scratch)
-	r.median = medianSorted(r.scratch)
-	for i, v := range r.scratch {
-		r.scratch[i] = math.Abs(v - r.median)
+	var sum float64
+	for _, v := range r.Samples[:n] {
+		sum += float64(v)
 	}
-	slices.Sort(r.scratch)
-	r.mad = medianSorted(r.scratch)
-
-	owners := slices.Clone(r.owners[:n])
-	slices.Sort(owners)
-	r.principals = len(slices.Compact(owners))
+	return sum / float64(n)
 }
 
-// peek returns the median, MAD and distinct owners of the samples as they
-// are now, leaving the cached values (and so every later detection) as
-// they were.
+// stats returns the median, MAD and distinct owners, recomputing them if
+// samples arrived since the last call.
+func (r *robust) stats() (median, mad float64, principals int) {
+	if r.dirty {
+		r.dirty = false
+		r.median, r.mad, r.principals = r.compute(&r.scratch, &r.ownScratch)
+	}
+	return r.median, r.mad, r.principals
+}
+
+// peek computes the statistics afresh without touching the cache, so a
+// snapshot taken for analysts never changes what is detected.
 func (r *robust) peek() (median, mad float64, principals int) {
+	var s []float64
+	var o []uint32
+	return r.compute(&s, &o)
+}
+
+func (r *robust) compute(scratch *[]float64, owners *[]uint32) (median, mad float64, principals int) {
 	n := r.len()
 	if n == 0 {
 		return 0, 0, 0
 	}
-	vals := slices.Clone(r.samples[:n])
-	slices.Sort(vals)
-	median = medianSorted(vals)
-	for i, v := range vals {
-		vals[i] = math.Abs(v - median)
+	s := (*scratch)[:0]
+	for _, v := range r.Samples[:n] {
+		s = append(s, float64(v))
 	}
-	slices.Sort(vals)
-	owners := slices.Clone(r.owners[:n])
-	slices.Sort(owners)
-	return median, medianSorted(vals), len(slices.Compact(owners))
+	slices.Sort(s)
+	median = medianSorted(s)
+	for i, v := range s {
+		s[i] = math.Abs(v - median)
+	}
+	slices.Sort(s)
+	mad = medianSorted(s)
+	o := append((*owners)[:0], r.Owners[:n]...)
+	slices.Sort(o)
+	principals = len(slices.Compact(o))
+	*scratch, *owners = s, o
+	return median, mad, principals
 }
 
 func medianSorted(s []float64) float64 {

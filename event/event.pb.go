@@ -397,7 +397,9 @@ type RequestEvent struct {
 	Reason               string                 `protobuf:"bytes,29,opt,name=reason,proto3" json:"reason,omitempty"` // why, for analysts only
 	Auth                 AuthOutcome            `protobuf:"varint,30,opt,name=auth,proto3,enum=apiguard.event.v1.AuthOutcome" json:"auth,omitempty"`
 	Partition            uint32                 `protobuf:"varint,31,opt,name=partition,proto3" json:"partition,omitempty"`
-	TlsJa3               string                 `protobuf:"bytes,32,opt,name=tls_ja3,json=tlsJa3,proto3" json:"tls_ja3,omitempty"` // JA3 MD5 of the TLS ClientHello where TLS terminates here
+	TlsJa3               string                 `protobuf:"bytes,32,opt,name=tls_ja3,json=tlsJa3,proto3" json:"tls_ja3,omitempty"`                         // JA3 MD5 of the TLS ClientHello where TLS terminates here
+	AcceptLanguage       string                 `protobuf:"bytes,33,opt,name=accept_language,json=acceptLanguage,proto3" json:"accept_language,omitempty"` // the Accept-Language header, clipped: part of the client fingerprint
+	Account              string                 `protobuf:"bytes,34,opt,name=account,proto3" json:"account,omitempty"`                                     // on login-class routes, the account name the request was for (hashed by the proxy)
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
@@ -656,6 +658,20 @@ func (x *RequestEvent) GetTlsJa3() string {
 	return ""
 }
 
+func (x *RequestEvent) GetAcceptLanguage() string {
+	if x != nil {
+		return x.AcceptLanguage
+	}
+	return ""
+}
+
+func (x *RequestEvent) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
 // Deviation is one feature that deviated, with what was seen and expected.
 type Deviation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -739,6 +755,7 @@ type Anomaly struct {
 	Deviations    []*Deviation           `protobuf:"bytes,9,rep,name=deviations,proto3" json:"deviations,omitempty"`
 	EventIds      []string               `protobuf:"bytes,10,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
 	Summary       string                 `protobuf:"bytes,11,opt,name=summary,proto3" json:"summary,omitempty"`
+	Risk          float64                `protobuf:"fixed64,12,opt,name=risk,proto3" json:"risk,omitempty"` // the principal's combined risk in [0,1] after this anomaly
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -848,6 +865,13 @@ func (x *Anomaly) GetSummary() string {
 		return x.Summary
 	}
 	return ""
+}
+
+func (x *Anomaly) GetRisk() float64 {
+	if x != nil {
+		return x.Risk
+	}
+	return 0
 }
 
 // Action is what the responder or an operator did about an anomaly or a principal.
@@ -986,7 +1010,7 @@ const file_event_event_proto_rawDesc = "" +
 	"\n" +
 	"QueryParam\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x83\b\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xc6\b\n" +
 	"\fRequestEvent\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\rR\x06schema\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12$\n" +
@@ -1023,12 +1047,14 @@ const file_event_event_proto_rawDesc = "" +
 	"\x06reason\x18\x1d \x01(\tR\x06reason\x122\n" +
 	"\x04auth\x18\x1e \x01(\x0e2\x1e.apiguard.event.v1.AuthOutcomeR\x04auth\x12\x1c\n" +
 	"\tpartition\x18\x1f \x01(\rR\tpartition\x12\x17\n" +
-	"\atls_ja3\x18  \x01(\tR\x06tlsJa3\"{\n" +
+	"\atls_ja3\x18  \x01(\tR\x06tlsJa3\x12'\n" +
+	"\x0faccept_language\x18! \x01(\tR\x0eacceptLanguage\x12\x18\n" +
+	"\aaccount\x18\" \x01(\tR\aaccount\"{\n" +
 	"\tDeviation\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\x1a\n" +
 	"\bobserved\x18\x02 \x01(\x01R\bobserved\x12\x1a\n" +
 	"\bexpected\x18\x03 \x01(\x01R\bexpected\x12\x1c\n" +
-	"\tdeviation\x18\x04 \x01(\x01R\tdeviation\"\x85\x03\n" +
+	"\tdeviation\x18\x04 \x01(\x01R\tdeviation\"\x99\x03\n" +
 	"\aAnomaly\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\rR\x06schema\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12$\n" +
@@ -1043,7 +1069,8 @@ const file_event_event_proto_rawDesc = "" +
 	"deviations\x12\x1b\n" +
 	"\tevent_ids\x18\n" +
 	" \x03(\tR\beventIds\x12\x18\n" +
-	"\asummary\x18\v \x01(\tR\asummary\"\xf2\x02\n" +
+	"\asummary\x18\v \x01(\tR\asummary\x12\x12\n" +
+	"\x04risk\x18\f \x01(\x01R\x04risk\"\xf2\x02\n" +
 	"\x06Action\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\rR\x06schema\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12$\n" +

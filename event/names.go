@@ -47,3 +47,8 @@ const (
 	KindSub   = "sub"
 	KindFP    = "fp"
 )
+
+// KindAPI is the principal kind of anomalies about an API itself rather
+// than a client (shadow and zombie APIs, error and latency anomalies).
+// It is not an enforcement kind: nothing is ever blocked by it.
+const KindAPI = "api"

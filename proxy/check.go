@@ -29,6 +29,9 @@ type Exchange struct {
 	TLS *tls.ConnectionState
 	// wire is the HTTP/1.x view of the request (header order, framing).
 	wire Wire
+	// fp is the client fingerprint (event.ClientFingerprint), which
+	// enforcement entries of kind fp match.
+	fp string
 	// state is the configuration the request runs with.
 	state *state
 	// Token is the verified bearer token, when the auth check verified
@@ -40,7 +43,11 @@ type Exchange struct {
 }
 
 // Identity returns the identities the enforcement state is keyed by.
-func (x *Exchange) Identity() enforce.Identity { return x.Creds.Identity(x.ClientIP) }
+func (x *Exchange) Identity() enforce.Identity {
+	id := x.Creds.Identity(x.ClientIP)
+	id.FP = x.fp
+	return id
+}
 
 // Denial is a check's refusal. Status, Title and Headers go to the client;
 // Reason goes only to the event, for analysts.

@@ -186,6 +186,7 @@ func (p *Proxy) exchange(st *state, r *http.Request, start time.Time) *Exchange 
 		Subject:           creds.Subject,
 		Origin:            clip(r.Header.Get("Origin"), 256),
 		Referer:           clip(r.Referer(), 512),
+		AcceptLanguage:    clip(r.Header.Get("Accept-Language"), 128),
 		Auth:              event.AuthOutcome_AUTH_MISSING,
 	}
 	if r.ContentLength > 0 {
@@ -203,7 +204,8 @@ func (p *Proxy) exchange(st *state, r *http.Request, start time.Time) *Exchange 
 	}
 	kind, value := event.PrincipalOf(ev)
 	ev.Partition = uint32(event.Partition(kind, value, p.partitions))
-	return &Exchange{Req: r, API: api, ClientIP: ip, Creds: creds, Event: ev, Now: start, TLS: state, wire: wire, state: st}
+	return &Exchange{Req: r, API: api, ClientIP: ip, Creds: creds, Event: ev, Now: start, TLS: state, wire: wire, state: st,
+		fp: event.ClientFingerprintOf(ev)}
 }
 
 // maxQueryParams bounds the parameters recorded per event.

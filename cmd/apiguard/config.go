@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -27,7 +28,7 @@ type Config struct {
 	NATS       NATSConfig        `yaml:"nats"`
 	Proxy      proxy.Config      `yaml:"proxy"`
 	Emit       emit.Config       `yaml:"emit"`
-	Detectors  DetectorsConfig   `yaml:"detectors"`
+	Detectors  detectors.Config  `yaml:"detectors"`
 	Responder  responder.Config  `yaml:"responder"`
 	ClickHouse clickhouse.Config `yaml:"clickhouse"`
 	Alerts     alerts.Config     `yaml:"alerts"`
@@ -48,11 +49,6 @@ type NATSConfig struct {
 	topology.Config `yaml:",inline"`
 }
 
-// DetectorsConfig configures each detector.
-type DetectorsConfig struct {
-	Rate detectors.RateConfig `yaml:"rate"`
-}
-
 // LogConfig configures logging.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -67,7 +63,7 @@ func DefaultConfig() Config {
 		NATS:       NATSConfig{Listen: "127.0.0.1:4222", StoreDir: "var/nats", Config: topo},
 		Proxy:      proxy.DefaultConfig(),
 		Emit:       emit.DefaultConfig(),
-		Detectors:  DetectorsConfig{Rate: detectors.DefaultRateConfig()},
+		Detectors:  detectors.DefaultConfig(),
 		Responder:  responder.DefaultConfig(),
 		ClickHouse: clickhouse.DefaultConfig(),
 		Alerts:     alerts.DefaultConfig(),
@@ -97,7 +93,7 @@ func (c Config) Validate() error {
 	if err := c.Emit.Validate(); err != nil {
 		return err
 	}
-	if err := c.Detectors.Rate.Validate(); err != nil {
+	if err := c.Detectors.Validate(); err != nil {
 		return err
 	}
 	if err := c.Responder.Validate(); err != nil {
@@ -139,6 +135,26 @@ func loadFile(path string, cfg *Config) error {
 	// An empty file is an empty config: yaml reports it as io.EOF.
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return loadInventory(&cfg.Detectors.Inventory, filepath.Dir(path))
+}
+
+// loadInventory reads the OpenAPI document the inventory detector names,
+// relative to the config file's folder.
+func loadInventory(c *detectors.InventoryConfig, dir string) error {
+	if c.OpenAPI == "" {
+		return nil
+	}
+	path := c.OpenAPI
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("detectors.inventory.openapi: %w", err)
+	}
+	if c.Ops, err = detectors.ParseOpenAPI(doc); err != nil {
+		return fmt.Errorf("detectors.inventory.openapi: %s: %w", path, err)
 	}
 	return nil
 }

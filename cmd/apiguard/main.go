@@ -85,13 +85,15 @@ func run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 		return cmdBlocks(ctx, args, out)
 	case "check-config":
 		return cmdCheckConfig(args, out)
+	case "replay":
+		return cmdReplay(args, out)
 	case "demo-upstream":
 		return cmdDemoUpstream(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil
 	}
-	return fmt.Errorf("%w: unknown command %q (want up, proxy, pipeline, keys, secrets, migrate, block, unblock, blocks, check-config)", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q (want up, proxy, pipeline, keys, secrets, migrate, block, unblock, blocks, check-config, replay)", errUsage, cmd)
 }
 
 // common are the flags every command that reads the config has.

@@ -77,8 +77,9 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 		sinks = append(sinks, alerter)
 	}
 	sinks = append(sinks, resp)
-	rate := cfg.Detectors.Rate
-	pl := pipeline.New(sources, func(int) pipeline.Detector { return detectors.NewRate(rate) }, sinks, log)
+	// The config was validated: New cannot fail on it.
+	newEngine := func(int) pipeline.Detector { e, _ := detectors.New(cfg.Detectors); return e }
+	pl := pipeline.New(sources, newEngine, sinks, log)
 	// The pipeline and the loaders share the connection: it is closed when
 	// both have stopped, so the last batch stored is also acknowledged.
 	var inner errgroup.Group
@@ -127,7 +128,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 		defer nc.Close()
 		return inner.Wait()
 	})
-	log.Info("pipeline running", "partitions", owned, "detectors", []string{detectors.RateName},
+	log.Info("pipeline running", "partitions", owned, "detectors", enabledDetectors(cfg.Detectors),
 		"dry_run", cfg.Responder.DryRun)
 	return &pipelineParts{pipeline: pl, responder: resp, store: store}, nil
 }
@@ -186,4 +187,13 @@ func instrumentPipeline(ctx context.Context, g *errgroup.Group, reg prometheus.R
 		}
 	}
 	return pollLag(ctx, g, reg, js, pipelineConsumers(owned, store != nil), 5*time.Second, log)
+}
+
+// enabledDetectors names the detectors a config runs.
+func enabledDetectors(c detectors.Config) []string {
+	e, err := detectors.New(c)
+	if err != nil {
+		return nil
+	}
+	return e.Enabled()
 }

@@ -118,7 +118,7 @@ func (r *Responder) Stats() *Stats { return &r.stats }
 // bucket or the audit stream refused a write, so that the pipeline retries;
 // retries are idempotent (the action id derives from the anomaly id).
 func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
-	if a.Score < r.cfg.MinScore || a.Principal == nil {
+	if a.Score < r.cfg.MinScore || a.Principal == nil || a.Principal.Kind == event.KindAPI {
 		r.stats.Ignored.Add(1)
 		return nil
 	}

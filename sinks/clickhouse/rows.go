@@ -80,6 +80,8 @@ func eventFields() []field[*eventRow] {
 		col("tls_fingerprint", func(r r) string { return r.ev.TlsFingerprint }),
 		col("header_fingerprint", func(r r) string { return r.ev.HeaderFingerprint }),
 		col("tls_ja3", func(r r) string { return r.ev.TlsJa3 }),
+		col("accept_language", func(r r) string { return r.ev.AcceptLanguage }),
+		col("account", func(r r) string { return r.ev.Account }),
 		col("api_key_id", func(r r) string { return r.ev.ApiKeyId }),
 		col("token_id", func(r r) string { return r.ev.TokenId }),
 		col("token_hash", func(r r) string { return r.ev.TokenHash }),
@@ -115,6 +117,7 @@ func anomalyFields() []field[*event.Anomaly] {
 		col("principal_kind", func(a r) string { return a.GetPrincipal().GetKind() }),
 		col("principal", func(a r) string { return a.GetPrincipal().GetValue() }),
 		col("score", func(a r) float64 { return a.Score }),
+		col("risk", func(a r) float64 { return a.Risk }),
 		col("severity", func(a r) string { return a.Severity.Label() }),
 		col("features", func(a r) []string {
 			out := make([]string, len(a.Deviations))

@@ -194,4 +194,9 @@ ORDER BY (api, detector, feature, stream_partition, time)`}},
 	{Version: 8, Name: "events.tls_ja3", Statements: []string{
 		`ALTER TABLE {db}.events ADD COLUMN tls_ja3 String DEFAULT '' AFTER tls_fingerprint`,
 	}},
+	{Version: 9, Name: "client fingerprint parts, account, risk", Statements: []string{
+		`ALTER TABLE {db}.events ADD COLUMN accept_language String DEFAULT '' AFTER tls_ja3`,
+		`ALTER TABLE {db}.events ADD COLUMN account String DEFAULT '' AFTER subject`,
+		`ALTER TABLE {db}.anomalies ADD COLUMN risk Float64 DEFAULT 0 AFTER score`,
+	}},
 }

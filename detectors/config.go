@@ -1,0 +1,114 @@
+package detectors
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Config configures the engine and every detector. Durations are event
+// time. The zero value is not valid; start from DefaultConfig.
+type Config struct {
+	// Disable lists detectors (by name) that do not run.
+	Disable []string `yaml:"disable"`
+	// BaselineSamples is how many per-principal windows each API's
+	// baselines keep.
+	BaselineSamples int `yaml:"baseline_samples"`
+	// WarmupSamples and WarmupPrincipals must both be reached before a
+	// baseline is used: until then nothing is scored against it.
+	WarmupSamples    int `yaml:"warmup_samples"`
+	WarmupPrincipals int `yaml:"warmup_principals"`
+	// Cooldown is how long a principal that raised an anomaly is not
+	// reported again by the same detector, and teaches no baseline.
+	Cooldown time.Duration `yaml:"cooldown"`
+	// IdleAfter is how long a principal may be silent before its state is
+	// dropped.
+	IdleAfter time.Duration `yaml:"idle_after"`
+	// RiskHalfLife is how fast a principal's combined risk decays.
+	RiskHalfLife time.Duration `yaml:"risk_half_life"`
+	// MaxP is the largest tail probability reported: a finding less
+	// surprising than this is not an anomaly. Detectors may be stricter.
+	MaxP float64 `yaml:"max_p"`
+
+	Volumetric  VolumetricConfig  `yaml:"volumetric"`
+	Stuffing    StuffingConfig    `yaml:"stuffing"`
+	Stolen      StolenConfig      `yaml:"stolen_token"`
+	Enumeration EnumerationConfig `yaml:"enumeration"`
+	Scraping    ScrapingConfig    `yaml:"scraping"`
+	Probing     ProbingConfig     `yaml:"probing"`
+	Timing      TimingConfig      `yaml:"bot_timing"`
+	Params      ParamsConfig      `yaml:"parameters"`
+	Inventory   InventoryConfig   `yaml:"inventory"`
+	Health      HealthConfig      `yaml:"health"`
+	Profile     ProfileConfig     `yaml:"profile"`
+}
+
+// DefaultConfig returns the defaults that docs/detection.md explains.
+func DefaultConfig() Config {
+	return Config{
+		BaselineSamples: 512, WarmupSamples: 30, WarmupPrincipals: 5,
+		Cooldown: 5 * time.Minute, IdleAfter: 75 * time.Minute, RiskHalfLife: 10 * time.Minute,
+		MaxP:        1e-6,
+		Volumetric:  VolumetricConfig{Threshold: 6, MinPerMinute: 20},
+		Stuffing:    StuffingConfig{MinFailures: 10, MinAccounts: 5, FailureFloor: 0.05},
+		Stolen:      StolenConfig{MinRequests: 10, Overlap: 10 * time.Minute},
+		Enumeration: EnumerationConfig{MinMisses: 20, MissFloor: 0.02, WalkLength: 25},
+		Scraping:    ScrapingConfig{Threshold: 6, MinObjects: 60, MinKiB: 4096},
+		Probing:     ProbingConfig{MinMisses: 15, MissFloor: 0.02},
+		Timing:      TimingConfig{MinGaps: 40, MaxMeanGap: 30 * time.Second, MaxCV: 0.12, Kinds: []string{"ip", "sub", "token"}},
+		Params:      ParamsConfig{MinSamples: 200, MaxP: 1e-4},
+		Health:      HealthConfig{MinRequests: 10, Threshold: 6, TimeOfDayDays: 2},
+		Profile:     ProfileConfig{MaxP: 1e-12},
+	}
+}
+
+// Validate reports the first bad field by its config key.
+func (c Config) Validate() error {
+	for i, d := range c.Disable {
+		if !slices.Contains(Names(), d) {
+			return fmt.Errorf("detectors.disable[%d]: %q is not a detector (have %v)", i, d, Names())
+		}
+	}
+	switch {
+	case c.BaselineSamples < 16:
+		return fmt.Errorf("detectors.baseline_samples: %d, want at least 16", c.BaselineSamples)
+	case c.WarmupSamples < 1 || c.WarmupSamples > c.BaselineSamples:
+		return fmt.Errorf("detectors.warmup_samples: %d, want 1..baseline_samples", c.WarmupSamples)
+	case c.WarmupPrincipals < 1:
+		return fmt.Errorf("detectors.warmup_principals: %d, want at least 1", c.WarmupPrincipals)
+	case c.Cooldown < 0:
+		return fmt.Errorf("detectors.cooldown: %s, want ≥ 0", c.Cooldown)
+	case c.IdleAfter < time.Hour:
+		return fmt.Errorf("detectors.idle_after: %s, want at least 1h (the longest window)", c.IdleAfter)
+	case c.RiskHalfLife <= 0:
+		return fmt.Errorf("detectors.risk_half_life: %s, want > 0", c.RiskHalfLife)
+	case !(c.MaxP > 0 && c.MaxP < 1):
+		return fmt.Errorf("detectors.max_p: %g, want in (0,1)", c.MaxP)
+	}
+	for _, v := range []interface{ validate() error }{c.Volumetric, c.Stuffing, c.Stolen, c.Enumeration,
+		c.Scraping, c.Probing, c.Timing, c.Params, c.Inventory, c.Health, c.Profile} {
+		if err := v.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func positive(key string, v float64) error {
+	if !(v > 0) {
+		return fmt.Errorf("detectors.%s: %g, want > 0", key, v)
+	}
+	return nil
+}
+
+func errorsJoinFirst(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var errNoInventory = errors.New("detectors.inventory: openapi is empty")

@@ -1,0 +1,92 @@
+package detectors
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// ProbingName names the probing detector's anomalies.
+const ProbingName = "probing"
+
+// ProbingConfig configures the probing detector.
+type ProbingConfig struct {
+	// MinMisses is the fewest 403/404/405 answers across all APIs in 10
+	// minutes that can be a probe.
+	MinMisses float64 `yaml:"min_misses"`
+	// MissFloor is the smallest miss share the baseline is taken to have.
+	MissFloor float64 `yaml:"miss_floor"`
+	// DecoyCheck is the check name the proxy gives decoy hits.
+	DecoyCheck string `yaml:"decoy_check"`
+}
+
+func (c ProbingConfig) validate() error {
+	return errorsJoinFirst(positive("probing.min_misses", c.MinMisses), positive("probing.miss_floor", c.MissFloor))
+}
+
+// scannerTraits are user-agent fragments of security scanners and attack
+// tools. A match is an anomaly on its own (p below every threshold).
+var scannerTraits = []string{"sqlmap", "nikto", "nuclei", "nmap", "masscan", "zgrab", "gobuster", "dirbuster",
+	"wfuzz", "ffuf", "feroxbuster", "acunetix", "nessus", "openvas", "burp", "zap/", "wpscan", "jaeles", "arachni", "w3af"}
+
+// probing finds principals mapping the API surface: a hit on a decoy path
+// (no real client calls one), a scanner's user agent, or a burst of
+// 403/404/405 answers across APIs far above the clients' share.
+type probing struct{ cfg ProbingConfig }
+
+func (*probing) name() string { return ProbingName }
+
+func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
+	decoy := d.cfg.DecoyCheck
+	if decoy == "" {
+		decoy = "decoy"
+	}
+	if x.ev.Check == decoy {
+		return append(out, finding{p: 1e-15, deviations: []*event.Deviation{{Feature: "decoy_hits", Observed: 1, Expected: 0}},
+			summary: fmt.Sprintf("%s %s requested decoy path %s, which no real client calls", x.kind, x.val, x.ev.Path)})
+	}
+	if t := scannerTrait(x.ev.UserAgent); t != "" {
+		return append(out, finding{p: 1e-13, deviations: []*event.Deviation{{Feature: "scanner_user_agent", Observed: 1, Expected: 0}},
+			summary: fmt.Sprintf("%s %s sends the user agent of the scanner %q (%s)", x.kind, x.val, t, clipString(x.ev.UserAgent, 80))})
+	}
+	if x.all == nil {
+		return out
+	}
+	if x.learn {
+		defer e.st.Probe.add(x.miss)
+	}
+	req, miss, _ := x.all.last10()
+	if miss < d.cfg.MinMisses {
+		return out
+	}
+	base := e.st.Probe.value(d.cfg.MissFloor)
+	p := binomialTail(int(miss), int(req), base)
+	if p > e.cfg.MaxP {
+		return out
+	}
+	return append(out, finding{p: p, deviations: []*event.Deviation{
+		{Feature: "misses_10m", Observed: miss, Expected: base * req, Deviation: zBinomial(miss, req, base)},
+	}, summary: fmt.Sprintf("%s %s drew %.0f 403/404/405 answers in %.0f requests across APIs in 10 minutes (clients: %.1f%%); last %s %s",
+		x.kind, x.val, miss, req, 100*base, x.ev.Method, clipString(x.ev.Path, 80))})
+}
+
+func scannerTrait(ua string) string {
+	if ua == "" {
+		return ""
+	}
+	lower := strings.ToLower(ua)
+	for _, t := range scannerTraits {
+		if strings.Contains(lower, t) {
+			return strings.TrimSuffix(t, "/")
+		}
+	}
+	return ""
+}
+
+func clipString(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

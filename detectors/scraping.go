@@ -1,0 +1,71 @@
+package detectors
+
+import (
+	"fmt"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// ScrapingName names the scraping detector's anomalies.
+const ScrapingName = "scraping"
+
+// ScrapingConfig configures the scraping detector.
+type ScrapingConfig struct {
+	// Threshold is the robust z-score above the API's 10-minute baseline
+	// at which response volume or distinct objects are anomalous.
+	Threshold float64 `yaml:"threshold"`
+	// MinObjects and MinKiB are floors over 10 minutes: below both, a
+	// principal is never scraping.
+	MinObjects float64 `yaml:"min_objects"`
+	MinKiB     float64 `yaml:"min_kib"`
+}
+
+func (c ScrapingConfig) validate() error {
+	return errorsJoinFirst(positive("scraping.threshold", c.Threshold), positive("scraping.min_objects", c.MinObjects),
+		positive("scraping.min_kib", c.MinKiB))
+}
+
+// scraping finds principals that take far more data, or far more distinct
+// objects, from an API over 10 minutes than its principals usually do:
+// catalogue scraping and bulk exfiltration through a valid account.
+type scraping struct{ cfg ScrapingConfig }
+
+func (*scraping) name() string { return ScrapingName }
+
+func (d *scraping) observe(e *Engine, x *ctx, out []finding) []finding {
+	if x.pair == nil {
+		return out
+	}
+	_, _, kib := x.pair.last10()
+	objs := x.pair.distinctObjects()
+	var devs []*event.Deviation
+	bestZ := 0.0
+	check := func(feature string, v, floor float64, base *robust) {
+		if v < floor {
+			return
+		}
+		median, mad, ok := e.warm(base)
+		if !ok {
+			return
+		}
+		z, _ := robustZ(v, median, mad, floor/10)
+		if z >= d.cfg.Threshold/2 {
+			devs = append(devs, &event.Deviation{Feature: feature, Observed: v, Expected: median, Deviation: z})
+			bestZ = max(bestZ, z)
+		}
+	}
+	check("response_kib_10m", kib, d.cfg.MinKiB, &x.api.KiB10)
+	if x.api.Object {
+		check("distinct_objects_10m", objs, d.cfg.MinObjects, &x.api.Objs10)
+	}
+	if bestZ < d.cfg.Threshold {
+		return out
+	}
+	p := normalTail(bestZ)
+	if p > e.cfg.MaxP {
+		return out
+	}
+	return append(out, finding{p: p, deviations: devs, summary: fmt.Sprintf(
+		"%s %s took %.0f KiB and %.0f distinct objects from %s in 10 minutes, %.1f robust σ above its principals",
+		x.kind, x.val, kib, objs, x.ev.Api, bestZ)})
+}

@@ -1,0 +1,164 @@
+package detectors
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// StuffingName names the credential-stuffing detector's anomalies.
+const StuffingName = "credential_stuffing"
+
+// StuffingConfig configures the credential-stuffing detector.
+type StuffingConfig struct {
+	// LoginAPIs names the login-class APIs ("POST /login"). Empty: any
+	// POST whose path names a login, sign-in, session or token.
+	LoginAPIs []string `yaml:"login_apis"`
+	// MinFailures and MinAccounts are the fewest failed logins, and
+	// distinct accounts among them, in 10 minutes from one source that
+	// can be stuffing. Where the proxy does not record accounts, only
+	// failures count.
+	MinFailures float64 `yaml:"min_failures"`
+	MinAccounts float64 `yaml:"min_accounts"`
+	// FailureFloor is the smallest failure share the baseline is taken to
+	// have (people mistype).
+	FailureFloor float64 `yaml:"failure_floor"`
+}
+
+func (c StuffingConfig) validate() error {
+	return errorsJoinFirst(positive("credential_stuffing.min_failures", c.MinFailures),
+		positive("credential_stuffing.min_accounts", c.MinAccounts), positive("credential_stuffing.failure_floor", c.FailureFloor))
+}
+
+var loginPath = regexp.MustCompile(`(?i)^POST /(.*/)?(login|log-in|signin|sign-in|sessions?|oauth/token|token|auth(enticate)?)$`)
+
+func (c StuffingConfig) isLogin(api string) bool {
+	if len(c.LoginAPIs) > 0 {
+		for _, a := range c.LoginAPIs {
+			if a == api {
+				return true
+			}
+		}
+		return false
+	}
+	return loginPath.MatchString(api)
+}
+
+// loginState counts one source's logins over the last 10 minutes.
+type loginState struct {
+	Last     uint32 // unix second of the last attempt
+	Tries    [10]uint16
+	Fails    [10]uint16
+	Accounts [2]uint64 // distinct accounts among failures, this 10-minute slot
+	Prev     uint16    // distinct accounts, previous slot
+}
+
+func (l *loginState) add(now uint32, failed bool, account string) {
+	last := l.Last
+	if now < last {
+		now = last
+	}
+	if cur, prev := now/60, last/60; cur > prev {
+		for m := prev + 1; m <= cur && m <= prev+10; m++ {
+			l.Tries[m%10], l.Fails[m%10] = 0, 0
+		}
+	}
+	if now/600 > last/600 {
+		l.Prev = uint16(min(l.accounts(), 65535))
+		l.Accounts = [2]uint64{}
+	}
+	l.Last = now
+	l.Tries[(now/60)%10] = sat16(l.Tries[(now/60)%10])
+	if failed {
+		l.Fails[(now/60)%10] = sat16(l.Fails[(now/60)%10])
+		if account != "" {
+			b := hashStrings(account) & 127
+			l.Accounts[b>>6] |= 1 << (b & 63)
+		}
+	}
+}
+
+func (l *loginState) accounts() float64 {
+	var p pair
+	p.Objs = l.Accounts
+	return p.distinctObjects()
+}
+
+func (l *loginState) sums() (tries, fails float64) {
+	for i := range l.Tries {
+		tries += float64(l.Tries[i])
+		fails += float64(l.Fails[i])
+	}
+	return tries, fails
+}
+
+// stuffing finds credential stuffing and brute force on login-class APIs:
+// failed logins over many distinct accounts from one client IP, one
+// network (/24 or /48), or one client fingerprint — the last catches the
+// distributed form, where every attempt comes from another IP but the
+// same tool. A source's failures are compared with the API's failure share
+// by their binomial tail.
+type stuffing struct{ cfg StuffingConfig }
+
+func (*stuffing) name() string { return StuffingName }
+
+func (d *stuffing) observe(e *Engine, x *ctx, out []finding) []finding {
+	if !x.api.Login || !x.allowed {
+		return out
+	}
+	failed := x.ev.Status == 401 || x.ev.Status == 403 || x.ev.Auth == event.AuthOutcome_AUTH_INVALID
+	base := x.api.Fail.value(d.cfg.FailureFloor)
+	if x.learn {
+		x.api.Fail.add(failed)
+	}
+	type source struct {
+		kind, val string
+		key       uint64
+	}
+	sources := [3]source{
+		{event.KindIP, event.ClientIPString(x.ev.ClientIp), hashUint(1, hashStrings(x.ev.Api, string(x.ev.ClientIp)))},
+		{event.KindCIDR, "", hashUint(2, hashUint(hashStrings(x.ev.Api), x.netKey))},
+		{event.KindFP, "", hashUint(3, hashUint(hashStrings(x.ev.Api), x.fpKey))},
+	}
+	var hit *source
+	var tries, fails, accounts float64
+	var p float64 = 1
+	for i := range sources {
+		s := &sources[i]
+		l := e.st.Logins[s.key]
+		if l == nil {
+			l = &loginState{}
+			e.st.Logins[s.key] = l
+		}
+		l.add(x.sec, failed, x.ev.Account)
+		if !failed || hit != nil {
+			continue
+		}
+		t, f := l.sums()
+		a := l.accounts()
+		if f < d.cfg.MinFailures || (x.ev.Account != "" && a < d.cfg.MinAccounts) {
+			continue
+		}
+		if pr := binomialTail(int(f), int(t), base); pr <= e.cfg.MaxP {
+			hit, tries, fails, accounts, p = s, t, f, a, pr
+		}
+	}
+	if hit == nil {
+		return out
+	}
+	switch hit.kind {
+	case event.KindCIDR:
+		hit.val = x.netPrefix.String()
+	case event.KindFP:
+		hit.val = x.fingerprint()
+	}
+	devs := []*event.Deviation{{Feature: "failure_ratio_10m", Observed: fails / tries, Expected: base, Deviation: zBinomial(fails, tries, base)},
+		{Feature: "failed_logins_10m", Observed: fails, Expected: base * tries}}
+	if x.ev.Account != "" {
+		devs = append(devs, &event.Deviation{Feature: "distinct_accounts_10m", Observed: accounts, Expected: 1})
+	}
+	return append(out, finding{p: p, kind: hit.kind, val: hit.val, deviations: devs, summary: fmt.Sprintf(
+		"%d failed logins of %d on %s in 10 minutes from %s %s (%.0f accounts); the API fails %.1f%%",
+		int(fails), int(tries), x.ev.Api, hit.kind, hit.val, accounts, 100*base)})
+}

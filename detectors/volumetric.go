@@ -1,0 +1,91 @@
+package detectors
+
+import (
+	"fmt"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// VolumetricName names the volumetric detector's anomalies.
+const VolumetricName = "volumetric"
+
+// VolumetricConfig configures the volumetric detector.
+type VolumetricConfig struct {
+	// Threshold is the robust z-score (robust standard deviations above
+	// the API's median principal) at which a window is anomalous.
+	Threshold float64 `yaml:"threshold"`
+	// MinPerMinute is a floor: a principal below this many requests per
+	// minute, in every window, is never volumetric.
+	MinPerMinute float64 `yaml:"min_per_minute"`
+}
+
+func (c VolumetricConfig) validate() error {
+	return errorsJoinFirst(positive("volumetric.threshold", c.Threshold), positive("volumetric.min_per_minute", c.MinPerMinute))
+}
+
+// volumetric finds principals whose request count on an API, over the last
+// minute, 10 minutes or hour, is far above what principals usually do on
+// that API: 5 req/s can be normal on GET /search and abuse on POST /orders
+// (the search-versus-buy case). Each window is compared with the API's
+// baseline of that window, and the anomaly lists every window that
+// deviated.
+type volumetric struct{ cfg VolumetricConfig }
+
+func (*volumetric) name() string { return VolumetricName }
+
+func (d *volumetric) observe(e *Engine, x *ctx, out []finding) []finding {
+	if x.pair == nil {
+		return out
+	}
+	counts := x.pair.counts()
+	var devs []*event.Deviation
+	bestZ, best := 0.0, -1
+	for w := range numWindows {
+		perMin := counts[w] / (windowSeconds[w] / 60)
+		if perMin < d.cfg.MinPerMinute {
+			continue
+		}
+		median, mad, ok := e.warm(&x.api.Rate[w])
+		if !ok {
+			continue
+		}
+		z, _ := robustZ(counts[w], median, mad, 1)
+		if z < d.cfg.Threshold/2 {
+			continue
+		}
+		devs = append(devs, &event.Deviation{Feature: "requests_" + windowNames[w], Observed: counts[w], Expected: median, Deviation: z})
+		if z > bestZ {
+			bestZ, best = z, w
+		}
+	}
+	if best < 0 || bestZ < d.cfg.Threshold {
+		return out
+	}
+	p := normalTail(bestZ)
+	if p > e.cfg.MaxP {
+		return out
+	}
+	w := best
+	return append(out, finding{p: p, deviations: devs, summary: fmt.Sprintf(
+		"%s %s made %.0f requests on %s in the last %s; principals there make %.1f (%.1f robust σ above)",
+		x.kind, x.val, counts[w], x.ev.Api, windowNames[w], devs[indexOf(devs, "requests_"+windowNames[w])].Expected, bestZ)})
+}
+
+func indexOf(devs []*event.Deviation, feature string) int {
+	for i, d := range devs {
+		if d.Feature == feature {
+			return i
+		}
+	}
+	return 0
+}
+
+// warm returns a baseline's median and MAD once it holds enough samples
+// from enough principals.
+func (e *Engine) warm(r *robust) (median, mad float64, ok bool) {
+	if r.len() < e.cfg.WarmupSamples {
+		return 0, 0, false
+	}
+	median, mad, principals := r.stats()
+	return median, mad, principals >= e.cfg.WarmupPrincipals
+}
