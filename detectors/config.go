@@ -1,7 +1,6 @@
 package detectors
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -12,6 +11,11 @@ import (
 type Config struct {
 	// Disable lists detectors (by name) that do not run.
 	Disable []string `yaml:"disable"`
+	// Windows are the short, medium and long rate windows (1m, 10m, 1h).
+	// The medium window also bounds distinct objects, login counters and
+	// misses; the short one is the error and latency detector's minute.
+	// Shorter windows are for demos and tests.
+	Windows [3]time.Duration `yaml:"windows"`
 	// BaselineSamples is how many per-principal windows each API's
 	// baselines keep.
 	BaselineSamples int `yaml:"baseline_samples"`
@@ -47,6 +51,7 @@ type Config struct {
 // DefaultConfig returns the defaults that docs/detection.md explains.
 func DefaultConfig() Config {
 	return Config{
+		Windows:         [3]time.Duration{time.Minute, 10 * time.Minute, time.Hour},
 		BaselineSamples: 512, WarmupSamples: 30, WarmupPrincipals: 5,
 		Cooldown: 5 * time.Minute, IdleAfter: 75 * time.Minute, RiskHalfLife: 10 * time.Minute,
 		MaxP:        1e-6,
@@ -70,7 +75,12 @@ func (c Config) Validate() error {
 			return fmt.Errorf("detectors.disable[%d]: %q is not a detector (have %v)", i, d, Names())
 		}
 	}
+	w := c.Windows
 	switch {
+	case w[0] < 60*time.Millisecond || w[1] <= w[0] || w[2] <= w[1]:
+		return fmt.Errorf("detectors.windows: %v, want three increasing durations, the first at least 60ms", w)
+	case c.IdleAfter < w[2]:
+		return fmt.Errorf("detectors.idle_after: %s, want at least the long window %s", c.IdleAfter, w[2])
 	case c.BaselineSamples < 16:
 		return fmt.Errorf("detectors.baseline_samples: %d, want at least 16", c.BaselineSamples)
 	case c.WarmupSamples < 1 || c.WarmupSamples > c.BaselineSamples:
@@ -79,8 +89,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("detectors.warmup_principals: %d, want at least 1", c.WarmupPrincipals)
 	case c.Cooldown < 0:
 		return fmt.Errorf("detectors.cooldown: %s, want ≥ 0", c.Cooldown)
-	case c.IdleAfter < time.Hour:
-		return fmt.Errorf("detectors.idle_after: %s, want at least 1h (the longest window)", c.IdleAfter)
 	case c.RiskHalfLife <= 0:
 		return fmt.Errorf("detectors.risk_half_life: %s, want > 0", c.RiskHalfLife)
 	case !(c.MaxP > 0 && c.MaxP < 1):
@@ -110,5 +118,3 @@ func errorsJoinFirst(errs ...error) error {
 	}
 	return nil
 }
-
-var errNoInventory = errors.New("detectors.inventory: openapi is empty")

@@ -19,6 +19,7 @@ import (
 // its own, fed in stream order.
 type Engine struct {
 	cfg  Config
+	clk  clock
 	dets []detector
 	st   engineState
 	x    ctx // reused for each event
@@ -64,7 +65,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, st: newEngineState()}
+	e := &Engine{cfg: cfg, clk: newClock(cfg.Windows), st: newEngineState()}
 	for _, r := range registry {
 		if !slices.Contains(cfg.Disable, r.name) {
 			e.dets = append(e.dets, r.build(cfg))
@@ -91,16 +92,17 @@ type engineState struct {
 	Logins  map[uint64]*loginState
 	Params  map[string]*paramModel // API + "\x00" + parameter
 	Cool    map[uint64]int64       // (detector, subject) → event time the cooldown ends
-	Flagged map[uint64]uint32      // principal → unix second until which it teaches nothing
+	Flagged map[uint64]int64       // principal → event time until which it teaches nothing
 	Risk    map[uint64]riskState
-	Probe   ratio // every principal's misses across APIs (probing.go)
+	Probe   ratio  // every principal's misses across APIs (probing.go)
+	Start   int64  // event time of the first event: windows reaching before it are incomplete
 	Swept   uint32 // unix second of the last idle sweep
 }
 
 func newEngineState() engineState {
 	return engineState{APIs: map[string]*apiState{}, Pairs: map[uint64]*pair{}, Creds: map[uint64]*credState{},
 		Logins: map[uint64]*loginState{}, Params: map[string]*paramModel{}, Cool: map[uint64]int64{},
-		Flagged: map[uint64]uint32{}, Risk: map[uint64]riskState{}}
+		Flagged: map[uint64]int64{}, Risk: map[uint64]riskState{}}
 }
 
 type riskState struct {
@@ -141,7 +143,7 @@ type finding struct {
 	subject    uint64  // cooldown key within the detector; 0 for the principal's
 	deviations []*event.Deviation
 	summary    string
-	eventIDs   []string // empty for the event's id
+	eventIDs   []string      // empty for the event's id
 	cooldown   time.Duration // 0 for Config.Cooldown
 }
 
@@ -171,11 +173,14 @@ func (e *Engine) Observe(ev *event.RequestEvent) []*event.Anomaly {
 func (e *Engine) prepare(ev *event.RequestEvent) *ctx {
 	x := &e.x
 	*x = ctx{ev: ev, t: ev.TimeUnixNano, sec: uint32(ev.TimeUnixNano / 1e9)}
+	if e.st.Start == 0 {
+		e.st.Start = x.t
+	}
 	e.sweep(x.sec)
 	x.kind, x.val = event.PrincipalOf(ev)
 	x.pkey = hashStrings(x.kind, x.val)
 	x.allowed = ev.Decision == event.Decision_DECISION_ALLOW
-	x.learn = x.sec >= e.st.Flagged[x.pkey]
+	x.learn = x.t >= e.st.Flagged[x.pkey]
 	x.miss = ev.Status == 403 || ev.Status == 404 || ev.Status == 405
 	x.fpKey = hashStrings(ev.TlsFingerprint, ev.HeaderFingerprint, event.UAFamily(ev.UserAgent), ev.AcceptLanguage)
 	if ip, ok := netip.AddrFromSlice(ev.ClientIp); ok {
@@ -232,7 +237,7 @@ func (e *Engine) anomalies(x *ctx, found []finding) []*event.Anomaly {
 		}
 		e.st.Cool[cool] = x.t + int64(cd)
 		pk := hashStrings(kind, val)
-		e.st.Flagged[pk] = x.sec + uint32(e.cfg.Cooldown/time.Second)
+		e.st.Flagged[pk] = x.t + int64(e.cfg.Cooldown)
 		score := scoreOf(f.p)
 		risk := e.addRisk(pk, x.t, score)
 		ids := f.eventIDs

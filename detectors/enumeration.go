@@ -1,8 +1,8 @@
 package detectors
 
 import (
-	"math"
 	"fmt"
+	"math"
 
 	"github.com/apiguard/apiguard/event"
 )
@@ -12,8 +12,8 @@ const EnumerationName = "enumeration"
 
 // EnumerationConfig configures the enumeration (BOLA) detector.
 type EnumerationConfig struct {
-	// MinMisses is the fewest 403/404 answers on an object API in 10
-	// minutes that can be enumeration.
+	// MinMisses is the fewest 403/404 answers on an object API in the
+	// medium window (10 minutes) that can be enumeration.
 	MinMisses float64 `yaml:"min_misses"`
 	// MissFloor is the smallest share of misses the API's baseline is
 	// taken to have, so an API that never misses does not make one miss
@@ -42,7 +42,7 @@ func (d *enumeration) observe(e *Engine, x *ctx, out []finding) []finding {
 	if x.pair == nil || !x.api.Object {
 		return out
 	}
-	req, miss, _ := x.pair.last10()
+	req, miss, _ := x.pair.recent()
 	base := x.api.Miss.value(d.cfg.MissFloor)
 	// The API's miss ratio learns from principals that are not flagged
 	// and not themselves missing far too often.
@@ -58,7 +58,7 @@ func (d *enumeration) observe(e *Engine, x *ctx, out []finding) []finding {
 		if p <= e.cfg.MaxP {
 			return append(out, finding{p: p, deviations: []*event.Deviation{
 				{Feature: "sequential_ids", Observed: float64(x.pair.Walk), Expected: 1, Deviation: float64(x.pair.Walk)},
-				{Feature: "misses_10m", Observed: miss, Expected: base * req},
+				{Feature: "misses_"+e.clk.names[winMedium], Observed: miss, Expected: base * req},
 			}, summary: fmt.Sprintf("%s %s requested %d neighbouring object ids in a row on %s (last %s), %0.f of %0.f answered 403/404",
 				x.kind, x.val, x.pair.Walk, x.ev.Api, x.object, miss, req)})
 		}
@@ -71,10 +71,10 @@ func (d *enumeration) observe(e *Engine, x *ctx, out []finding) []finding {
 		return out
 	}
 	return append(out, finding{p: p, deviations: []*event.Deviation{
-		{Feature: "miss_ratio_10m", Observed: miss / req, Expected: base, Deviation: zBinomial(miss, req, base)},
-		{Feature: "distinct_objects_10m", Observed: x.pair.distinctObjects()},
-	}, summary: fmt.Sprintf("%s %s drew %.0f 403/404 answers in %.0f requests on %s in 10 minutes; the API's clients miss %.1f%%",
-		x.kind, x.val, miss, req, x.ev.Api, 100*base)})
+		{Feature: "miss_ratio_"+e.clk.names[winMedium], Observed: miss / req, Expected: base, Deviation: zBinomial(miss, req, base)},
+		{Feature: "distinct_objects_"+e.clk.names[winMedium], Observed: x.pair.distinctObjects()},
+	}, summary: fmt.Sprintf("%s %s drew %.0f 403/404 answers in %.0f requests on %s in %s; the API's clients miss %.1f%%",
+		x.kind, x.val, miss, req, x.ev.Api, e.clk.names[winMedium], 100*base)})
 }
 
 // zBinomial expresses k of n against p0 in standard deviations.

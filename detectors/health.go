@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/apiguard/apiguard/event"
 )
@@ -40,7 +41,7 @@ func (c HealthConfig) validate() error {
 // recentMinutes), the 5xx share, and a time-of-day profile of requests per
 // minute for each hour.
 type healthState struct {
-	Minute  uint32 // unix minute being counted
+	Minute  int64 // index of the short window (minute) being counted
 	Req     uint32
 	Err     uint32
 	LogLat  float64 // sum of log(latency ms)
@@ -86,14 +87,14 @@ func (d *health) observe(e *Engine, x *ctx, out []finding) []finding {
 		h.Totals = newRobust(recentMinutes)
 		h.Lat = newRobust(recentMinutes)
 	}
-	minute := x.sec / 60
+	minute := x.t / e.clk.len[winShort]
 	if h.Minute == 0 {
 		h.Minute = minute
 	}
 	if minute > h.Minute {
 		out = d.close(e, x, h, out)
 		for m := h.Minute + 1; m < minute && m <= h.Minute+10; m++ {
-			h.Totals.add(0, m) // quiet minutes are part of the baseline
+			h.Totals.add(0, uint32(m)) // quiet minutes are part of the baseline
 		}
 		*h = healthState{Minute: minute, Totals: h.Totals, Lat: h.Lat, Errors: h.Errors, ToD: h.ToD}
 	}
@@ -131,7 +132,7 @@ func (d *health) observe(e *Engine, x *ctx, out []finding) []finding {
 func (d *health) close(e *Engine, x *ctx, h *healthState, out []finding) []finding {
 	api := x.ev.Api
 	n := len(out)
-	hour := (h.Minute / 60) % 24
+	hour := (h.Minute * e.clk.len[winShort] / int64(time.Hour)) % 24
 	if int(h.Req) >= d.cfg.MinRequests {
 		base := h.Errors.value(0.002)
 		if p := binomialTail(int(h.Err), int(h.Req), base); h.Err > 0 && p <= e.cfg.MaxP {
@@ -157,7 +158,7 @@ func (d *health) close(e *Engine, x *ctx, h *healthState, out []finding) []findi
 	// 3: only a flood several times the usual volume stands out.
 	req := float64(h.Req)
 	expected, spread, ok := 0.0, 0.0, false
-	if c := h.ToD[hour]; int(c.Minutes) >= 60*d.cfg.TimeOfDayDays {
+	if c := h.ToD[hour]; int64(c.Minutes)*e.clk.len[winShort] >= int64(d.cfg.TimeOfDayDays)*int64(time.Hour) {
 		expected, ok = c.Sum/float64(c.Minutes), true
 	} else if _, mad, warm := e.warm(&h.Totals); warm {
 		expected, spread, ok = h.Totals.mean(), madScale*mad, true
@@ -169,7 +170,7 @@ func (d *health) close(e *Engine, x *ctx, h *healthState, out []finding) []findi
 			summary:    fmt.Sprintf("%s served %.0f requests in a minute; %.0f expected at %02d:00 (%.1f σ)", api, req, expected, hour, z)})
 	}
 	if len(out) == n {
-		h.Totals.add(req, h.Minute)
+		h.Totals.add(req, uint32(h.Minute))
 		if h.LatN > 0 {
 			h.Lat.add(h.LogLat/float64(h.LatN), uint32(h.Minute))
 		}

@@ -137,5 +137,5 @@ func (d *inventory) observe(e *Engine, x *ctx, out []finding) []finding {
 	}
 	return append(out, finding{p: 1e-7, kind: event.KindAPI, val: x.ev.Api, cooldown: d.cfg.Repeat,
 		deviations: []*event.Deviation{{Feature: feature, Observed: 1, Expected: 0}},
-		summary: fmt.Sprintf("%s %s; served %d to %s %s (%s)", x.ev.Api, what, x.ev.Status, x.kind, x.val, event.UAFamily(x.ev.UserAgent))})
+		summary:    fmt.Sprintf("%s %s; served %d to %s %s (%s)", x.ev.Api, what, x.ev.Status, x.kind, x.val, event.UAFamily(x.ev.UserAgent))})
 }

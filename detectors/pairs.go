@@ -3,24 +3,26 @@ package detectors
 import (
 	"math"
 	"math/bits"
+	"strings"
+	"time"
 )
 
 // pair is the state of one (API, principal) pair: request counts over the
-// last minute (in 10 s slots), the last 10 minutes (per minute, with
-// misses and response bytes) and the last hour (in 10 min slots),
-// distinct objects, the object-id walk and inter-arrival statistics.
-// It holds no strings and no pointers — the event in hand names the
-// principal — so a million pairs cost the garbage collector nothing to
-// scan. Its size is the memory target's unit (TestPairMemory).
+// short window (in 6 slots), the medium window (in 10 slots, with misses
+// and response bytes) and the long window (in 6 slots) — by default 1
+// minute, 10 minutes and 1 hour — distinct objects, the object-id walk
+// and inter-arrival statistics. It holds no strings and no pointers — the
+// event in hand names the principal — so a million pairs cost the garbage
+// collector nothing to scan. Its size is the memory target's unit
+// (TestPairMemory).
 type pair struct {
-	LastNs  int64  // event time of the last event
-	First   uint32 // unix second of the first event
-	Flagged uint32 // unix second until which the pair teaches no baseline
-	Sec10   [6]uint16
-	Min     [10]minuteCell
-	TenMin  [6]uint32
-	Objs    [2]uint64 // distinct objects in the current 10-minute slot, linear counting
-	PrevObj uint16    // distinct objects in the previous 10-minute slot
+	LastNs  int64 // event time of the last event
+	FirstNs int64 // event time of the first event
+	Short   [6]uint16
+	Medium  [10]slotCell
+	Long    [6]uint32
+	Objs    [2]uint64 // distinct objects in the current medium window, linear counting
+	PrevObj uint16    // distinct objects in the previous medium window
 	Walk    uint16    // consecutive requests whose object id was one step from the last
 	LastObj uint32    // the last numeric object id
 	GapMean float32   // moving average of inter-arrival gaps, seconds
@@ -28,46 +30,71 @@ type pair struct {
 	Gaps    uint16    // gaps seen, saturating
 	// Sampled is, per rate window, the index of the last window the pair
 	// gave its API's baseline a sample in.
-	Sampled [numWindows]uint32
+	Sampled [numWindows]int64
 }
 
-// minuteCell is one minute of a pair's traffic.
-type minuteCell struct {
+// slotCell is one medium slot (a minute by default) of a pair's traffic.
+type slotCell struct {
 	Req  uint16 // requests
 	Miss uint16 // 403, 404 and 405 answers
 	KiB  uint32 // response kibibytes
 }
 
-// windows are the three rate windows every API keeps a baseline for.
+// The three rate windows every API keeps a baseline for.
 const (
-	win1m = iota
-	win10m
-	win1h
+	winShort = iota
+	winMedium
+	winLong
 	numWindows
 )
 
-var windowNames = [numWindows]string{"1m", "10m", "1h"}
-var windowSeconds = [numWindows]float64{60, 600, 3600}
+// clock is the engine's window lengths and their slot widths, in ns.
+type clock struct {
+	len   [numWindows]int64
+	slot  [numWindows]int64
+	names [numWindows]string
+}
 
-// counts returns the pair's requests over the last minute, 10 minutes
-// and hour, as of its last event.
+func newClock(w [numWindows]time.Duration) clock {
+	var c clock
+	for i, d := range w {
+		c.len[i] = int64(d)
+		c.names[i] = shortDuration(d)
+	}
+	c.slot = [numWindows]int64{c.len[0] / 6, c.len[1] / 10, c.len[2] / 6}
+	return c
+}
+
+// shortDuration prints 1m0s as "1m" and 1h0m0s as "1h".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// counts returns the pair's requests over the short, medium and long
+// windows, as of its last event.
 func (p *pair) counts() (c [numWindows]float64) {
-	for _, v := range p.Sec10 {
-		c[win1m] += float64(v)
+	for _, v := range p.Short {
+		c[winShort] += float64(v)
 	}
-	for _, m := range p.Min {
-		c[win10m] += float64(m.Req)
+	for _, m := range p.Medium {
+		c[winMedium] += float64(m.Req)
 	}
-	for _, v := range p.TenMin {
-		c[win1h] += float64(v)
+	for _, v := range p.Long {
+		c[winLong] += float64(v)
 	}
 	return c
 }
 
-// last10 sums the minute cells: requests, misses and KiB over the last 10
-// minutes.
-func (p *pair) last10() (req, miss, kib float64) {
-	for _, m := range p.Min {
+// recent sums the medium window: requests, misses and KiB.
+func (p *pair) recent() (req, miss, kib float64) {
+	for _, m := range p.Medium {
 		req += float64(m.Req)
 		miss += float64(m.Miss)
 		kib += float64(m.KiB)
@@ -75,15 +102,19 @@ func (p *pair) last10() (req, miss, kib float64) {
 	return req, miss, kib
 }
 
-// slot sums the minute cells of the current 10-minute slot (the one the
+// current sums the slots of the current medium window (the one the
 // distinct-object count covers): requests, misses and KiB.
-func (p *pair) slot() (req, miss, kib float64) {
-	now := uint32(p.LastNs / 1e9)
-	for m := (now / 600) * 10; m <= now/60; m++ {
-		c := p.Min[m%10]
-		req += float64(c.Req)
-		miss += float64(c.Miss)
-		kib += float64(c.KiB)
+func (c *clock) current(p *pair) (req, miss, kib float64) {
+	return c.sumSlots(p, p.LastNs/c.len[winMedium], p.LastNs)
+}
+
+// sumSlots sums the medium slots of window win up to the one holding t.
+func (c *clock) sumSlots(p *pair, win, t int64) (req, miss, kib float64) {
+	for s := win * 10; s <= t/c.slot[winMedium]; s++ {
+		m := p.Medium[s%10]
+		req += float64(m.Req)
+		miss += float64(m.Miss)
+		kib += float64(m.KiB)
 	}
 	return req, miss, kib
 }

@@ -12,8 +12,8 @@ const ProbingName = "probing"
 
 // ProbingConfig configures the probing detector.
 type ProbingConfig struct {
-	// MinMisses is the fewest 403/404/405 answers across all APIs in 10
-	// minutes that can be a probe.
+	// MinMisses is the fewest 403/404/405 answers across all APIs in the
+	// medium window (10 minutes) that can be a probe.
 	MinMisses float64 `yaml:"min_misses"`
 	// MissFloor is the smallest miss share the baseline is taken to have.
 	MissFloor float64 `yaml:"miss_floor"`
@@ -56,7 +56,7 @@ func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
 	if x.learn {
 		defer e.st.Probe.add(x.miss)
 	}
-	req, miss, _ := x.all.last10()
+	req, miss, _ := x.all.recent()
 	if miss < d.cfg.MinMisses {
 		return out
 	}
@@ -66,9 +66,9 @@ func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
 		return out
 	}
 	return append(out, finding{p: p, deviations: []*event.Deviation{
-		{Feature: "misses_10m", Observed: miss, Expected: base * req, Deviation: zBinomial(miss, req, base)},
-	}, summary: fmt.Sprintf("%s %s drew %.0f 403/404/405 answers in %.0f requests across APIs in 10 minutes (clients: %.1f%%); last %s %s",
-		x.kind, x.val, miss, req, 100*base, x.ev.Method, clipString(x.ev.Path, 80))})
+		{Feature: "misses_"+e.clk.names[winMedium], Observed: miss, Expected: base * req, Deviation: zBinomial(miss, req, base)},
+	}, summary: fmt.Sprintf("%s %s drew %.0f 403/404/405 answers in %.0f requests across APIs in %s (clients: %.1f%%); last %s %s",
+		x.kind, x.val, miss, req, e.clk.names[winMedium], 100*base, x.ev.Method, clipString(x.ev.Path, 80))})
 }
 
 func scannerTrait(ua string) string {

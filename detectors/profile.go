@@ -48,7 +48,7 @@ func (d *profile) observe(e *Engine, x *ctx, out []finding) []finding {
 	if x.pair == nil || x.api.Profile.N < e.cfg.WarmupSamples {
 		return out
 	}
-	req, miss, kib := x.pair.slot()
+	req, miss, kib := e.clk.current(x.pair)
 	objs := x.pair.distinctObjects()
 	if req < 10 {
 		return out

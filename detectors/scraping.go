@@ -36,7 +36,7 @@ func (d *scraping) observe(e *Engine, x *ctx, out []finding) []finding {
 	if x.pair == nil {
 		return out
 	}
-	_, _, kib := x.pair.last10()
+	_, _, kib := x.pair.recent()
 	objs := x.pair.distinctObjects()
 	var devs []*event.Deviation
 	bestZ := 0.0
@@ -54,9 +54,9 @@ func (d *scraping) observe(e *Engine, x *ctx, out []finding) []finding {
 			bestZ = max(bestZ, z)
 		}
 	}
-	check("response_kib_10m", kib, d.cfg.MinKiB, &x.api.KiB10)
+	check("response_kib_"+e.clk.names[winMedium], kib, d.cfg.MinKiB, &x.api.KiB)
 	if x.api.Object {
-		check("distinct_objects_10m", objs, d.cfg.MinObjects, &x.api.Objs10)
+		check("distinct_objects_"+e.clk.names[winMedium], objs, d.cfg.MinObjects, &x.api.Objs)
 	}
 	if bestZ < d.cfg.Threshold {
 		return out
@@ -66,6 +66,6 @@ func (d *scraping) observe(e *Engine, x *ctx, out []finding) []finding {
 		return out
 	}
 	return append(out, finding{p: p, deviations: devs, summary: fmt.Sprintf(
-		"%s %s took %.0f KiB and %.0f distinct objects from %s in 10 minutes, %.1f robust σ above its principals",
-		x.kind, x.val, kib, objs, x.ev.Api, bestZ)})
+		"%s %s took %.0f KiB and %.0f distinct objects from %s in %s, %.1f robust σ above its principals",
+		x.kind, x.val, kib, objs, x.ev.Api, e.clk.names[winMedium], bestZ)})
 }

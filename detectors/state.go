@@ -9,13 +9,13 @@ import (
 )
 
 // apiState is one API's baselines: per-principal requests per window,
-// per-principal 10-minute response volume and distinct objects, miss and
+// per-principal medium-window response volume and distinct objects, miss and
 // login-failure ratios, the window-profile covariance, and the API-level
 // health minute (health.go).
 type apiState struct {
 	Rate    [numWindows]robust
-	KiB10   robust
-	Objs10  robust
+	KiB     robust
+	Objs    robust
 	Object  bool // the template has an object id ({…})
 	Login   bool // a login-class API (stuffing.go)
 	Miss    ratio
@@ -63,8 +63,8 @@ func (e *Engine) apiFor(name string) *apiState {
 	for w := range a.Rate {
 		a.Rate[w] = newRobust(e.cfg.BaselineSamples)
 	}
-	a.KiB10 = newRobust(e.cfg.BaselineSamples)
-	a.Objs10 = newRobust(e.cfg.BaselineSamples)
+	a.KiB = newRobust(e.cfg.BaselineSamples)
+	a.Objs = newRobust(e.cfg.BaselineSamples)
 	// Keys outlive the event, whose strings may share its buffer: clone.
 	e.st.APIs[strings.Clone(name)] = a
 	return a
@@ -73,64 +73,59 @@ func (e *Engine) apiFor(name string) *apiState {
 func (e *Engine) pairFor(key uint64, x *ctx) *pair {
 	p := e.st.Pairs[key]
 	if p == nil {
-		p = &pair{First: x.sec, LastNs: x.t}
+		p = &pair{FirstNs: x.t, LastNs: x.t}
 		e.st.Pairs[key] = p
 	}
 	return p
 }
 
-// roll brings a pair to the event's time — completed windows become
-// baseline samples of a (when the principal may teach and was seen for
-// the whole window), stale slots are cleared — and counts the event.
+// roll brings a pair to the event's time — a completed medium window
+// becomes a baseline sample of a (when the principal may teach), stale
+// slots are cleared — and counts the event.
 func (e *Engine) roll(p *pair, x *ctx, a *apiState) {
-	last := uint32(p.LastNs / 1e9)
-	now := max(x.sec, last) // a late event counts in the current slot
-	lastMin, curMin := last/60, now/60
-	lastTen, curTen := last/600, now/600
+	c := &e.clk
+	last := p.LastNs
+	now := max(x.t, last) // a late event counts in the current slot
 	if a != nil && x.learn {
-		e.sampleSlot(p, a, x, last, now)
+		e.sampleWindow(p, a, x, last, now)
 	}
-	if curMin > lastMin {
-		for m := lastMin + 1; m <= curMin && m <= lastMin+10; m++ {
-			p.Min[m%10] = minuteCell{}
+	clear := func(w int, n int64, f func(i int64)) {
+		l, cur := last/c.slot[w], now/c.slot[w]
+		for s := l + 1; s <= cur && s <= l+n; s++ {
+			f(s % n)
 		}
 	}
-	if curTen > lastTen {
+	clear(winShort, 6, func(i int64) { p.Short[i] = 0 })
+	clear(winMedium, 10, func(i int64) { p.Medium[i] = slotCell{} })
+	clear(winLong, 6, func(i int64) { p.Long[i] = 0 })
+	if now/c.len[winMedium] > last/c.len[winMedium] {
 		p.PrevObj = uint16(min(p.distinctObjects(), math.MaxUint16))
 		p.Objs = [2]uint64{}
-		for s := lastTen + 1; s <= curTen && s <= lastTen+6; s++ {
-			p.TenMin[s%6] = 0
-		}
 		p.Walk = 0
 	}
-	if lastS, curS := last/10, now/10; curS > lastS {
-		for s := lastS + 1; s <= curS && s <= lastS+6; s++ {
-			p.Sec10[s%6] = 0
-		}
-	}
 	// Inter-arrival gaps (bot timing), from the second event on.
-	if x.t > p.LastNs && p.Min != ([10]minuteCell{}) {
+	if x.t > p.LastNs {
 		gap := float32(float64(x.t-p.LastNs) / 1e9)
-		const alpha = gapAlpha
 		if p.Gaps == 0 {
 			p.GapMean, p.GapVar = gap, 0
 		} else {
 			d := gap - p.GapMean
-			p.GapMean += alpha * d
-			p.GapVar = (1 - alpha) * (p.GapVar + alpha*d*d)
+			p.GapMean += gapAlpha * d
+			p.GapVar = (1 - gapAlpha) * (p.GapVar + gapAlpha*d*d)
 		}
 		p.Gaps = sat16(p.Gaps)
 	}
-	p.LastNs = max(p.LastNs, x.t)
+	p.LastNs = now
 
-	p.Sec10[(now/10)%6] = sat16(p.Sec10[(now/10)%6])
-	c := &p.Min[curMin%10]
-	c.Req = sat16(c.Req)
+	i := (now / c.slot[winShort]) % 6
+	p.Short[i] = sat16(p.Short[i])
+	m := &p.Medium[(now/c.slot[winMedium])%10]
+	m.Req = sat16(m.Req)
 	if x.miss {
-		c.Miss = sat16(c.Miss)
+		m.Miss = sat16(m.Miss)
 	}
-	c.KiB += uint32(min(max(x.ev.ResponseBytes, 0)>>10, math.MaxUint16))
-	p.TenMin[curTen%6]++
+	m.KiB += uint32(min(max(x.ev.ResponseBytes, 0)>>10, math.MaxUint16))
+	p.Long[(now/c.slot[winLong])%6]++
 	if a != nil && x.learn {
 		e.sampleRates(p, a, x, now)
 	}
@@ -147,46 +142,42 @@ func (e *Engine) roll(p *pair, x *ctx, a *apiState) {
 	}
 }
 
-// sample gives the API's baselines what the pair looks like at this
+// sampleRates gives the API's baselines what the pair looks like at this
 // event, at most once per window length per pair, so every active
-// principal weighs the same however fast it goes: its request counts over
-// the rolling windows (the same statistic the detectors score), and its
-// 10-minute response volume. Distinct objects and the window profile are
-// sampled when a 10-minute slot completes (on the pair's first event
-// after it), as the object count restarts with each slot.
-func (e *Engine) sampleRates(p *pair, a *apiState, x *ctx, now uint32) {
+// principal weighs the same however fast it goes — once the engine has
+// run for the window's length, as a window reaching back before its first
+// event may miss requests: the request counts over the rolling windows
+// (the same statistic the detectors score), and the medium window's
+// response volume.
+func (e *Engine) sampleRates(p *pair, a *apiState, x *ctx, now int64) {
 	owner := uint32(x.pkey)
 	counts := p.counts()
 	for w := range numWindows {
-		idx := now / uint32(windowSeconds[w])
-		if idx > p.Sampled[w] {
+		idx := now / e.clk.len[w]
+		if idx > p.Sampled[w] && now >= e.st.Start+e.clk.len[w] {
 			p.Sampled[w] = idx
 			a.Rate[w].add(counts[w], owner)
-			if w == win10m {
-				_, _, kib := p.last10()
-				a.KiB10.add(kib, owner)
+			if w == winMedium {
+				_, _, kib := p.recent()
+				a.KiB.add(kib, owner)
 			}
 		}
 	}
 }
 
-// sampleSlot gives the API the 10-minute slot the pair completed, if any
-// and if the pair was there for most of it.
-func (e *Engine) sampleSlot(p *pair, a *apiState, x *ctx, last, now uint32) {
-	lastTen := last / 600
-	if now/600 <= lastTen || p.First > lastTen*600+300 {
+// sampleWindow gives the API the medium window the pair completed, if any
+// and if the pair was there for most of it: its distinct objects and its
+// profile (the object count restarts with each window, so these are
+// sampled whole, on the pair's first event after the window).
+func (e *Engine) sampleWindow(p *pair, a *apiState, x *ctx, last, now int64) {
+	w := e.clk.len[winMedium]
+	if now/w <= last/w || p.FirstNs > (last/w)*w+w/2 {
 		return
 	}
-	var req, kib, miss float64
-	for m := lastTen * 10; m <= last/60; m++ {
-		c := p.Min[m%10]
-		req += float64(c.Req)
-		miss += float64(c.Miss)
-		kib += float64(c.KiB)
-	}
+	req, miss, kib := e.clk.sumSlots(p, last/w, last)
 	objs := p.distinctObjects()
 	if a.Object {
-		a.Objs10.add(objs, uint32(x.pkey))
+		a.Objs.add(objs, uint32(x.pkey))
 	}
 	if req > 0 {
 		a.Profile.add(profileVector(x.samplesBuf[:0], req, kib, miss, objs))
@@ -216,7 +207,7 @@ func (e *Engine) sweep(now uint32) {
 		}
 	}
 	for k, l := range e.st.Logins {
-		if now-l.Last > idle {
+		if now-uint32(l.LastNs/1e9) > idle {
 			delete(e.st.Logins, k)
 		}
 	}
@@ -227,7 +218,7 @@ func (e *Engine) sweep(now uint32) {
 		}
 	}
 	for k, until := range e.st.Flagged {
-		if until < now {
+		if until < nowNs {
 			delete(e.st.Flagged, k)
 		}
 	}

@@ -16,8 +16,8 @@ type StuffingConfig struct {
 	// POST whose path names a login, sign-in, session or token.
 	LoginAPIs []string `yaml:"login_apis"`
 	// MinFailures and MinAccounts are the fewest failed logins, and
-	// distinct accounts among them, in 10 minutes from one source that
-	// can be stuffing. Where the proxy does not record accounts, only
+	// distinct accounts among them, in the medium window (10 minutes) from
+	// one source that can be stuffing. Where the proxy does not record accounts, only
 	// failures count.
 	MinFailures float64 `yaml:"min_failures"`
 	MinAccounts float64 `yaml:"min_accounts"`
@@ -45,33 +45,30 @@ func (c StuffingConfig) isLogin(api string) bool {
 	return loginPath.MatchString(api)
 }
 
-// loginState counts one source's logins over the last 10 minutes.
+// loginState counts one source's logins over the medium window (10
+// minutes), in its 10 slots.
 type loginState struct {
-	Last     uint32 // unix second of the last attempt
+	LastNs   int64 // event time of the last attempt
 	Tries    [10]uint16
 	Fails    [10]uint16
-	Accounts [2]uint64 // distinct accounts among failures, this 10-minute slot
-	Prev     uint16    // distinct accounts, previous slot
+	Accounts [2]uint64 // distinct accounts among failures, this medium window
 }
 
-func (l *loginState) add(now uint32, failed bool, account string) {
-	last := l.Last
-	if now < last {
-		now = last
+func (l *loginState) add(c *clock, t int64, failed bool, account string) {
+	last := l.LastNs
+	now := max(t, last)
+	slot := c.slot[winMedium]
+	for s := last/slot + 1; s <= now/slot && s <= last/slot+10; s++ {
+		l.Tries[s%10], l.Fails[s%10] = 0, 0
 	}
-	if cur, prev := now/60, last/60; cur > prev {
-		for m := prev + 1; m <= cur && m <= prev+10; m++ {
-			l.Tries[m%10], l.Fails[m%10] = 0, 0
-		}
-	}
-	if now/600 > last/600 {
-		l.Prev = uint16(min(l.accounts(), 65535))
+	if now/c.len[winMedium] > last/c.len[winMedium] {
 		l.Accounts = [2]uint64{}
 	}
-	l.Last = now
-	l.Tries[(now/60)%10] = sat16(l.Tries[(now/60)%10])
+	l.LastNs = now
+	i := (now / slot) % 10
+	l.Tries[i] = sat16(l.Tries[i])
 	if failed {
-		l.Fails[(now/60)%10] = sat16(l.Fails[(now/60)%10])
+		l.Fails[i] = sat16(l.Fails[i])
 		if account != "" {
 			b := hashStrings(account) & 127
 			l.Accounts[b>>6] |= 1 << (b & 63)
@@ -131,7 +128,7 @@ func (d *stuffing) observe(e *Engine, x *ctx, out []finding) []finding {
 			l = &loginState{}
 			e.st.Logins[s.key] = l
 		}
-		l.add(x.sec, failed, x.ev.Account)
+		l.add(&e.clk, x.t, failed, x.ev.Account)
 		if !failed || hit != nil {
 			continue
 		}
@@ -153,12 +150,13 @@ func (d *stuffing) observe(e *Engine, x *ctx, out []finding) []finding {
 	case event.KindFP:
 		hit.val = x.fingerprint()
 	}
-	devs := []*event.Deviation{{Feature: "failure_ratio_10m", Observed: fails / tries, Expected: base, Deviation: zBinomial(fails, tries, base)},
-		{Feature: "failed_logins_10m", Observed: fails, Expected: base * tries}}
+	w := e.clk.names[winMedium]
+	devs := []*event.Deviation{{Feature: "failure_ratio_" + w, Observed: fails / tries, Expected: base, Deviation: zBinomial(fails, tries, base)},
+		{Feature: "failed_logins_" + w, Observed: fails, Expected: base * tries}}
 	if x.ev.Account != "" {
-		devs = append(devs, &event.Deviation{Feature: "distinct_accounts_10m", Observed: accounts, Expected: 1})
+		devs = append(devs, &event.Deviation{Feature: "distinct_accounts_" + w, Observed: accounts, Expected: 1})
 	}
 	return append(out, finding{p: p, kind: hit.kind, val: hit.val, deviations: devs, summary: fmt.Sprintf(
-		"%d failed logins of %d on %s in 10 minutes from %s %s (%.0f accounts); the API fails %.1f%%",
-		int(fails), int(tries), x.ev.Api, hit.kind, hit.val, accounts, 100*base)})
+		"%d failed logins of %d on %s in %s from %s %s (%.0f accounts); the API fails %.1f%%",
+		int(fails), int(tries), x.ev.Api, w, hit.kind, hit.val, accounts, 100*base)})
 }

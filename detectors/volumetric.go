@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/apiguard/apiguard/event"
 )
@@ -41,7 +42,7 @@ func (d *volumetric) observe(e *Engine, x *ctx, out []finding) []finding {
 	var devs []*event.Deviation
 	bestZ, best := 0.0, -1
 	for w := range numWindows {
-		perMin := counts[w] / (windowSeconds[w] / 60)
+		perMin := counts[w] / (float64(e.clk.len[w]) / float64(time.Minute))
 		if perMin < d.cfg.MinPerMinute {
 			continue
 		}
@@ -53,7 +54,7 @@ func (d *volumetric) observe(e *Engine, x *ctx, out []finding) []finding {
 		if z < d.cfg.Threshold/2 {
 			continue
 		}
-		devs = append(devs, &event.Deviation{Feature: "requests_" + windowNames[w], Observed: counts[w], Expected: median, Deviation: z})
+		devs = append(devs, &event.Deviation{Feature: "requests_" + e.clk.names[w], Observed: counts[w], Expected: median, Deviation: z})
 		if z > bestZ {
 			bestZ, best = z, w
 		}
@@ -68,7 +69,7 @@ func (d *volumetric) observe(e *Engine, x *ctx, out []finding) []finding {
 	w := best
 	return append(out, finding{p: p, deviations: devs, summary: fmt.Sprintf(
 		"%s %s made %.0f requests on %s in the last %s; principals there make %.1f (%.1f robust σ above)",
-		x.kind, x.val, counts[w], x.ev.Api, windowNames[w], devs[indexOf(devs, "requests_"+windowNames[w])].Expected, bestZ)})
+		x.kind, x.val, counts[w], x.ev.Api, e.clk.names[w], devs[indexOf(devs, "requests_"+e.clk.names[w])].Expected, bestZ)})
 }
 
 func indexOf(devs []*event.Deviation, feature string) int {
