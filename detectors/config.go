@@ -55,7 +55,7 @@ func DefaultConfig() Config {
 		BaselineSamples: 512, WarmupSamples: 30, WarmupPrincipals: 5,
 		Cooldown: 5 * time.Minute, IdleAfter: 75 * time.Minute, RiskHalfLife: 10 * time.Minute,
 		MaxP:        1e-6,
-		Volumetric:  VolumetricConfig{Threshold: 6, MinPerMinute: 20},
+		Volumetric:  VolumetricConfig{Threshold: 6, MinPerMinute: 20, MinRatio: 3},
 		Stuffing:    StuffingConfig{MinFailures: 10, MinAccounts: 5, FailureFloor: 0.05},
 		Stolen:      StolenConfig{MinRequests: 10, Overlap: 10 * time.Minute},
 		Enumeration: EnumerationConfig{MinMisses: 20, MissFloor: 0.02, WalkLength: 25},

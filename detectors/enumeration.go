@@ -58,7 +58,7 @@ func (d *enumeration) observe(e *Engine, x *ctx, out []finding) []finding {
 		if p <= e.cfg.MaxP {
 			return append(out, finding{p: p, deviations: []*event.Deviation{
 				{Feature: "sequential_ids", Observed: float64(x.pair.Walk), Expected: 1, Deviation: float64(x.pair.Walk)},
-				{Feature: "misses_"+e.clk.names[winMedium], Observed: miss, Expected: base * req},
+				{Feature: "misses_" + e.clk.names[winMedium], Observed: miss, Expected: base * req},
 			}, summary: fmt.Sprintf("%s %s requested %d neighbouring object ids in a row on %s (last %s), %0.f of %0.f answered 403/404",
 				x.kind, x.val, x.pair.Walk, x.ev.Api, x.object, miss, req)})
 		}
@@ -71,8 +71,8 @@ func (d *enumeration) observe(e *Engine, x *ctx, out []finding) []finding {
 		return out
 	}
 	return append(out, finding{p: p, deviations: []*event.Deviation{
-		{Feature: "miss_ratio_"+e.clk.names[winMedium], Observed: miss / req, Expected: base, Deviation: zBinomial(miss, req, base)},
-		{Feature: "distinct_objects_"+e.clk.names[winMedium], Observed: x.pair.distinctObjects()},
+		{Feature: "miss_ratio_" + e.clk.names[winMedium], Observed: miss / req, Expected: base, Deviation: zBinomial(miss, req, base)},
+		{Feature: "distinct_objects_" + e.clk.names[winMedium], Observed: x.pair.distinctObjects()},
 	}, summary: fmt.Sprintf("%s %s drew %.0f 403/404 answers in %.0f requests on %s in %s; the API's clients miss %.1f%%",
 		x.kind, x.val, miss, req, x.ev.Api, e.clk.names[winMedium], 100*base)})
 }

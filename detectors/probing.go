@@ -66,7 +66,7 @@ func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
 		return out
 	}
 	return append(out, finding{p: p, deviations: []*event.Deviation{
-		{Feature: "misses_"+e.clk.names[winMedium], Observed: miss, Expected: base * req, Deviation: zBinomial(miss, req, base)},
+		{Feature: "misses_" + e.clk.names[winMedium], Observed: miss, Expected: base * req, Deviation: zBinomial(miss, req, base)},
 	}, summary: fmt.Sprintf("%s %s drew %.0f 403/404/405 answers in %.0f requests across APIs in %s (clients: %.1f%%); last %s %s",
 		x.kind, x.val, miss, req, e.clk.names[winMedium], 100*base, x.ev.Method, clipString(x.ev.Path, 80))})
 }

@@ -18,10 +18,15 @@ type VolumetricConfig struct {
 	// MinPerMinute is a floor: a principal below this many requests per
 	// minute, in every window, is never volumetric.
 	MinPerMinute float64 `yaml:"min_per_minute"`
+	// MinRatio is how many times the API's median principal a count must
+	// be. Counts are small and bursty; the ratio keeps a person's burst
+	// from passing for abuse where the z-score alone would.
+	MinRatio float64 `yaml:"min_ratio"`
 }
 
 func (c VolumetricConfig) validate() error {
-	return errorsJoinFirst(positive("volumetric.threshold", c.Threshold), positive("volumetric.min_per_minute", c.MinPerMinute))
+	return errorsJoinFirst(positive("volumetric.threshold", c.Threshold), positive("volumetric.min_per_minute", c.MinPerMinute),
+		positive("volumetric.min_ratio", c.MinRatio))
 }
 
 // volumetric finds principals whose request count on an API, over the last
@@ -51,7 +56,7 @@ func (d *volumetric) observe(e *Engine, x *ctx, out []finding) []finding {
 			continue
 		}
 		z, _ := robustZ(counts[w], median, mad, 1)
-		if z < d.cfg.Threshold/2 {
+		if z < d.cfg.Threshold/2 || counts[w] < d.cfg.MinRatio*max(median, 1) {
 			continue
 		}
 		devs = append(devs, &event.Deviation{Feature: "requests_" + e.clk.names[w], Observed: counts[w], Expected: median, Deviation: z})

@@ -31,16 +31,14 @@ emit:
   publish_timeout: 1s
   flush_interval: 2ms
 detectors:
-  rate:
-    window: 2s
-    resolution: 100ms
-    samples: 512
-    warmup_samples: 8
-    warmup_principals: 3
+  windows: [2s, 6s, 20s]
+  warmup_samples: 8
+  warmup_principals: 3
+  cooldown: 2s
+  idle_after: 1m
+  volumetric:
     threshold: 6
-    min_rate: 6
-    cooldown: 2s
-    idle_after: 1m
+    min_per_minute: 360
 responder:
   block_ttl: 1m
 log:

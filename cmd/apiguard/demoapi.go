@@ -82,3 +82,7 @@ func cmdDemoUpstream(ctx context.Context, args []string) error {
 	fmt.Printf("demo upstream on http://%s (%s)\n", addr, strings.Join(demoRoutes, ", "))
 	return run()
 }
+
+// demoWindows are the detectors' windows in a demo: 15 s, 1 min and 5 min
+// instead of 1 min, 10 min and 1 h, so baselines warm up in seconds.
+var demoWindows = [3]time.Duration{15 * time.Second, time.Minute, 5 * time.Minute}

@@ -77,13 +77,7 @@ func (r *demoReport) transportError() {
 
 // WriteAnomaly implements pipeline.Sink: it prints each detection.
 func (r *demoReport) WriteAnomaly(_ context.Context, a *event.Anomaly) error {
-	d := a.GetDeviations()
-	expl := a.Summary
-	if len(d) > 0 {
-		expl = fmt.Sprintf("%.1f req/s where principals make %.2f (%.0fσ)", d[0].Observed, d[0].Expected, d[0].Deviation)
-	}
-	r.printf("DETECTED", "%s on %s by %s %s: %s, score %.2f %s", a.Detector, a.Api, a.Principal.GetKind(),
-		a.Principal.GetValue(), expl, a.Score, strings.ToLower(strings.TrimPrefix(a.Severity.String(), "SEVERITY_")))
+	r.printf("DETECTED", "%s: %s (score %.6f, %s)", a.Detector, a.Summary, a.Score, strings.ToLower(strings.TrimPrefix(a.Severity.String(), "SEVERITY_")))
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/apiguard/apiguard/detectors"
 	"github.com/apiguard/apiguard/pipeline"
 	"github.com/apiguard/apiguard/pipeline/topology"
 )
@@ -69,6 +70,12 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 			cfg.Proxy.Upstream = demoUpstream
 			if len(cfg.Proxy.Routes) == 0 {
 				cfg.Proxy.Routes = demoRoutes
+			}
+			// A demo lasts a minute, not an hour: unless the config chose
+			// its own, the detectors' windows are seconds long.
+			if cfg.Detectors.Windows == detectors.DefaultConfig().Windows {
+				cfg.Detectors.Windows = demoWindows
+				cfg.Detectors.Cooldown = 30 * time.Second
 			}
 		}
 		for flagVal, dst := range map[*string]*string{listen: &cfg.Proxy.Listen, upstream: &cfg.Proxy.Upstream,
