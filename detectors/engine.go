@@ -86,21 +86,22 @@ func (e *Engine) Enabled() []string {
 // engineState is everything an engine learns; a checkpoint is this,
 // encoded (checkpoint.go). Maps are keyed by 64-bit FNV-1a hashes.
 type engineState struct {
-	APIs    map[string]*apiState
-	Pairs   map[uint64]*pair      // (API or "*", principal)
-	Creds   map[uint64]*credState // credential principal → where it was used from
-	Logins  map[uint64]*loginState
-	Params  map[string]*paramModel // API + "\x00" + parameter
-	Cool    map[uint64]int64       // (detector, subject) → event time the cooldown ends
-	Flagged map[uint64]int64       // principal → event time until which it teaches nothing
-	Risk    map[uint64]riskState
-	Probe   ratio  // every principal's misses across APIs (probing.go)
-	Start   int64  // event time of the first event: windows reaching before it are incomplete
-	Swept   uint32 // unix second of the last idle sweep
+	APIs       map[string]*apiState
+	Pairs      map[uint64]*pair // (API, principal)
+	Principals map[uint64]*principalState
+	Creds      map[uint64]*credState // credential principal → where it was used from
+	Logins     map[uint64]*loginState
+	Params     map[string]*paramModel // API + "\x00" + parameter
+	Cool       map[uint64]int64       // (detector, subject) → event time the cooldown ends
+	Flagged    map[uint64]int64       // principal → event time until which it teaches nothing
+	Risk       map[uint64]riskState
+	Probe      ratio  // every principal's misses across APIs (probing.go)
+	Start      int64  // event time of the first event: windows reaching before it are incomplete
+	Swept      uint32 // unix second of the last idle sweep
 }
 
 func newEngineState() engineState {
-	return engineState{APIs: map[string]*apiState{}, Pairs: map[uint64]*pair{}, Creds: map[uint64]*credState{},
+	return engineState{APIs: map[string]*apiState{}, Pairs: map[uint64]*pair{}, Principals: map[uint64]*principalState{}, Creds: map[uint64]*credState{},
 		Logins: map[uint64]*loginState{}, Params: map[string]*paramModel{}, Cool: map[uint64]int64{},
 		Flagged: map[uint64]int64{}, Risk: map[uint64]riskState{}}
 }
@@ -121,8 +122,8 @@ type ctx struct {
 	allowed    bool   // the proxy let it through to the upstream
 	learn      bool   // it may teach baselines (the principal is not flagged)
 	api        *apiState
-	pair       *pair // (API, principal); nil unless allowed
-	all        *pair // (any API, principal); nil unless allowed
+	pair       *pair           // (API, principal); nil unless allowed
+	prin       *principalState // the principal across APIs; nil unless allowed
 	object     string
 	objectNum  uint32
 	hasNum     bool
@@ -196,8 +197,7 @@ func (e *Engine) prepare(ev *event.RequestEvent) *ctx {
 	if x.allowed {
 		x.pair = e.pairFor(hashStrings(ev.Api, x.kind, x.val), x)
 		e.roll(x.pair, x, x.api)
-		x.all = e.pairFor(hashStrings("*", x.kind, x.val), x)
-		e.roll(x.all, x, nil)
+		x.prin = e.principalFor(x)
 	}
 	return x
 }

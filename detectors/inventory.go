@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -60,7 +61,7 @@ func ParseOpenAPI(doc []byte) (*Inventory, error) {
 		Paths   map[string]map[string]yaml.Node `yaml:"paths"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(doc))
-	if err := dec.Decode(&root); err != nil {
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("reading OpenAPI document: %w", err)
 	}
 	if root.OpenAPI == "" && root.Swagger == "" {

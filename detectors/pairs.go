@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // pair is the state of one (API, principal) pair: request counts over the
@@ -16,21 +17,37 @@ import (
 // collector nothing to scan. Its size is the memory target's unit
 // (TestPairMemory).
 type pair struct {
-	LastNs  int64 // event time of the last event
-	FirstNs int64 // event time of the first event
+	LastNs  int64  // event time of the last event
+	FirstNs int64  // event time of the first event
+	Objs    uint64 // distinct objects in the current medium window, linear counting
 	Short   [6]uint16
 	Medium  [10]slotCell
 	Long    [6]uint32
-	Objs    [2]uint64 // distinct objects in the current medium window, linear counting
-	PrevObj uint16    // distinct objects in the previous medium window
-	Walk    uint16    // consecutive requests whose object id was one step from the last
-	LastObj uint32    // the last numeric object id
-	GapMean float32   // moving average of inter-arrival gaps, seconds
-	GapVar  float32   // moving variance of the gaps
-	Gaps    uint16    // gaps seen, saturating
-	// Sampled is, per rate window, the index of the last window the pair
-	// gave its API's baseline a sample in.
-	Sampled [numWindows]int64
+	LastObj uint32 // the last numeric object id
+	// Sampled is, per rate window, the index (counted from the engine's
+	// start) of the last window the pair gave its API's baseline a sample in.
+	Sampled [numWindows]uint32
+	Walk    uint16 // consecutive requests whose object id was one step from the last
+}
+
+// principalState is what the engine keeps of a principal across APIs:
+// requests and misses over the medium window (probing) and its
+// inter-arrival gaps (bot timing).
+type principalState struct {
+	LastNs  int64
+	Medium  [10][2]uint16 // requests and misses per medium slot
+	GapMean float32       // moving average of inter-arrival gaps, seconds
+	GapVar  float32       // moving variance of the gaps
+	Gaps    uint16        // gaps seen, saturating
+}
+
+// recent sums requests and misses over the medium window.
+func (p *principalState) recent() (req, miss float64) {
+	for _, m := range p.Medium {
+		req += float64(m[0])
+		miss += float64(m[1])
+	}
+	return req, miss
 }
 
 // slotCell is one medium slot (a minute by default) of a pair's traffic.
@@ -120,25 +137,22 @@ func (c *clock) sumSlots(p *pair, win, t int64) (req, miss, kib float64) {
 }
 
 // distinctObjects estimates the distinct objects requested in the current
-// 10-minute slot by linear counting over 128 bits (accurate to a few
-// percent up to ~200, saturating at 620).
-func (p *pair) distinctObjects() float64 {
-	zeros := 128 - bits.OnesCount64(p.Objs[0]) - bits.OnesCount64(p.Objs[1])
-	return linearCount(zeros, 128)
-}
+// medium window by linear counting over 64 bits: within a few percent up
+// to about 100, saturating at 266 — far above what people open, which is
+// what scraping is judged by.
+func (p *pair) distinctObjects() float64 { return distinct(p.Objs) }
 
-func linearCount(zeros, m int) float64 {
+// distinct is the linear-counting estimate of a 64-bit bitmap.
+func distinct(bitmap uint64) float64 {
+	zeros := 64 - bits.OnesCount64(bitmap)
 	if zeros == 0 {
 		zeros = 1 // saturated: the estimate's ceiling
 	}
-	return -float64(m) * math.Log(float64(zeros)/float64(m))
+	return -64 * math.Log(float64(zeros)/64)
 }
 
 // addObject records an object by its hash.
-func (p *pair) addObject(h uint64) {
-	bit := h & 127
-	p.Objs[bit>>6] |= 1 << (bit & 63)
-}
+func (p *pair) addObject(h uint64) { p.Objs |= 1 << (h & 63) }
 
 // sat16 adds one to a counter that saturates instead of wrapping.
 func sat16(v uint16) uint16 {
@@ -147,3 +161,6 @@ func sat16(v uint16) uint16 {
 	}
 	return v + 1
 }
+
+// pairSize is the size of a pair, for the memory figures.
+func pairSize() uintptr { return unsafe.Sizeof(pair{}) }

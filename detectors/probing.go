@@ -50,13 +50,13 @@ func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
 		return append(out, finding{p: 1e-13, deviations: []*event.Deviation{{Feature: "scanner_user_agent", Observed: 1, Expected: 0}},
 			summary: fmt.Sprintf("%s %s sends the user agent of the scanner %q (%s)", x.kind, x.val, t, clipString(x.ev.UserAgent, 80))})
 	}
-	if x.all == nil {
+	if x.prin == nil {
 		return out
 	}
 	if x.learn {
 		defer e.st.Probe.add(x.miss)
 	}
-	req, miss, _ := x.all.recent()
+	req, miss := x.prin.recent()
 	if miss < d.cfg.MinMisses {
 		return out
 	}

@@ -46,14 +46,14 @@ func robustZ(x, median, mad, floor float64) (z, spread float64) {
 
 // covariance is a streaming mean and covariance of feature vectors
 // (Welford's algorithm), with the Cholesky factor of the covariance
-// refreshed every refresh samples for Mahalanobis distances.
+// cached until the next sample, for Mahalanobis distances.
 type covariance struct {
 	N    int
 	Mean []float64
 	M2   []float64 // d×d, row major: the sums of products of deviations
 
 	chol    mat.Cholesky
-	cholN   int  // N at the last factorisation
+	cholN   int  // N at the last factorisation; 0 for none
 	cholOK  bool // whether the last factorisation succeeded
 	scratch []float64
 }
@@ -90,7 +90,9 @@ func (c *covariance) mahalanobis(x []float64, minVar float64) (d2, p float64, ok
 	if c.N < 2*d+2 {
 		return 0, 1, false
 	}
-	if c.cholN == 0 || c.N-c.cholN >= 32 {
+	// Refactorise whenever samples arrived: the result depends only on
+	// the samples, so a restored engine computes what a running one did.
+	if c.cholN != c.N {
 		sym := mat.NewSymDense(d, nil)
 		for i := range d {
 			for j := i; j < d; j++ {

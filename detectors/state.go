@@ -99,21 +99,8 @@ func (e *Engine) roll(p *pair, x *ctx, a *apiState) {
 	clear(winMedium, 10, func(i int64) { p.Medium[i] = slotCell{} })
 	clear(winLong, 6, func(i int64) { p.Long[i] = 0 })
 	if now/c.len[winMedium] > last/c.len[winMedium] {
-		p.PrevObj = uint16(min(p.distinctObjects(), math.MaxUint16))
-		p.Objs = [2]uint64{}
+		p.Objs = 0
 		p.Walk = 0
-	}
-	// Inter-arrival gaps (bot timing), from the second event on.
-	if x.t > p.LastNs {
-		gap := float32(float64(x.t-p.LastNs) / 1e9)
-		if p.Gaps == 0 {
-			p.GapMean, p.GapVar = gap, 0
-		} else {
-			d := gap - p.GapMean
-			p.GapMean += gapAlpha * d
-			p.GapVar = (1 - gapAlpha) * (p.GapVar + gapAlpha*d*d)
-		}
-		p.Gaps = sat16(p.Gaps)
 	}
 	p.LastNs = now
 
@@ -142,6 +129,39 @@ func (e *Engine) roll(p *pair, x *ctx, a *apiState) {
 	}
 }
 
+// principalFor returns the principal's cross-API state, brought to the
+// event's time with the event counted.
+func (e *Engine) principalFor(x *ctx) *principalState {
+	p := e.st.Principals[x.pkey]
+	if p == nil {
+		p = &principalState{LastNs: x.t}
+		e.st.Principals[x.pkey] = p
+	} else if x.t > p.LastNs {
+		// Inter-arrival gaps (bot timing), from the second event on.
+		gap := float32(float64(x.t-p.LastNs) / 1e9)
+		if p.Gaps == 0 {
+			p.GapMean, p.GapVar = gap, 0
+		} else {
+			d := gap - p.GapMean
+			p.GapMean += gapAlpha * d
+			p.GapVar = (1 - gapAlpha) * (p.GapVar + gapAlpha*d*d)
+		}
+		p.Gaps = sat16(p.Gaps)
+	}
+	slot := e.clk.slot[winMedium]
+	last, now := p.LastNs, max(x.t, p.LastNs)
+	for s := last/slot + 1; s <= now/slot && s <= last/slot+10; s++ {
+		p.Medium[s%10] = [2]uint16{}
+	}
+	p.LastNs = now
+	m := &p.Medium[(now/slot)%10]
+	m[0] = sat16(m[0])
+	if x.miss {
+		m[1] = sat16(m[1])
+	}
+	return p
+}
+
 // sampleRates gives the API's baselines what the pair looks like at this
 // event, at most once per window length per pair, so every active
 // principal weighs the same however fast it goes — once the engine has
@@ -153,7 +173,7 @@ func (e *Engine) sampleRates(p *pair, a *apiState, x *ctx, now int64) {
 	owner := uint32(x.pkey)
 	counts := p.counts()
 	for w := range numWindows {
-		idx := now / e.clk.len[w]
+		idx := uint32(now/e.clk.len[w] - e.st.Start/e.clk.len[w])
 		if idx > p.Sampled[w] && now >= e.st.Start+e.clk.len[w] {
 			p.Sampled[w] = idx
 			a.Rate[w].add(counts[w], owner)
@@ -199,6 +219,11 @@ func (e *Engine) sweep(now uint32) {
 	for k, p := range e.st.Pairs {
 		if now-uint32(p.LastNs/1e9) > idle {
 			delete(e.st.Pairs, k)
+		}
+	}
+	for k, p := range e.st.Principals {
+		if now-uint32(p.LastNs/1e9) > idle {
+			delete(e.st.Principals, k)
 		}
 	}
 	for k, c := range e.st.Creds {

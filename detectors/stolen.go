@@ -29,8 +29,8 @@ func (c StolenConfig) validate() error {
 
 // credUse is one client a credential was used from.
 type credUse struct {
-	FP, Net     uint64
-	First, Last uint32
+	FP, Net     uint32 // hashes
+	First, Last uint32 // unix seconds
 	N           uint32
 }
 
@@ -66,6 +66,7 @@ func (d *stolen) observe(e *Engine, x *ctx, out []finding) []finding {
 		e.st.Creds[x.pkey] = c
 	}
 	overlap := uint32(d.cfg.Overlap.Seconds())
+	fp, net := uint32(x.fpKey), uint32(x.netKey)
 	var sameFP, exact *credUse
 	var active *credUse // an established client of another fingerprint and network, used recently
 	for i := range c.Uses {
@@ -74,11 +75,11 @@ func (d *stolen) observe(e *Engine, x *ctx, out []finding) []finding {
 			continue
 		}
 		switch {
-		case u.FP == x.fpKey && u.Net == x.netKey:
+		case u.FP == fp && u.Net == net:
 			exact = u
-		case u.FP == x.fpKey:
+		case u.FP == fp:
 			sameFP = u
-		case u.Net != x.netKey && int(u.N) >= d.cfg.MinRequests && x.sec-min(u.Last, x.sec) <= overlap:
+		case u.Net != net && int(u.N) >= d.cfg.MinRequests && x.sec-min(u.Last, x.sec) <= overlap:
 			if active == nil || u.N > active.N {
 				active = u
 			}
@@ -89,7 +90,7 @@ func (d *stolen) observe(e *Engine, x *ctx, out []finding) []finding {
 		use = sameFP
 	}
 	if use != nil {
-		use.Net, use.Last, use.N = x.netKey, max(use.Last, x.sec), use.N+1
+		use.Net, use.Last, use.N = net, max(use.Last, x.sec), use.N+1
 		return out
 	}
 	// A new client: take the empty or least recently used slot.
@@ -104,7 +105,7 @@ func (d *stolen) observe(e *Engine, x *ctx, out []finding) []finding {
 	if active != nil {
 		origN, origFirst = active.N, active.First
 	}
-	*slot = credUse{FP: x.fpKey, Net: x.netKey, First: x.sec, Last: x.sec, N: 1}
+	*slot = credUse{FP: fp, Net: net, First: x.sec, Last: x.sec, N: 1}
 	if active == nil {
 		return out
 	}

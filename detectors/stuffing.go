@@ -51,7 +51,7 @@ type loginState struct {
 	LastNs   int64 // event time of the last attempt
 	Tries    [10]uint16
 	Fails    [10]uint16
-	Accounts [2]uint64 // distinct accounts among failures, this medium window
+	Accounts [2]uint64 // distinct accounts among failures, this medium window (two 64-bit linear counters)
 }
 
 func (l *loginState) add(c *clock, t int64, failed bool, account string) {
@@ -70,16 +70,14 @@ func (l *loginState) add(c *clock, t int64, failed bool, account string) {
 	if failed {
 		l.Fails[i] = sat16(l.Fails[i])
 		if account != "" {
-			b := hashStrings(account) & 127
-			l.Accounts[b>>6] |= 1 << (b & 63)
+			h := hashStrings(account)
+			l.Accounts[h>>63] |= 1 << (h & 63)
 		}
 	}
 }
 
 func (l *loginState) accounts() float64 {
-	var p pair
-	p.Objs = l.Accounts
-	return p.distinctObjects()
+	return distinct(l.Accounts[0]) + distinct(l.Accounts[1])
 }
 
 func (l *loginState) sums() (tries, fails float64) {

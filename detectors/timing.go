@@ -45,7 +45,7 @@ type timing struct{ cfg TimingConfig }
 func (*timing) name() string { return TimingName }
 
 func (d *timing) observe(e *Engine, x *ctx, out []finding) []finding {
-	p := x.all
+	p := x.prin
 	if p == nil || int(p.Gaps) < d.cfg.MinGaps || !slices.Contains(d.cfg.Kinds, x.kind) {
 		return out
 	}
