@@ -17,9 +17,9 @@ import (
 // collector nothing to scan. Its size is the memory target's unit
 // (TestPairMemory).
 type pair struct {
-	LastNs  int64  // event time of the last event
-	FirstNs int64  // event time of the first event
-	Objs    uint64 // distinct objects in the current medium window, linear counting
+	LastNs  int64     // event time of the last event
+	FirstNs int64     // event time of the first event
+	Objs    [2]uint64 // distinct objects: this half medium window and the last, linear counting
 	Short   [6]uint16
 	Medium  [10]slotCell
 	Long    [6]uint32
@@ -54,7 +54,7 @@ func (p *principalState) recent() (req, miss float64) {
 type slotCell struct {
 	Req  uint16 // requests
 	Miss uint16 // 403, 404 and 405 answers
-	KiB  uint32 // response kibibytes
+	KiB  uint16 // response kibibytes, saturating at 64 MiB
 }
 
 // The three rate windows every API keeps a baseline for.
@@ -119,40 +119,34 @@ func (p *pair) recent() (req, miss, kib float64) {
 	return req, miss, kib
 }
 
-// current sums the slots of the current medium window (the one the
-// distinct-object count covers): requests, misses and KiB.
-func (c *clock) current(p *pair) (req, miss, kib float64) {
-	return c.sumSlots(p, p.LastNs/c.len[winMedium], p.LastNs)
-}
-
-// sumSlots sums the medium slots of window win up to the one holding t.
-func (c *clock) sumSlots(p *pair, win, t int64) (req, miss, kib float64) {
-	for s := win * 10; s <= t/c.slot[winMedium]; s++ {
-		m := p.Medium[s%10]
-		req += float64(m.Req)
-		miss += float64(m.Miss)
-		kib += float64(m.KiB)
-	}
-	return req, miss, kib
-}
-
-// distinctObjects estimates the distinct objects requested in the current
-// medium window by linear counting over 64 bits: within a few percent up
-// to about 100, saturating at 266 — far above what people open, which is
+// distinctObjects estimates the distinct objects requested over the last
+// one to one and a half medium windows (a rolling pair of half-window
+// bitmaps) by linear counting over 64 bits: within a few percent up to
+// about 100, saturating at 266 — far above what people open, which is
 // what scraping is judged by.
-func (p *pair) distinctObjects() float64 { return distinct(p.Objs) }
+func (p *pair) distinctObjects() float64 { return distinct(p.Objs[0] | p.Objs[1]) }
+
+// addObject records an object by its hash in the current half window.
+func (p *pair) addObject(h uint64) { p.Objs[0] |= 1 << (h & 63) }
+
+// shiftObjects moves the object bitmaps on by halves half windows.
+func (p *pair) shiftObjects(halves int64) {
+	switch {
+	case halves == 1:
+		p.Objs = [2]uint64{0, p.Objs[0]} // the current half becomes the previous one
+	case halves > 1:
+		p.Objs = [2]uint64{}
+	}
+}
 
 // distinct is the linear-counting estimate of a 64-bit bitmap.
 func distinct(bitmap uint64) float64 {
 	zeros := 64 - bits.OnesCount64(bitmap)
 	if zeros == 0 {
-		zeros = 1 // saturated: the estimate's ceiling
+		zeros = 1
 	}
 	return -64 * math.Log(float64(zeros)/64)
 }
-
-// addObject records an object by its hash.
-func (p *pair) addObject(h uint64) { p.Objs |= 1 << (h & 63) }
 
 // sat16 adds one to a counter that saturates instead of wrapping.
 func sat16(v uint16) uint16 {

@@ -33,8 +33,8 @@ func profileVector(dst []float64, req, kib, miss, objs float64) []float64 {
 }
 
 // profile scores a principal's last 10 minutes on an API as one point —
-// requests, response volume, miss share and distinct objects in the
-// current 10-minute slot — by its
+// requests, response volume, miss share and distinct objects over the
+// medium window — by its
 // Mahalanobis distance from the API's principals (their mean and
 // covariance, learned from completed windows). It finds combinations no
 // single feature shows: moderate volume with many misses and many
@@ -48,7 +48,7 @@ func (d *profile) observe(e *Engine, x *ctx, out []finding) []finding {
 	if x.pair == nil || x.api.Profile.N < e.cfg.WarmupSamples {
 		return out
 	}
-	req, miss, kib := e.clk.current(x.pair)
+	req, miss, kib := x.pair.recent()
 	objs := x.pair.distinctObjects()
 	if req < 10 {
 		return out

@@ -18,11 +18,14 @@ type ScrapingConfig struct {
 	// principal is never scraping.
 	MinObjects float64 `yaml:"min_objects"`
 	MinKiB     float64 `yaml:"min_kib"`
+	// MinRatio is how many times the API's median principal a volume or
+	// object count must be.
+	MinRatio float64 `yaml:"min_ratio"`
 }
 
 func (c ScrapingConfig) validate() error {
 	return errorsJoinFirst(positive("scraping.threshold", c.Threshold), positive("scraping.min_objects", c.MinObjects),
-		positive("scraping.min_kib", c.MinKiB))
+		positive("scraping.min_kib", c.MinKiB), positive("scraping.min_ratio", c.MinRatio))
 }
 
 // scraping finds principals that take far more data, or far more distinct
@@ -49,7 +52,7 @@ func (d *scraping) observe(e *Engine, x *ctx, out []finding) []finding {
 			return
 		}
 		z, _ := robustZ(v, median, mad, floor/10)
-		if z >= d.cfg.Threshold/2 {
+		if z >= d.cfg.Threshold/2 && v >= d.cfg.MinRatio*median {
 			devs = append(devs, &event.Deviation{Feature: feature, Observed: v, Expected: median, Deviation: z})
 			bestZ = max(bestZ, z)
 		}

@@ -86,8 +86,10 @@ func (e *Engine) roll(p *pair, x *ctx, a *apiState) {
 	c := &e.clk
 	last := p.LastNs
 	now := max(x.t, last) // a late event counts in the current slot
-	if a != nil && x.learn {
-		e.sampleWindow(p, a, x, last, now)
+	half := c.len[winMedium] / 2
+	halves := now/half - last/half
+	if a != nil && x.learn && halves == 1 && now >= e.st.Start+c.len[winMedium] {
+		e.sampleObjects(p, a, x)
 	}
 	clear := func(w int, n int64, f func(i int64)) {
 		l, cur := last/c.slot[w], now/c.slot[w]
@@ -98,8 +100,8 @@ func (e *Engine) roll(p *pair, x *ctx, a *apiState) {
 	clear(winShort, 6, func(i int64) { p.Short[i] = 0 })
 	clear(winMedium, 10, func(i int64) { p.Medium[i] = slotCell{} })
 	clear(winLong, 6, func(i int64) { p.Long[i] = 0 })
+	p.shiftObjects(halves)
 	if now/c.len[winMedium] > last/c.len[winMedium] {
-		p.Objs = 0
 		p.Walk = 0
 	}
 	p.LastNs = now
@@ -111,7 +113,7 @@ func (e *Engine) roll(p *pair, x *ctx, a *apiState) {
 	if x.miss {
 		m.Miss = sat16(m.Miss)
 	}
-	m.KiB += uint32(min(max(x.ev.ResponseBytes, 0)>>10, math.MaxUint16))
+	m.KiB = uint16(min(int64(m.KiB)+max(x.ev.ResponseBytes, 0)>>10, math.MaxUint16))
 	p.Long[(now/c.slot[winLong])%6]++
 	if a != nil && x.learn {
 		e.sampleRates(p, a, x, now)
@@ -126,6 +128,22 @@ func (e *Engine) roll(p *pair, x *ctx, a *apiState) {
 			}
 			p.LastObj = x.objectNum
 		}
+	}
+}
+
+// sampleObjects gives the API a pair's distinct objects and profile over
+// the medium window that just completed (its two half windows): the
+// object count is at its fullest there, so the baseline is what a whole
+// window holds (for a principal that arrived within it, less: the
+// baseline errs low, towards finding more).
+func (e *Engine) sampleObjects(p *pair, a *apiState, x *ctx) {
+	req, miss, kib := p.recent()
+	objs := p.distinctObjects()
+	if a.Object {
+		a.Objs.add(objs, uint32(x.pkey))
+	}
+	if req > 0 {
+		a.Profile.add(profileVector(x.samplesBuf[:0], req, kib, miss, objs))
 	}
 }
 
@@ -182,25 +200,6 @@ func (e *Engine) sampleRates(p *pair, a *apiState, x *ctx, now int64) {
 				a.KiB.add(kib, owner)
 			}
 		}
-	}
-}
-
-// sampleWindow gives the API the medium window the pair completed, if any
-// and if the pair was there for most of it: its distinct objects and its
-// profile (the object count restarts with each window, so these are
-// sampled whole, on the pair's first event after the window).
-func (e *Engine) sampleWindow(p *pair, a *apiState, x *ctx, last, now int64) {
-	w := e.clk.len[winMedium]
-	if now/w <= last/w || p.FirstNs > (last/w)*w+w/2 {
-		return
-	}
-	req, miss, kib := e.clk.sumSlots(p, last/w, last)
-	objs := p.distinctObjects()
-	if a.Object {
-		a.Objs.add(objs, uint32(x.pkey))
-	}
-	if req > 0 {
-		a.Profile.add(profileVector(x.samplesBuf[:0], req, kib, miss, objs))
 	}
 }
 
