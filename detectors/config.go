@@ -57,7 +57,7 @@ func DefaultConfig() Config {
 		MaxP:        1e-6,
 		Volumetric:  VolumetricConfig{Threshold: 6, MinPerMinute: 20, MinRatio: 3},
 		Stuffing:    StuffingConfig{MinFailures: 10, MinAccounts: 5, FailureFloor: 0.05},
-		Stolen:      StolenConfig{MinRequests: 10, Overlap: 10 * time.Minute},
+		Stolen:      StolenConfig{MinRequests: 5, Overlap: 10 * time.Minute},
 		Enumeration: EnumerationConfig{MinMisses: 20, MissFloor: 0.02, WalkLength: 25},
 		Scraping:    ScrapingConfig{Threshold: 6, MinObjects: 60, MinKiB: 4096, MinRatio: 3},
 		Probing:     ProbingConfig{MinMisses: 15, MissFloor: 0.02},
