@@ -2,28 +2,108 @@ package detectors
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/gob"
 	"fmt"
+	"slices"
 )
 
 // stateVersion is the checkpoint format; a checkpoint of another version
 // is refused and the engine starts fresh.
 const stateVersion = 1
 
-// checkpoint is what MarshalState writes.
+// checkpoint is what MarshalState writes. Maps are written as slices
+// sorted by key, so the same state always encodes to the same bytes: a
+// restored engine can be compared with one that never stopped, byte for
+// byte.
 type checkpoint struct {
-	Version int
-	Windows [numWindows]int64 // the engine's windows: a checkpoint is only valid under the same
-	State   engineState
+	Version    int
+	Windows    [numWindows]int64 // the engine's windows: a checkpoint is only valid under the same
+	APIs       []named[*apiState]
+	Pairs      []keyed[*pair]
+	Principals []keyed[*principalState]
+	Creds      []keyed[*credState]
+	Logins     []keyed[*loginState]
+	Params     []named[paramFile]
+	Cool       []keyed[int64]
+	Flagged    []keyed[int64]
+	Risk       []keyed[riskState]
+	Probe      ratio
+	Start      int64
+	Swept      uint32
+}
+
+type keyed[V any] struct {
+	K uint64
+	V V
+}
+
+type named[V any] struct {
+	K string
+	V V
+}
+
+// paramFile is a paramModel with its values sorted.
+type paramFile struct {
+	Model  *paramModel
+	Values []named[uint32]
+	Shapes []named[uint32]
+}
+
+func sortedKeyed[V any](m map[uint64]V) []keyed[V] {
+	out := make([]keyed[V], 0, len(m))
+	for k, v := range m {
+		out = append(out, keyed[V]{k, v})
+	}
+	slices.SortFunc(out, func(a, b keyed[V]) int { return cmp.Compare(a.K, b.K) })
+	return out
+}
+
+func sortedNamed[V any](m map[string]V) []named[V] {
+	out := make([]named[V], 0, len(m))
+	for k, v := range m {
+		out = append(out, named[V]{k, v})
+	}
+	slices.SortFunc(out, func(a, b named[V]) int { return cmp.Compare(a.K, b.K) })
+	return out
+}
+
+func fromNamed(s []named[uint32]) map[string]uint32 {
+	if len(s) == 0 {
+		return nil
+	}
+	m := make(map[string]uint32, len(s))
+	for _, e := range s {
+		m[e.K] = e.V
+	}
+	return m
+}
+
+func toMap[V any](s []keyed[V]) map[uint64]V {
+	m := make(map[uint64]V, len(s))
+	for _, e := range s {
+		m[e.K] = e.V
+	}
+	return m
 }
 
 // MarshalState encodes everything the engine has learned, for a
 // checkpoint. An engine restored from it (UnmarshalState) and fed the
 // events after it ends in the same state, and reports the same anomalies,
-// as one that never stopped.
+// as one that never stopped. The same state always gives the same bytes.
 func (e *Engine) MarshalState() ([]byte, error) {
+	st := &e.st
+	c := checkpoint{Version: stateVersion, Windows: e.clk.len, APIs: sortedNamed(st.APIs), Pairs: sortedKeyed(st.Pairs),
+		Principals: sortedKeyed(st.Principals), Creds: sortedKeyed(st.Creds), Logins: sortedKeyed(st.Logins),
+		Cool: sortedKeyed(st.Cool), Flagged: sortedKeyed(st.Flagged), Risk: sortedKeyed(st.Risk),
+		Probe: st.Probe, Start: st.Start, Swept: st.Swept}
+	for _, p := range sortedNamed(st.Params) {
+		m := *p.V
+		m.Values, m.Shapes = nil, nil
+		c.Params = append(c.Params, named[paramFile]{p.K, paramFile{Model: &m, Values: sortedNamed(p.V.Values), Shapes: sortedNamed(p.V.Shapes)}})
+	}
 	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(checkpoint{Version: stateVersion, Windows: e.clk.len, State: e.st}); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(c); err != nil {
 		return nil, fmt.Errorf("encoding detector state: %w", err)
 	}
 	return buf.Bytes(), nil
@@ -43,38 +123,17 @@ func (e *Engine) UnmarshalState(b []byte) error {
 	if c.Windows != e.clk.len {
 		return fmt.Errorf("decoding detector state: made with windows %v ns, the config has %v ns", c.Windows, e.clk.len)
 	}
-	st := newEngineState()
-	// gob leaves empty maps nil; keep the fresh ones where it did.
-	if c.State.APIs != nil {
-		st.APIs = c.State.APIs
+	st := engineState{APIs: map[string]*apiState{}, Pairs: toMap(c.Pairs), Principals: toMap(c.Principals),
+		Creds: toMap(c.Creds), Logins: toMap(c.Logins), Params: map[string]*paramModel{}, Cool: toMap(c.Cool),
+		Flagged: toMap(c.Flagged), Risk: toMap(c.Risk), Probe: c.Probe, Start: c.Start, Swept: c.Swept}
+	for _, a := range c.APIs {
+		a.V.restored()
+		st.APIs[a.K] = a.V
 	}
-	if c.State.Pairs != nil {
-		st.Pairs = c.State.Pairs
-	}
-	if c.State.Principals != nil {
-		st.Principals = c.State.Principals
-	}
-	if c.State.Creds != nil {
-		st.Creds = c.State.Creds
-	}
-	if c.State.Logins != nil {
-		st.Logins = c.State.Logins
-	}
-	if c.State.Params != nil {
-		st.Params = c.State.Params
-	}
-	if c.State.Cool != nil {
-		st.Cool = c.State.Cool
-	}
-	if c.State.Flagged != nil {
-		st.Flagged = c.State.Flagged
-	}
-	if c.State.Risk != nil {
-		st.Risk = c.State.Risk
-	}
-	st.Probe, st.Start, st.Swept = c.State.Probe, c.State.Start, c.State.Swept
-	for _, a := range st.APIs {
-		a.restored()
+	for _, p := range c.Params {
+		m := p.V.Model
+		m.Values, m.Shapes = fromNamed(p.V.Values), fromNamed(p.V.Shapes)
+		st.Params[p.K] = m
 	}
 	e.st = st
 	return nil

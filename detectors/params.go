@@ -94,6 +94,46 @@ type paramModel struct {
 	LenMax   int
 	Values   map[string]uint32
 	Overflow bool // more than maxValues distinct values seen
+	// Shapes counts the value shapes (shapeOf) while there are few.
+	Shapes        map[string]uint32
+	ShapeOverflow bool
+}
+
+// shapeOf is a value's structure: its runs of character classes with
+// their lengths ("06928607B" → "d8u1", "a@b.es" → "l1@1l1.1l2"), lengths
+// above 9 written as "+". A parameter with a fixed format (an id, a date,
+// a card number) has few shapes; a value that breaks the format has a new
+// one.
+func shapeOf(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); {
+		c := classOfByte[v[i]]
+		j := i + 1
+		for j < len(v) && classOfByte[v[j]] == c {
+			j++
+		}
+		switch {
+		case c == classLower:
+			b.WriteByte('l')
+		case c == classUpper:
+			b.WriteByte('u')
+		case c == classDigit:
+			b.WriteByte('d')
+		case c == classSpace:
+			b.WriteByte('_')
+		case c >= classPunct:
+			b.WriteByte(v[i])
+		default:
+			b.WriteByte('x')
+		}
+		if n := j - i; n > 9 {
+			b.WriteByte('+')
+		} else {
+			b.WriteByte(byte('0' + n))
+		}
+		i = j
+	}
+	return b.String()
 }
 
 // classesOf returns the set of classes in v.
@@ -128,6 +168,29 @@ func (m *paramModel) learn(v string) {
 			m.Overflow, m.Values = true, nil
 		}
 	}
+	if !m.ShapeOverflow {
+		if m.Shapes == nil {
+			m.Shapes = map[string]uint32{}
+		}
+		sh := shapeOf(v)
+		if _, ok := m.Shapes[sh]; ok || len(m.Shapes) < maxValues {
+			m.Shapes[sh]++
+		} else {
+			m.ShapeOverflow, m.Shapes = true, nil
+		}
+	}
+}
+
+// goodTuring is the chance that the next observation is new, given counts
+// of what was seen: the share of things seen once (at least one), over n.
+func goodTuring(counts map[string]uint32, n float64) float64 {
+	once := 0
+	for _, c := range counts {
+		if c == 1 {
+			once++
+		}
+	}
+	return max(float64(once), 1) / (n + 1)
 }
 
 // paramScore is a value's tail probability with what made it surprising.
@@ -141,8 +204,8 @@ type paramScore struct {
 // unusual as v: the product of the chance of each character class it
 // carries that the parameter rarely or never carries (rule of succession:
 // (seen+1)/(N+2)), the Cantelli bound on its length beyond the longest
-// seen, and, for an enumerated parameter, the Good–Turing chance of a new
-// value.
+// seen, and the Good–Turing chance of a new value (for an enumerated
+// parameter) or of a new shape (for a formatted one).
 func (m *paramModel) score(v string) paramScore {
 	s := paramScore{p: 1}
 	n := float64(m.N)
@@ -172,16 +235,20 @@ func (m *paramModel) score(v string) paramScore {
 	}
 	if !m.Overflow && m.Values != nil {
 		if _, ok := m.Values[v]; !ok {
-			once := 0
-			for _, c := range m.Values {
-				if c == 1 {
-					once++
-				}
-			}
-			s.p *= max(float64(once), 1) / (n + 1)
+			s.p *= goodTuring(m.Values, n)
 			s.devs = append(s.devs, &event.Deviation{Feature: "new value", Observed: 1, Expected: float64(len(m.Values))})
 			if s.reason == "" {
 				s.reason = fmt.Sprintf("is none of the %d values it takes", len(m.Values))
+			}
+		}
+	} else if !m.ShapeOverflow && m.Shapes != nil {
+		// An enumerated parameter's new value already says it; the shape
+		// speaks for parameters with many values but a format.
+		if sh := shapeOf(v); m.Shapes[sh] == 0 {
+			s.p *= goodTuring(m.Shapes, n)
+			s.devs = append(s.devs, &event.Deviation{Feature: "new shape " + clipString(sh, 40), Observed: 1, Expected: float64(len(m.Shapes))})
+			if s.reason == "" {
+				s.reason = fmt.Sprintf("breaks its format (%d shapes seen)", len(m.Shapes))
 			}
 		}
 	}
@@ -217,13 +284,32 @@ func (d *params) observe(e *Engine, x *ctx, out []finding) []finding {
 	var worst paramScore
 	var worstName, worstValue string
 	worst.p = 1
+	if len(x.ev.Query) == 0 {
+		return out
+	}
+	// An API that has carried parameters for MinSamples requests has
+	// shown its parameter names: a name it never carried is a structural
+	// anomaly (mass assignment, a tampered form), a fact like an
+	// undeclared operation rather than a statistic.
+	known := int(x.api.ParamRequests) >= d.cfg.MinSamples
+	if x.learn {
+		x.api.ParamRequests++
+	}
 	for _, q := range x.ev.Query {
+		key := x.ev.Api + "\x00" + q.Name
+		m := e.st.Params[key]
+		if m == nil && known {
+			if unknownNameP < worst.p {
+				worst = paramScore{p: unknownNameP, reason: fmt.Sprintf("is a parameter the API never carried in %d requests", x.api.ParamRequests),
+					devs: []*event.Deviation{{Feature: "new parameter " + strconv.Quote(clipString(q.Name, 40)), Observed: 1, Expected: 0}}}
+				worstName, worstValue = q.Name, q.Value
+			}
+			continue
+		}
 		if q.Value == "" {
 			continue
 		}
 		v := decodeParam(q.Value)
-		key := x.ev.Api + "\x00" + q.Name
-		m := e.st.Params[key]
 		if m == nil {
 			if len(e.st.Params) >= maxParamModels {
 				continue
@@ -255,6 +341,10 @@ func (d *params) observe(e *Engine, x *ctx, out []finding) []finding {
 		"%s %s sent %s=%s on %s, which %s",
 		x.kind, x.val, worstName, strconv.Quote(clipString(worstValue, 60)), x.ev.Api, worst.reason)})
 }
+
+// unknownNameP is the tail probability given to a parameter name an API
+// with an established parameter set never carried.
+const unknownNameP = 1e-6
 
 // maxParamModels bounds the parameter models of one engine, so random
 // parameter names cannot grow it without bound.

@@ -22,6 +22,8 @@ type apiState struct {
 	Fail    ratio
 	Profile *covariance
 	Health  healthState
+	// ParamRequests counts requests with parameters (parameters.go).
+	ParamRequests uint32
 }
 
 // ratio is a slowly forgetting ratio of hits to trials (half-life about

@@ -28,6 +28,9 @@ const (
 	// BucketEnforcement is the KV bucket of blocks, throttles and revocations.
 	// Keys are "<kind>.<escaped value>" (see enforce/kv).
 	BucketEnforcement = "APIGUARD_ENFORCEMENT"
+	// BucketCheckpoints is the object store of detector checkpoints, one
+	// object per partition.
+	BucketCheckpoints = "APIGUARD_CHECKPOINTS"
 
 	// HeaderMsgID is JetStream's de-duplication header; apiguard sets it to the event id.
 	HeaderMsgID = "Nats-Msg-Id"

@@ -71,6 +71,10 @@ type Stats struct {
 	Undecodable atomic.Uint64
 	Anomalies   atomic.Uint64
 	SinkErrors  atomic.Uint64
+	// Checkpoints and CheckpointErrors count detector checkpoints saved
+	// and failed.
+	Checkpoints      atomic.Uint64
+	CheckpointErrors atomic.Uint64
 }
 
 // Pipeline runs one worker per partition. Build it with New; Run runs it.
@@ -83,6 +87,9 @@ type Pipeline struct {
 	metrics     *Metrics // nil: none
 	baselines   BaselineSink
 	snapEvery   int64 // event-time ns between snapshots
+
+	checkpoints     CheckpointStore // nil: none
+	checkpointEvery time.Duration
 }
 
 // SetBaselineSink makes each partition's worker hand its detector's
@@ -128,11 +135,25 @@ type worker struct {
 	// partition in order, so a message at or below it is a redelivery (its
 	// ack was late or lost) and must not be counted again.
 	done uint64
+	// complete is the sequence of the last message fully handled (its
+	// anomalies delivered); a checkpoint is only taken when it is done.
+	complete uint64
+	// saved is the sequence of the last checkpoint saved, at savedAt.
+	saved   uint64
+	savedAt time.Time
 }
 
 func (w *worker) run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, w.src.Stop)
 	defer stop()
+	if err := w.restore(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("partition %d: restoring detector checkpoint: %w", w.part, err)
+	}
+	w.savedAt = time.Now()
+	defer w.checkpoint(true)
 	for {
 		msg, err := w.src.Next()
 		if errors.Is(err, ErrStopped) || ctx.Err() != nil {
@@ -148,6 +169,7 @@ func (w *worker) run(ctx context.Context) error {
 			}
 			w.log.Warn("handling event", "err", err)
 		}
+		w.checkpoint(false)
 	}
 }
 
@@ -173,6 +195,7 @@ func (w *worker) handle(ctx context.Context, msg Message) error {
 			w.log.Warn("terminating undecodable event", "err", err, "bytes", len(msg.Data()),
 				"undecodable_total", w.p.stats.Undecodable.Load())
 		}
+		w.complete = seq
 		if err := msg.Term(err.Error()); err != nil {
 			return fmt.Errorf("terminating undecodable event: %w", err)
 		}
@@ -193,6 +216,7 @@ func (w *worker) handle(ctx context.Context, msg Message) error {
 		}
 	}
 	w.p.stats.Processed.Add(1)
+	w.complete = seq
 	if err := msg.Ack(); err != nil {
 		return fmt.Errorf("acknowledging event %s: %w", ev.Id, err)
 	}

@@ -80,6 +80,15 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 	// The config was validated: New cannot fail on it.
 	newEngine := func(int) pipeline.Detector { e, _ := detectors.New(cfg.Detectors); return e }
 	pl := pipeline.New(sources, newEngine, sinks, log)
+	checkpoints, err := topology.EnsureCheckpoints(ctx, js, cfg.NATS.Config)
+	if err != nil {
+		for _, s := range sources {
+			s.Stop()
+		}
+		nc.Close()
+		return nil, err
+	}
+	pl.SetCheckpoints(checkpoints, cfg.NATS.CheckpointInterval)
 	// The pipeline and the loaders share the connection: it is closed when
 	// both have stopped, so the last batch stored is also acknowledged.
 	var inner errgroup.Group

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,13 +19,18 @@ func ConsumerName(partition int) string { return fmt.Sprintf("apiguard-pipeline-
 
 // Source is a pipeline.Source over one partition's durable consumer.
 type Source struct {
-	it jetstream.MessagesContext
+	js        jetstream.JetStream
+	partition int
+
+	mu      sync.Mutex
+	it      jetstream.MessagesContext
+	stopped bool
 }
 
-// NewSource declares (idempotently) the durable consumer of partition and
-// starts pulling from it. Call Stop to release it.
-func NewSource(ctx context.Context, js jetstream.JetStream, partition int) (*Source, error) {
-	cons, err := js.CreateOrUpdateConsumer(ctx, event.StreamEvents, jetstream.ConsumerConfig{
+// consumerConfig is the durable consumer of a partition; after > 0 starts
+// it just after that stream sequence.
+func consumerConfig(partition int, after uint64) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
 		Durable:       ConsumerName(partition),
 		Description:   fmt.Sprintf("apiguard pipeline, partition %d", partition),
 		FilterSubject: fmt.Sprintf(event.SubjectEventsT, partition),
@@ -33,22 +39,92 @@ func NewSource(ctx context.Context, js jetstream.JetStream, partition int) (*Sou
 		AckWait:       30 * time.Second,
 		// Keep one partition's events nearly in order: few in flight.
 		MaxAckPending: 1024,
-	})
+	}
+	if after > 0 {
+		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	return c
+}
+
+// NewSource binds the durable consumer of partition (declaring it if it
+// does not exist) and starts pulling from it. Call Stop to release it.
+func NewSource(ctx context.Context, js jetstream.JetStream, partition int) (*Source, error) {
+	cons, err := js.Consumer(ctx, event.StreamEvents, ConsumerName(partition))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = js.CreateConsumer(ctx, event.StreamEvents, consumerConfig(partition, 0))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("declaring consumer %s: %w", ConsumerName(partition), err)
 	}
+	s := &Source{js: js, partition: partition}
+	if err := s.pull(cons); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Source) pull(cons jetstream.Consumer) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(512))
 	if err != nil {
-		return nil, fmt.Errorf("pulling from %s: %w", ConsumerName(partition), err)
+		return fmt.Errorf("pulling from %s: %w", ConsumerName(s.partition), err)
 	}
-	return &Source{it: it}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		it.Stop()
+		return nil
+	}
+	s.it = it
+	return nil
+}
+
+// Rewind implements pipeline.Rewinder. If the consumer has acknowledged
+// events past after (processed after the checkpoint, by a process that
+// then stopped), it is recreated to deliver again from after+1; otherwise
+// it is left as it is, and the worker skips what it redelivers up to after.
+func (s *Source) Rewind(ctx context.Context, after uint64) error {
+	name := ConsumerName(s.partition)
+	cons, err := s.js.Consumer(ctx, event.StreamEvents, name)
+	if err != nil {
+		return fmt.Errorf("reading consumer %s: %w", name, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading consumer %s: %w", name, err)
+	}
+	if info.AckFloor.Stream <= after {
+		return nil
+	}
+	s.mu.Lock()
+	if s.it != nil {
+		s.it.Stop()
+	}
+	s.mu.Unlock()
+	if err := s.js.DeleteConsumer(ctx, event.StreamEvents, name); err != nil {
+		return fmt.Errorf("rewinding consumer %s: %w", name, err)
+	}
+	if cons, err = s.js.CreateConsumer(ctx, event.StreamEvents, consumerConfig(s.partition, after)); err != nil {
+		return fmt.Errorf("rewinding consumer %s to sequence %d: %w", name, after+1, err)
+	}
+	return s.pull(cons)
 }
 
 // Next implements pipeline.Source.
 func (s *Source) Next() (pipeline.Message, error) {
-	m, err := s.it.Next()
-	if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+	s.mu.Lock()
+	it := s.it
+	s.mu.Unlock()
+	if it == nil {
 		return nil, pipeline.ErrStopped
+	}
+	m, err := it.Next()
+	if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.stopped || s.it == it {
+			return nil, pipeline.ErrStopped
+		}
+		return nil, errors.New("consumer rewound; pulling again") // the worker retries Next
 	}
 	if err != nil {
 		return nil, err
@@ -57,7 +133,14 @@ func (s *Source) Next() (pipeline.Message, error) {
 }
 
 // Stop implements pipeline.Source.
-func (s *Source) Stop() { s.it.Stop() }
+func (s *Source) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if s.it != nil {
+		s.it.Stop()
+	}
+}
 
 type msg struct{ m jetstream.Msg }
 
@@ -76,6 +159,7 @@ func (m msg) Sequence() uint64 {
 
 // Interface guards
 var (
-	_ pipeline.Source  = (*Source)(nil)
+	_ pipeline.Source   = (*Source)(nil)
+	_ pipeline.Rewinder = (*Source)(nil)
 	_ pipeline.Message = msg{}
 )

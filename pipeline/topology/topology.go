@@ -26,11 +26,16 @@ type Config struct {
 	Duplicates time.Duration `yaml:"duplicates"`
 	// Replicas is the stream replication factor (1 for a single server).
 	Replicas int `yaml:"replicas"`
+	// CheckpointInterval is how often each partition's detector state is
+	// checkpointed (also when the pipeline stops): after a crash, at most
+	// this much traffic is processed again.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Partitions: 8, MaxAge: 72 * time.Hour, MaxBytes: 10 << 30, Duplicates: 10 * time.Minute, Replicas: 1}
+	return Config{Partitions: 8, MaxAge: 72 * time.Hour, MaxBytes: 10 << 30, Duplicates: 10 * time.Minute, Replicas: 1,
+		CheckpointInterval: 30 * time.Second}
 }
 
 // Validate reports the first bad field by its config key.
@@ -38,6 +43,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Partitions < 1 || c.Partitions > 1024:
 		return fmt.Errorf("nats.partitions: %d, want 1..1024", c.Partitions)
+	case c.CheckpointInterval < time.Second:
+		return fmt.Errorf("nats.checkpoint_interval: %s, want at least 1s", c.CheckpointInterval)
 	case c.MaxAge < time.Minute:
 		return fmt.Errorf("nats.max_age: %s, want at least 1m", c.MaxAge)
 	case c.MaxBytes < 1<<20:
