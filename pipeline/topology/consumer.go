@@ -161,5 +161,5 @@ func (m msg) Sequence() uint64 {
 var (
 	_ pipeline.Source   = (*Source)(nil)
 	_ pipeline.Rewinder = (*Source)(nil)
-	_ pipeline.Message = msg{}
+	_ pipeline.Message  = msg{}
 )
