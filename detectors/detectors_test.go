@@ -397,3 +397,23 @@ func TestProfile(t *testing.T) {
 		t.Fatalf("profile flagged a normal principal: %s", got[0].Summary)
 	}
 }
+
+// FuzzParseOpenAPI: any document either parses into operations that look
+// like "METHOD /path" or is refused; never a panic.
+func FuzzParseOpenAPI(f *testing.F) {
+	f.Add([]byte(shopSpec))
+	f.Add([]byte(`{"swagger":"2.0","paths":{"/a/{b}":{"get":{"deprecated":true},"parameters":[]}}}`))
+	f.Add([]byte("openapi: 3.1.0\npaths:\n  /x:\n    $ref: '#/x'\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		inv, err := ParseOpenAPI(doc)
+		if err != nil {
+			return
+		}
+		for op := range inv.ops {
+			m, p, ok := strings.Cut(op, " ")
+			if !ok || m == "" || !strings.HasPrefix(p, "/") || strings.ToUpper(m) != m {
+				t.Fatalf("operation %q", op)
+			}
+		}
+	})
+}
