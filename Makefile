@@ -7,7 +7,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_VTPROTO := github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test test-rules test-short bench bench-go bench-proxy bench-loop bench-clickhouse generate lint fuzz clean
+.PHONY: all build up test test-rules test-short bench bench-go bench-detect bench-proxy bench-loop bench-clickhouse generate lint fuzz clean
 
 all: build
 
@@ -32,11 +32,15 @@ test-rules:
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## bench: Go benchmarks, then wrk through the proxy, then the detection-to-block loop.
-bench: bench-go bench-proxy bench-loop bench-clickhouse
+## bench: Go benchmarks, detection figures, then wrk through the proxy, then the detection-to-block loop.
+bench: bench-go bench-detect bench-proxy bench-loop bench-clickhouse
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors ./proxy
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors ./replay ./proxy
+
+## bench-detect: backtest precision/recall on generated days, memory per pair, CSIC 2010 F1.
+bench-detect: build
+	deploy/bench/detect.sh
 
 bench-proxy: build
 	./deploy/bench/proxy.sh

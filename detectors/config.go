@@ -36,7 +36,7 @@ type Config struct {
 	MaxP float64 `yaml:"max_p"`
 
 	Volumetric  VolumetricConfig  `yaml:"volumetric"`
-	Stuffing    StuffingConfig    `yaml:"stuffing"`
+	Stuffing    StuffingConfig    `yaml:"credential_stuffing"`
 	Stolen      StolenConfig      `yaml:"stolen_token"`
 	Enumeration EnumerationConfig `yaml:"enumeration"`
 	Scraping    ScrapingConfig    `yaml:"scraping"`
@@ -60,7 +60,8 @@ func DefaultConfig() Config {
 		Stolen:      StolenConfig{MinRequests: 5, Overlap: 10 * time.Minute},
 		Enumeration: EnumerationConfig{MinMisses: 20, MissFloor: 0.02, WalkLength: 25},
 		Scraping:    ScrapingConfig{Threshold: 6, MinObjects: 60, MinKiB: 4096, MinRatio: 3},
-		Probing:     ProbingConfig{MinMisses: 15, MissFloor: 0.02},
+		Probing:     ProbingConfig{MinMisses: 15, MissFloor: 0.02, DecoyCheck: "decoy"},
+		Inventory:   InventoryConfig{Repeat: 24 * time.Hour},
 		Timing:      TimingConfig{MinGaps: 40, MaxMeanGap: 30 * time.Second, MaxCV: 0.12, Kinds: []string{"ip", "sub", "token"}},
 		Params:      ParamsConfig{MinSamples: 200, MaxP: 1e-4},
 		Health:      HealthConfig{MinRequests: 10, Threshold: 6, TimeOfDayDays: 2},

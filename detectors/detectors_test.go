@@ -163,6 +163,13 @@ func TestEnumeration(t *testing.T) {
 			t.Fatalf("enumeration flagged %v", got)
 		}
 	})
+	t.Run("a sync job paging through objects it may read", func(t *testing.T) {
+		sync := every(who{key: "partner", ip: "198.51.100.99", ua: "Go-http-client/2.0"}, "GET /orders/{id}", time.Second,
+			30*time.Minute, 35*time.Minute, nil)
+		if got := by(runAll(newEngine(t, nil), sorted(shop(), sync)), EnumerationName); len(got) > 0 {
+			t.Fatalf("enumeration flagged %s", got[0].Summary)
+		}
+	})
 	t.Run("reading one's own orders", func(t *testing.T) {
 		own := every(w, "GET /orders/{id}", 20*time.Second, 30*time.Minute, 40*time.Minute, func(i int, ev *event.RequestEvent) {
 			ev.Path = "/orders/" + strconv.Itoa(500+i%4)

@@ -31,9 +31,13 @@ func (c EnumerationConfig) validate() error {
 	return errorsJoinFirst(positive("enumeration.min_misses", c.MinMisses), positive("enumeration.miss_floor", c.MissFloor))
 }
 
+// walkMissShare is the share of 403/404 answers a walk needs to count.
+const walkMissShare = 0.25
+
 // enumeration finds principals walking object ids on object APIs
-// (GET /orders/{id}), or drawing far more 403/404 answers there than the
-// API's clients do: broken object-level authorization being probed.
+// (GET /orders/{id}) while a quarter or more of the answers are 403/404,
+// or drawing far more 403/404 answers there than the API's clients do:
+// broken object-level authorization being probed.
 type enumeration struct{ cfg EnumerationConfig }
 
 func (*enumeration) name() string { return EnumerationName }
@@ -51,7 +55,9 @@ func (d *enumeration) observe(e *Engine, x *ctx, out []finding) []finding {
 			x.api.Miss.add(x.miss)
 		}
 	}()
-	if int(x.pair.Walk) >= d.cfg.WalkLength {
+	// A walk is enumeration when it is refused: a sync job paging
+	// through objects it may read walks too, and gets 200s.
+	if int(x.pair.Walk) >= d.cfg.WalkLength && miss >= 5 && miss >= walkMissShare*req {
 		// Under independent choices among the objects a principal uses, a
 		// run of neighbours has probability about (2/objects)^run.
 		p := min(1, math.Pow(2/max(x.pair.distinctObjects(), 4), float64(x.pair.Walk)))

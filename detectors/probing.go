@@ -38,11 +38,7 @@ type probing struct{ cfg ProbingConfig }
 func (*probing) name() string { return ProbingName }
 
 func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
-	decoy := d.cfg.DecoyCheck
-	if decoy == "" {
-		decoy = "decoy"
-	}
-	if x.ev.Check == decoy {
+	if x.ev.Check == d.cfg.DecoyCheck && d.cfg.DecoyCheck != "" {
 		return append(out, finding{p: 1e-15, deviations: []*event.Deviation{{Feature: "decoy_hits", Observed: 1, Expected: 0}},
 			summary: fmt.Sprintf("%s %s requested decoy path %s, which no real client calls", x.kind, x.val, x.ev.Path)})
 	}

@@ -108,7 +108,7 @@ func BuildChain(cfg Config, deps ChainDeps) (*Chain, error) {
 	}
 	insp := NewInspection(cfg.Inspection)
 	auth, err := NewAuth(cfg.Auth, cfg.APIKeyHeader, AuthDeps{JWT: jwtv, Vault: vault, Nonces: deps.Nonces,
-		MaxBody: func(api string) int64 { n, _ := insp.route(api); return n }})
+		MaxBody: func(api string) int64 { n, _, _ := insp.route(api); return n }})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -47,6 +49,19 @@ type InspectConfig struct {
 type RouteInspect struct {
 	MaxBodyBytes int64  `yaml:"max_body_bytes"`
 	Injection    string `yaml:"injection"`
+	// Account names the field that carries the account on a login-class
+	// route: a JSON key (its first string value anywhere in the body), a
+	// form field or a query parameter. Its value goes into the event's
+	// account, hashed (AccountHash), for the credential-stuffing detector.
+	Account string `yaml:"account"`
+}
+
+// AccountHash is how an account name is recorded in events: "acct:" and
+// 16 hex digits of its SHA-256. It is pseudonymous, not anonymous: whoever
+// has a list of candidate names can test them.
+func AccountHash(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return "acct:" + hex.EncodeToString(sum[:8])
 }
 
 // DefaultInspectConfig returns the defaults: 1 MiB bodies, 100 header
@@ -112,9 +127,10 @@ func NewInspection(cfg InspectConfig) *Inspection { return &Inspection{cfg: cfg}
 // Name implements Check.
 func (*Inspection) Name() string { return InspectionName }
 
-func (c *Inspection) route(api string) (maxBody int64, injection string) {
+func (c *Inspection) route(api string) (maxBody int64, injection, account string) {
 	maxBody, injection = c.cfg.MaxBodyBytes, c.cfg.Injection
 	if o, ok := c.cfg.Routes[api]; ok {
+		account = o.Account
 		if o.MaxBodyBytes > 0 {
 			maxBody = o.MaxBodyBytes
 		}
@@ -122,7 +138,7 @@ func (c *Inspection) route(api string) (maxBody int64, injection string) {
 			injection = o.Injection
 		}
 	}
-	return maxBody, injection
+	return maxBody, injection, account
 }
 
 func deny(status int, detail, reason string) *Denial {
@@ -132,7 +148,7 @@ func deny(status int, detail, reason string) *Denial {
 // Check implements Check.
 func (c *Inspection) Check(x *Exchange) *Denial {
 	r := x.Req
-	maxBody, injection := c.route(x.API)
+	maxBody, injection, account := c.route(x.API)
 	n := 0
 	for _, vs := range r.Header {
 		n += len(vs)
@@ -163,8 +179,11 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 			return deny(http.StatusBadRequest, "The query string is malformed.", "query: "+err.Error())
 		}
 		inspectValues("query", q, look)
+		if v := q.Get(account); account != "" && v != "" {
+			x.Event.Account = AccountHash(v)
+		}
 	}
-	if d := c.body(x, maxBody, look); d != nil {
+	if d := c.body(x, maxBody, account, look); d != nil {
 		return d
 	}
 	if found == nil {
@@ -196,7 +215,7 @@ func inspectValues(where string, vals url.Values, look func(string, string) bool
 
 // body reads and inspects the body by its content type, then puts the
 // bytes back for the upstream.
-func (c *Inspection) body(x *Exchange, maxBody int64, look func(string, string) bool) *Denial {
+func (c *Inspection) body(x *Exchange, maxBody int64, account string, look func(string, string) bool) *Denial {
 	r := x.Req
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
@@ -208,7 +227,15 @@ func (c *Inspection) body(x *Exchange, maxBody int64, look func(string, string) 
 	var d *Denial
 	switch {
 	case ctype == "application/json" || strings.HasSuffix(ctype, "+json"):
+		accountNext := false
 		err := ScanJSON(tee, c.cfg.JSON, func(s []byte, key bool) bool {
+			switch {
+			case account == "":
+			case key:
+				accountNext = string(s) == account
+			case accountNext:
+				x.Event.Account, account = AccountHash(string(s)), ""
+			}
 			where := "JSON value"
 			if key {
 				where = "JSON key"
@@ -230,6 +257,9 @@ func (c *Inspection) body(x *Exchange, maxBody int64, look func(string, string) 
 			return deny(http.StatusBadRequest, "The form body is malformed.", "form: "+err.Error())
 		}
 		inspectValues("form", form, look)
+		if v := form.Get(account); account != "" && v != "" {
+			x.Event.Account = AccountHash(v)
+		}
 	}
 	if d != nil {
 		return d

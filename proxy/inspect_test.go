@@ -149,3 +149,42 @@ func TestDecoyLooksLikeAPlain404(t *testing.T) {
 		t.Errorf("event check %q, want decoy", ev.Check)
 	}
 }
+
+// TestInspectionRecordsAccount checks that a login route's account field
+// reaches the event, hashed, from JSON, a form or the query, and that
+// routes without the setting record none.
+func TestInspectionRecordsAccount(t *testing.T) {
+	cfg := DefaultInspectConfig()
+	cfg.Routes = map[string]RouteInspect{"POST /login": {Account: "username"}}
+	c := NewInspection(cfg)
+	want := AccountHash("alice@example.com")
+	for _, tc := range []struct {
+		name, method, target, ctype, body, want string
+	}{
+		{"json", "POST", "/login", "application/json", `{"password":"x","username":"alice@example.com"}`, want},
+		{"nested json", "POST", "/login", "application/json", `{"auth":{"username":"alice@example.com"}}`, want},
+		{"json number is no account", "POST", "/login", "application/json", `{"username":7,"note":"alice@example.com"}`, ""},
+		{"form", "POST", "/login", "application/x-www-form-urlencoded", "username=alice%40example.com&password=x", want},
+		{"query", "POST", "/login?username=alice@example.com", "", "", want},
+		{"other route", "POST", "/orders", "application/json", `{"username":"alice@example.com"}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := exchangeFor(tc.method, tc.target, tc.ctype, tc.body)
+			if d := c.Check(x); d != nil {
+				t.Fatalf("refused: %+v", d)
+			}
+			if x.Event.Account != tc.want {
+				t.Errorf("account %q, want %q", x.Event.Account, tc.want)
+			}
+			if tc.body != "" {
+				b, _ := io.ReadAll(x.Req.Body)
+				if string(b) != tc.body {
+					t.Errorf("upstream body %q, want %q", b, tc.body)
+				}
+			}
+		})
+	}
+	if !strings.HasPrefix(want, "acct:") || len(want) != 21 || strings.Contains(want, "alice") {
+		t.Errorf("AccountHash = %q", want)
+	}
+}
