@@ -13,7 +13,7 @@ for seed in ${seeds[@]}; do
 	bin/apiguard replay generate --seed "$seed" --out "$tmp/day.cap"
 	bin/apiguard replay backtest "$tmp/day.cap"
 	echo "== same traffic, one partition on one core"
-	bin/apiguard replay backtest "$tmp/day.cap" --partitions 1 | head -1
+	bin/apiguard replay backtest "$tmp/day.cap" --partitions 1 | awk 'NR == 1'
 done
 echo "== memory per pair and CSIC 2010"
 go test -count=1 -run 'TestPairMemory|TestCSICParameterModel' -v ./detectors | grep -E 'bytes per pair|TPR|^(ok|FAIL|---)'
