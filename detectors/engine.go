@@ -261,3 +261,29 @@ func (e *Engine) anomalies(x *ctx, found []finding) []*event.Anomaly {
 	}
 	return out
 }
+
+// Baselines returns what each API's baselines consider normal now, sorted
+// by API and feature, for snapshots: per-principal requests over each
+// window (volumetric), and medium-window response KiB and distinct objects
+// (scraping). It computes them afresh without touching the state Observe
+// uses, so taking snapshots never changes detections.
+func (e *Engine) Baselines() []BaselineSnapshot {
+	var out []BaselineSnapshot
+	add := func(det, api, feature string, r *robust) {
+		if r.len() == 0 {
+			return
+		}
+		median, mad, principals := r.peek()
+		out = append(out, BaselineSnapshot{Detector: det, API: api, Feature: feature, Centre: median,
+			Spread: mad * madScale, Samples: r.len(), Principals: principals})
+	}
+	for _, n := range sortedNamed(e.st.APIs) {
+		a := n.V
+		for w := range numWindows {
+			add(VolumetricName, n.K, "requests_"+e.clk.names[w], &a.Rate[w])
+		}
+		add(ScrapingName, n.K, "response_kib_"+e.clk.names[winMedium], &a.KiB)
+		add(ScrapingName, n.K, "distinct_objects_"+e.clk.names[winMedium], &a.Objs)
+	}
+	return out
+}

@@ -234,3 +234,33 @@ func BenchmarkEngine(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
 }
+
+// TestBaselinesDoNotChangeDetections takes snapshots all along a run and
+// requires the same anomalies as a run without them, and snapshots that
+// describe the traffic.
+func TestBaselinesDoNotChangeDetections(t *testing.T) {
+	evs := mixed()
+	want := encodeAll(t, runAll(newEngine(t, nil), evs))
+	e := newEngine(t, nil)
+	var got []*event.Anomaly
+	var last []BaselineSnapshot
+	for i, ev := range evs {
+		got = append(got, e.Observe(ev)...)
+		if i%500 == 0 {
+			last = e.Baselines()
+		}
+	}
+	if !bytes.Equal(encodeAll(t, got), want) {
+		t.Fatal("taking baseline snapshots changed the anomalies")
+	}
+	var search *BaselineSnapshot
+	for i := range last {
+		if last[i].API == "GET /search" && last[i].Feature == "requests_1m" {
+			search = &last[i]
+		}
+	}
+	// 40 principals at 0.3 req/s make about 18 requests a minute.
+	if search == nil || search.Centre < 12 || search.Centre > 24 || search.Principals < 30 || search.Detector != VolumetricName {
+		t.Fatalf("GET /search requests_1m baseline %+v, want a centre near 18 from about 40 principals", search)
+	}
+}

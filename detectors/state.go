@@ -298,7 +298,7 @@ func hashStrings(ss ...string) uint64 {
 		for i := 0; i < len(s); i++ {
 			h = (h ^ uint64(s[i])) * 1099511628211
 		}
-		h = (h ^ 0) * 1099511628211
+		h *= 1099511628211 // the zero byte after each string
 	}
 	return h
 }

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"time"
+
+	"github.com/apiguard/apiguard/detectors"
 )
 
 // Stateful is a Detector whose state can be checkpointed. UnmarshalState
@@ -106,3 +108,11 @@ func (w *worker) checkpoint(final bool) {
 	w.saved = w.done
 	w.p.stats.Checkpoints.Add(1)
 }
+
+// The detection engine is what the pipeline runs: it must keep
+// checkpointing and reporting baselines.
+var (
+	_ Detector    = (*detectors.Engine)(nil)
+	_ Stateful    = (*detectors.Engine)(nil)
+	_ Snapshotter = (*detectors.Engine)(nil)
+)

@@ -80,7 +80,6 @@ type Reader struct {
 	name   string
 	n      int   // records read
 	offset int64 // bytes read
-	buf    []byte
 }
 
 // NewReader checks the header and returns a Reader; name appears in errors.
