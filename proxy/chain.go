@@ -119,6 +119,15 @@ func BuildChain(cfg Config, deps ChainDeps) (*Chain, error) {
 		c.checks = append(c.checks, c.tokens)
 	}
 	c.checks = append(c.checks, auth, NewRateLimit(cfg.RateLimits), insp)
+	schema, err := NewSchema(cfg.Schema)
+	if err != nil {
+		return nil, err
+	}
+	if schema != nil {
+		// After inspection: the body is read, bounded and checked once,
+		// then validated against its schema.
+		c.checks = append(c.checks, schema)
+	}
 	return c, nil
 }
 

@@ -39,8 +39,10 @@ type Config struct {
 	HTTP2 bool `yaml:"http2"`
 
 	// Inspection configures payload inspection; Decoys the decoy paths.
-	Inspection InspectConfig   `yaml:"inspection"`
-	Decoys     DecoyConfig     `yaml:"decoys"`
+	Inspection InspectConfig `yaml:"inspection"`
+	Decoys     DecoyConfig   `yaml:"decoys"`
+	// Schema validates requests against an OpenAPI document (docs/proxy.md).
+	Schema     SchemaConfig    `yaml:"schema"`
 	Bots       BotsConfig      `yaml:"bots"`
 	Origins    OriginsConfig   `yaml:"origins"`
 	Auth       AuthConfig      `yaml:"auth"`
@@ -75,6 +77,7 @@ func DefaultConfig() Config {
 		HTTP2:             true,
 		Inspection:        DefaultInspectConfig(),
 		Decoys:            DefaultDecoyConfig(),
+		Schema:            DefaultSchemaConfig(),
 		Bots:              DefaultBotsConfig(),
 		Origins:           DefaultOriginsConfig(),
 		Auth:              DefaultAuthConfig(),
@@ -104,6 +107,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Inspection.Validate(); err != nil {
+		return err
+	}
+	if err := c.Schema.Validate(); err != nil {
 		return err
 	}
 	if err := c.Decoys.Validate(); err != nil {

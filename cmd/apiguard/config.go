@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -136,19 +135,17 @@ func loadFile(path string, cfg *Config) error {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
-	return loadInventory(&cfg.Detectors.Inventory, filepath.Dir(path))
+	return loadInventory(&cfg.Detectors.Inventory)
 }
 
-// loadInventory reads the OpenAPI document the inventory detector names,
-// relative to the config file's folder.
-func loadInventory(c *detectors.InventoryConfig, dir string) error {
+// loadInventory reads the OpenAPI document the inventory detector names
+// (a relative path is from the working directory, like every other file
+// the config names).
+func loadInventory(c *detectors.InventoryConfig) error {
 	if c.OpenAPI == "" {
 		return nil
 	}
 	path := c.OpenAPI
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
-	}
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("detectors.inventory.openapi: %w", err)

@@ -100,7 +100,7 @@ func replayBacktest(args []string, out io.Writer) error {
 		dc.Inventory.Ops = nil
 	case *openapi != "":
 		dc.Inventory.OpenAPI = *openapi
-		if err := loadInventory(&dc.Inventory, "."); err != nil {
+		if err := loadInventory(&dc.Inventory); err != nil {
 			return err
 		}
 	case dc.Inventory.Ops == nil:

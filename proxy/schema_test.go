@@ -1,0 +1,159 @@
+package proxy
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const ordersSpec = `openapi: 3.0.3
+info: {title: orders, version: "1"}
+servers: [{url: "https://api.example.com/v1"}]
+paths:
+  /orders:
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [item, qty]
+              additionalProperties: false
+              properties:
+                item: {type: string, maxLength: 40}
+                qty: {type: integer, minimum: 1, maximum: 100}
+      responses: {"201": {description: created}}
+  /orders/{id}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: integer}}
+        - {name: fields, in: query, schema: {type: string, enum: [summary, full]}}
+      responses: {"200": {description: ok}}
+`
+
+func TestSchema(t *testing.T) {
+	s, err := newSchema(SchemaConfig{OpenAPI: "orders.yaml", Mode: "block", Undeclared: "allow"}, []byte(ordersSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, method, target, ctype, body string
+		status                            int    // 0: allowed
+		reason                            string // substring of the denial's reason
+	}{
+		{"valid body", "POST", "/orders", "application/json", `{"item":"book","qty":2}`, 0, ""},
+		{"missing field", "POST", "/orders", "application/json", `{"item":"book"}`, 400, `property "qty" is missing`},
+		{"wrong type", "POST", "/orders", "application/json", `{"item":"book","qty":"two"}`, 400, "request body at qty"},
+		{"out of range", "POST", "/orders", "application/json", `{"item":"book","qty":1000}`, 400, "request body at qty"},
+		{"mass assignment", "POST", "/orders", "application/json", `{"item":"book","qty":1,"price":0}`, 400, "request body"},
+		{"no body", "POST", "/orders", "application/json", ``, 400, "request body"},
+		{"valid path and query", "GET", "/orders/42?fields=full", "", "", 0, ""},
+		{"path parameter not an integer", "GET", "/orders/abc", "", "", 400, `path parameter "id"`},
+		{"query value outside the enum", "GET", "/orders/42?fields=secret", "", "", 400, `query parameter "fields"`},
+		{"undeclared operation allowed", "GET", "/internal/debug", "", "", 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := exchangeFor(tc.method, tc.target, tc.ctype, tc.body)
+			d := s.Check(x)
+			switch {
+			case tc.status == 0 && d != nil:
+				t.Fatalf("refused: %+v", d)
+			case tc.status != 0 && d == nil:
+				t.Fatal("allowed")
+			case d != nil && (d.Status != tc.status || !strings.Contains(d.Reason, tc.reason)):
+				t.Fatalf("denial %d %q, want %d with %q", d.Status, d.Reason, tc.status, tc.reason)
+			}
+			if d == nil && tc.body != "" {
+				b, _ := io.ReadAll(x.Req.Body)
+				if string(b) != tc.body {
+					t.Errorf("upstream body %q, want %q", b, tc.body)
+				}
+			}
+		})
+	}
+}
+
+func TestSchemaModes(t *testing.T) {
+	flag, err := newSchema(SchemaConfig{OpenAPI: "o", Mode: "flag", Undeclared: "block", Routes: []string{"POST /orders", "GET /internal/debug"}}, []byte(ordersSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := exchangeFor("POST", "/orders", "application/json", `{"item":"book"}`)
+	if d := flag.Check(x); d != nil || x.Event.Check != SchemaName || !strings.HasPrefix(x.Event.Reason, "flagged: ") {
+		t.Errorf("flag mode: denial %+v, event check %q reason %q", d, x.Event.Check, x.Event.Reason)
+	}
+	if d := flag.Check(exchangeFor("GET", "/internal/debug", "", "")); d == nil || d.Status != http.StatusNotFound {
+		t.Errorf("undeclared: block gave %+v, want 404", d)
+	}
+	// A route not listed is not validated at all.
+	if d := flag.Check(exchangeFor("GET", "/orders/abc", "", "")); d != nil {
+		t.Errorf("an unlisted route was checked: %+v", d)
+	}
+}
+
+func TestSchemaConfigErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /x:\n    get: {parameters: [{name: a, in: nowhere}]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cfg  SchemaConfig
+		want string
+	}{
+		{SchemaConfig{Mode: "warn", Undeclared: "allow"}, "proxy.schema.mode"},
+		{SchemaConfig{Mode: "block", Undeclared: "maybe"}, "proxy.schema.undeclared"},
+		{SchemaConfig{Mode: "block", Undeclared: "allow", Routes: []string{"orders"}}, "proxy.schema.routes[0]"},
+		{SchemaConfig{Mode: "block", Undeclared: "allow", Routes: []string{"GET /x"}}, "proxy.schema.openapi is empty"},
+	} {
+		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	if _, err := NewSchema(SchemaConfig{OpenAPI: filepath.Join(t.TempDir(), "missing.yaml")}); err == nil || !strings.Contains(err.Error(), "proxy.schema.openapi") {
+		t.Errorf("missing document: %v", err)
+	}
+	if _, err := NewSchema(SchemaConfig{OpenAPI: bad}); err == nil || !strings.Contains(err.Error(), "invalid document") {
+		t.Errorf("invalid document: %v", err)
+	}
+}
+
+// TestSchemaInChain checks that a configured document puts the schema
+// check last in the chain, after inspection, and that no document leaves
+// it out.
+func TestSchemaInChain(t *testing.T) {
+	spec := filepath.Join(t.TempDir(), "orders.yaml")
+	if err := os.WriteFile(spec, []byte(ordersSpec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := func(cfg Config) []string {
+		t.Helper()
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		c, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(10), Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ch := range c.Checks() {
+			out = append(out, ch.Name())
+		}
+		return out
+	}
+	cfg := DefaultConfig()
+	cfg.Upstream = "http://127.0.0.1:1"
+	if got := names(cfg); slices.Contains(got, SchemaName) {
+		t.Errorf("schema check without a document: %v", got)
+	}
+	cfg.Schema.OpenAPI = spec
+	got := names(cfg)
+	if got[len(got)-1] != SchemaName || got[len(got)-2] != InspectionName {
+		t.Errorf("checks %v, want inspection then schema last", got)
+	}
+}
