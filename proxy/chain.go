@@ -119,6 +119,13 @@ func BuildChain(cfg Config, deps ChainDeps) (*Chain, error) {
 		c.checks = append(c.checks, c.tokens)
 	}
 	c.checks = append(c.checks, auth, NewRateLimit(cfg.RateLimits), insp)
+	crs, err := NewCRS(cfg.CRS)
+	if err != nil {
+		return nil, err
+	}
+	if crs != nil {
+		c.checks = append(c.checks, crs)
+	}
 	schema, err := NewSchema(cfg.Schema)
 	if err != nil {
 		return nil, err

@@ -42,7 +42,9 @@ type Config struct {
 	Inspection InspectConfig `yaml:"inspection"`
 	Decoys     DecoyConfig   `yaml:"decoys"`
 	// Schema validates requests against an OpenAPI document (docs/proxy.md).
-	Schema     SchemaConfig    `yaml:"schema"`
+	Schema SchemaConfig `yaml:"schema"`
+	// CRS runs the OWASP Core Rule Set on the routes that ask for it.
+	CRS        CRSConfig       `yaml:"crs"`
 	Bots       BotsConfig      `yaml:"bots"`
 	Origins    OriginsConfig   `yaml:"origins"`
 	Auth       AuthConfig      `yaml:"auth"`
@@ -78,6 +80,7 @@ func DefaultConfig() Config {
 		Inspection:        DefaultInspectConfig(),
 		Decoys:            DefaultDecoyConfig(),
 		Schema:            DefaultSchemaConfig(),
+		CRS:               DefaultCRSConfig(),
 		Bots:              DefaultBotsConfig(),
 		Origins:           DefaultOriginsConfig(),
 		Auth:              DefaultAuthConfig(),
@@ -110,6 +113,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Schema.Validate(); err != nil {
+		return err
+	}
+	if err := c.CRS.Validate(); err != nil {
 		return err
 	}
 	if err := c.Decoys.Validate(); err != nil {
