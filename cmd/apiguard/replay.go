@@ -185,8 +185,13 @@ func printBacktest(out io.Writer, res *replay.Result) {
 		}
 		fmt.Fprintf(out, "%-20s %9.3f %9.3f %7d %10d %9d %14s\n", n, d.Precision, d.Recall, d.Detected, d.Campaigns, d.Anomalies, med)
 	}
-	for n, c := range res.Unscored {
-		fmt.Fprintf(out, "%-20s %d anomalies (%d on unlabelled events); no attack kind of its own\n", n, c, res.UnscoredFalsePos[n])
+	unscored := make([]string, 0, len(res.Unscored))
+	for n := range res.Unscored {
+		unscored = append(unscored, n)
+	}
+	slices.Sort(unscored)
+	for _, n := range unscored {
+		fmt.Fprintf(out, "%-20s %d anomalies (%d on unlabelled events); no attack kind of its own\n", n, res.Unscored[n], res.UnscoredFalsePos[n])
 	}
 	missed := make([]string, 0, len(res.Missed))
 	for l := range res.Missed {
