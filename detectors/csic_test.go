@@ -1,29 +1,12 @@
 package detectors
 
 import (
-	"bufio"
-	"compress/gzip"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-)
 
-// dataDir is the shared evaluation data (../shared/data from the
-// repository root); APIGUARD_DATA overrides it.
-func dataDir(t *testing.T, sub string) string {
-	t.Helper()
-	dir := os.Getenv("APIGUARD_DATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "data")
-	}
-	dir = filepath.Join(dir, sub)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("evaluation data %s not present (set APIGUARD_DATA to the shared data folder): %v", dir, err)
-	}
-	return dir
-}
+	"github.com/apiguard/apiguard/internal/evaldata"
+)
 
 // csicRequest is one request of a CSIC 2010 file: its method and path,
 // and its parameters from the query and the form body.
@@ -32,48 +15,24 @@ type csicRequest struct {
 	params [][2]string
 }
 
-var csicStart = regexp.MustCompile(`^(GET|POST|PUT) http://([^/ :]+)(:[0-9]+)?(\S*) HTTP/1\.[01]$`)
+var csicLine = regexp.MustCompile(`^(GET|POST|PUT) http://([^/ :]+)(:[0-9]+)?(\S*) HTTP/1\.[01]$`)
 
-// readCSIC splits a CSIC 2010 file into requests.
-func readCSIC(t *testing.T, path string) []csicRequest {
+// readCSIC reads a CSIC 2010 file into requests: method and path, and
+// the parameters of the query and the form body.
+func readCSIC(t *testing.T, file string) []csicRequest {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []csicRequest
-	var cur *csicRequest
-	inBody := false
-	sc := bufio.NewScanner(z)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		if m := csicStart.FindStringSubmatch(line); m != nil {
-			out = append(out, csicRequest{})
-			cur, inBody = &out[len(out)-1], false
-			path, query, _ := strings.Cut(m[4], "?")
-			cur.op = m[1] + " " + path
-			cur.params = append(cur.params, splitParams(query)...)
-			continue
+	for _, r := range evaldata.CSIC(t, file) {
+		m := csicLine.FindStringSubmatch(r.Line)
+		if m == nil {
+			t.Fatalf("%s: request line %q", file, r.Line)
 		}
-		if cur == nil {
-			continue
+		path, query, _ := strings.Cut(m[4], "?")
+		req := csicRequest{op: m[1] + " " + path, params: splitParams(query)}
+		if m[1] != "GET" {
+			req.params = append(req.params, splitParams(r.Body)...)
 		}
-		if line == "" {
-			inBody = true
-			continue
-		}
-		if inBody && cur.op[:4] != "GET " {
-			cur.params = append(cur.params, splitParams(line)...)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+		out = append(out, req)
 	}
 	return out
 }
@@ -142,9 +101,8 @@ func (m *csicModel) score(r csicRequest) float64 {
 // published reference — a one-class SVM on HTTP features — reaches
 // F1 ≈ 0.95; the target is 0.96.
 func TestCSICParameterModel(t *testing.T) {
-	dir := dataDir(t, "csic2010")
-	normal := readCSIC(t, filepath.Join(dir, "normalTrafficTraining.txt.gz"))
-	anomalous := readCSIC(t, filepath.Join(dir, "anomalousTrafficDev.txt.gz"))
+	normal := readCSIC(t, "normalTrafficTraining.txt.gz")
+	anomalous := readCSIC(t, "anomalousTrafficDev.txt.gz")
 	if len(normal) != 36000 || len(anomalous) != 5013 {
 		t.Fatalf("read %d normal and %d anomalous requests: the parser lost some", len(normal), len(anomalous))
 	}

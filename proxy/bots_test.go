@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/apiguard/apiguard/internal/evaldata"
 )
 
 const chromeLinux = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -109,11 +111,11 @@ func TestBotsConfigErrors(t *testing.T) {
 // TestBotsOnSharedLists loads the reference lists and reports how many of
 // the crawler list's own example User-Agents are recognised.
 func TestBotsOnSharedLists(t *testing.T) {
-	dir := dataDir(t, "bot-ua-lists")
+	dir := evaldata.Dir(t, "bot-ua-lists")
 	cfg := DefaultBotsConfig()
 	cfg.CrawlerFiles = []string{filepath.Join(dir, "monperrus-crawler-user-agents.json")}
 	cfg.ScannerFiles = []string{filepath.Join(dir, "crs-scanners-user-agents.data")}
-	cfg.DatacenterFiles = []string{filepath.Join(dataDir(t, "cloud-ip-ranges"), "amazon", "ipv4_merged.txt")}
+	cfg.DatacenterFiles = []string{filepath.Join(evaldata.Dir(t, "cloud-ip-ranges"), "amazon", "ipv4_merged.txt")}
 	b, err := NewBots(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -4,11 +4,12 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/apiguard/apiguard/internal/evaldata"
 )
 
 // crsOnce compiles the rule set once for the package's tests.
@@ -115,7 +116,6 @@ func TestCRSRatesCSIC2010(t *testing.T) {
 	if testing.Short() {
 		t.Skip("14,000 requests through the CRS")
 	}
-	dir := dataDir(t, "csic2010")
 	cfg := DefaultCRSConfig()
 	cfg.Routes = []string{"*"}
 	c, err := crsOnce()
@@ -125,11 +125,11 @@ func TestCRSRatesCSIC2010(t *testing.T) {
 	all := &CRS{cfg: cfg, waf: c.waf}
 	all.cfg.Routes = nil
 	run := func(file string, every int) (n, flagged int) {
-		for i, req := range csicRequests(t, gunzip(t, filepath.Join(dir, file))) {
+		for i, req := range evaldata.CSIC(t, file) {
 			if i%every != 0 {
 				continue
 			}
-			fields := strings.Fields(req[0])
+			fields := strings.Fields(req.Line)
 			u, err := url.Parse(fields[1])
 			if err != nil {
 				n++
@@ -137,10 +137,10 @@ func TestCRSRatesCSIC2010(t *testing.T) {
 				continue
 			}
 			ctype := ""
-			if req[1] != "" {
+			if req.Body != "" {
 				ctype = "application/x-www-form-urlencoded"
 			}
-			x := exchangeFor(fields[0], u.RequestURI(), ctype, req[1])
+			x := exchangeFor(fields[0], u.RequestURI(), ctype, req.Body)
 			x.Req.Header.Set("User-Agent", "Mozilla/5.0 (compatible; Konqueror/3.5; Linux) KHTML/3.5.8 (like Gecko)")
 			x.Req.Header.Set("Accept", "text/xml,application/xml,application/xhtml+xml,text/html;q=0.9,text/plain;q=0.8,image/png,*/*;q=0.5")
 			x.Req.Header.Set("Accept-Language", "en")

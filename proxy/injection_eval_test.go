@@ -1,52 +1,21 @@
 package proxy
 
 import (
-	"bufio"
-	"compress/gzip"
 	"encoding/csv"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/apiguard/apiguard/internal/evaldata"
 )
-
-// dataDir is the shared evaluation data (../shared/data from the
-// repository root); APIGUARD_DATA overrides it.
-func dataDir(t *testing.T, sub string) string {
-	t.Helper()
-	dir := os.Getenv("APIGUARD_DATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "data")
-	}
-	dir = filepath.Join(dir, sub)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("evaluation data %s not present (set APIGUARD_DATA to the shared data folder): %v", dir, err)
-	}
-	return dir
-}
-
-func gunzip(t *testing.T, path string) io.Reader {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return z
-}
 
 // TestInjectionRatesHTTPParams measures libinjection, as the inspection
 // check runs it, on the labelled parameter values of HttpParamsDataset.
 func TestInjectionRatesHTTPParams(t *testing.T) {
-	dir := dataDir(t, "httpparams")
-	r := csv.NewReader(gunzip(t, filepath.Join(dir, "payload_train.csv.gz")))
+	dir := evaldata.Dir(t, "httpparams")
+	r := csv.NewReader(evaldata.Gunzip(t, filepath.Join(dir, "payload_train.csv.gz")))
 	if _, err := r.Read(); err != nil {
 		t.Fatal(err)
 	}
@@ -77,44 +46,10 @@ func TestInjectionRatesHTTPParams(t *testing.T) {
 	}
 }
 
-var csicStart = regexp.MustCompile(`^(GET|POST|PUT) http`)
-
-// csicRequests splits a CSIC 2010 file into (request line, body) pairs.
-func csicRequests(t *testing.T, r io.Reader) [][2]string {
-	t.Helper()
-	var out [][2]string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var line, body string
-	inBody := false
-	flush := func() {
-		if line != "" {
-			out = append(out, [2]string{line, body})
-		}
-	}
-	for sc.Scan() {
-		l := strings.TrimRight(sc.Text(), "\r")
-		switch {
-		case csicStart.MatchString(l):
-			flush()
-			line, body, inBody = l, "", false
-		case l == "":
-			inBody = true
-		case inBody:
-			body += l
-		}
-	}
-	flush()
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // csicFlagged runs the inspection's injection detection over a request's
 // path segments, query values and form body values.
-func csicFlagged(req [2]string) *finding {
-	fields := strings.Fields(req[0])
+func csicFlagged(req evaldata.CSICRequest) *finding {
+	fields := strings.Fields(req.Line)
 	u, err := url.Parse(fields[1])
 	if err != nil {
 		return &finding{kind: "unparseable", where: "url"}
@@ -129,7 +64,7 @@ func csicFlagged(req [2]string) *finding {
 	for _, seg := range strings.Split(u.Path, "/") {
 		look("path", seg)
 	}
-	for _, raw := range []string{u.RawQuery, req[1]} {
+	for _, raw := range []string{u.RawQuery, req.Body} {
 		vals, err := url.ParseQuery(raw)
 		if err != nil {
 			// As the proxy would: a malformed query is refused (400).
@@ -146,10 +81,9 @@ func csicFlagged(req [2]string) *finding {
 // injection detector should see: parameter tampering, overflows, hidden
 // resources).
 func TestInjectionRatesCSIC2010(t *testing.T) {
-	dir := dataDir(t, "csic2010")
 	count := func(file string) (n, flagged int, kinds map[string]int) {
 		kinds = map[string]int{}
-		for _, req := range csicRequests(t, gunzip(t, filepath.Join(dir, file))) {
+		for _, req := range evaldata.CSIC(t, file) {
 			n++
 			if f := csicFlagged(req); f != nil {
 				flagged++
