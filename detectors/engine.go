@@ -92,7 +92,7 @@ type engineState struct {
 	Creds      map[uint64]*credState // credential principal → where it was used from
 	Logins     map[uint64]*loginState
 	Params     map[string]*paramModel // API + "\x00" + parameter
-	Cool       map[uint64]int64       // (detector, subject) → event time the cooldown ends
+	Cool       map[uint64]int64       // (detector, principal) → event time the cooldown ends
 	Flagged    map[uint64]int64       // principal → event time until which it teaches nothing
 	Risk       map[uint64]riskState
 	Probe      ratio  // every principal's misses across APIs (probing.go)
@@ -141,7 +141,6 @@ type finding struct {
 	p          float64 // tail probability under the baseline
 	kind, val  string  // principal; empty for the event's
 	api        string  // empty for the event's
-	subject    uint64  // cooldown key within the detector; 0 for the principal's
 	deviations []*event.Deviation
 	summary    string
 	eventIDs   []string      // empty for the event's id
@@ -223,11 +222,10 @@ func (e *Engine) anomalies(x *ctx, found []finding) []*event.Anomaly {
 		if api == "" {
 			api = x.ev.Api
 		}
-		subject := f.subject
-		if subject == 0 {
-			subject = hashStrings(kind, val)
-		}
-		cool := hashUint(subject, hashStrings(f.det))
+		// One cooldown per detector and principal (an API, for anomalies
+		// about APIs).
+		pk := hashStrings(kind, val)
+		cool := hashUint(pk, hashStrings(f.det))
 		if x.t < e.st.Cool[cool] {
 			continue
 		}
@@ -236,7 +234,6 @@ func (e *Engine) anomalies(x *ctx, found []finding) []*event.Anomaly {
 			cd = e.cfg.Cooldown
 		}
 		e.st.Cool[cool] = x.t + int64(cd)
-		pk := hashStrings(kind, val)
 		e.st.Flagged[pk] = x.t + int64(e.cfg.Cooldown)
 		score := scoreOf(f.p)
 		risk := e.addRisk(pk, x.t, score)
