@@ -284,6 +284,24 @@ func TestParameters(t *testing.T) {
 		}
 		explained(t, got)
 	})
+	t.Run("a parameter the API never carried", func(t *testing.T) {
+		extra := search(who{ip: "203.0.113.67", ua: browserUA}, 25*time.Minute, 25*time.Minute+10*time.Second, func(int) string { return "shoes" })
+		for _, ev := range extra {
+			ev.Query = append(ev.Query, &event.QueryParam{Name: "role", Value: "admin"})
+		}
+		got := by(runAll(newEngine(t, nil), sorted(normal, extra)), ParamsName)
+		if len(got) == 0 || got[0].Deviations[0].Feature != `new parameter "role"` {
+			t.Fatalf("parameters gave %v", got)
+		}
+	})
+	t.Run("names without captured values", func(t *testing.T) {
+		// The proxy records names only unless capture is on: nothing to
+		// score, and no name is new.
+		names := search(member("user", 2), 0, 30*time.Minute, func(int) string { return "" })
+		if got := by(runAll(newEngine(t, nil), sorted(names)), ParamsName); len(got) > 0 {
+			t.Fatalf("parameters flagged %s", got[0].Summary)
+		}
+	})
 	t.Run("new words of the same kind", func(t *testing.T) {
 		fresh := search(who{ip: "203.0.113.66", ua: browserUA}, 25*time.Minute, 26*time.Minute, func(i int) string {
 			return []string{"garden hose", "tent", "book 2"}[i%3]

@@ -298,25 +298,27 @@ func (d *params) observe(e *Engine, x *ctx, out []finding) []finding {
 	for _, q := range x.ev.Query {
 		key := x.ev.Api + "\x00" + q.Name
 		m := e.st.Params[key]
-		if m == nil && known {
-			if unknownNameP < worst.p {
-				worst = paramScore{p: unknownNameP, reason: fmt.Sprintf("is a parameter the API never carried in %d requests", x.api.ParamRequests),
-					devs: []*event.Deviation{{Feature: "new parameter " + strconv.Quote(clipString(q.Name, 40)), Observed: 1, Expected: 0}}}
-				worstName, worstValue = q.Name, q.Value
-			}
-			continue
-		}
-		if q.Value == "" {
-			continue
-		}
-		v := decodeParam(q.Value)
 		if m == nil {
-			if len(e.st.Params) >= maxParamModels {
+			// (A full model table cannot tell a new name from a known one.)
+			if known && len(e.st.Params) < maxParamModels {
+				if unknownNameP < worst.p {
+					worst = paramScore{p: unknownNameP, reason: fmt.Sprintf("is a parameter the API never carried in %d requests", x.api.ParamRequests),
+						devs: []*event.Deviation{{Feature: "new parameter " + strconv.Quote(clipString(q.Name, 40)), Observed: 1, Expected: 0}}}
+					worstName, worstValue = q.Name, q.Value
+				}
+				continue
+			}
+			// Names are learned whether or not the proxy captures values.
+			if !x.learn || len(e.st.Params) >= maxParamModels {
 				continue
 			}
 			m = &paramModel{}
 			e.st.Params[strings.Clone(key)] = m
 		}
+		if q.Value == "" {
+			continue
+		}
+		v := decodeParam(q.Value)
 		if int(m.N) < d.cfg.MinSamples {
 			if x.learn {
 				m.learn(v)
