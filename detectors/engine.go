@@ -189,7 +189,8 @@ func (e *Engine) prepare(ev *event.RequestEvent) *ctx {
 			bitsLen = 48
 		}
 		x.netPrefix, _ = ip.Prefix(bitsLen)
-		x.netKey = hashStrings(x.netPrefix.String())
+		a := x.netPrefix.Addr().As16()
+		x.netKey = hashStrings(string(a[:])) // no allocation: the conversion does not escape
 	}
 	x.api = e.apiFor(ev.Api)
 	x.object, x.objectNum, x.hasNum = objectOf(ev.Api, ev.Path)
