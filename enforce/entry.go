@@ -1,6 +1,6 @@
-// Package enforce provides enforcement entries (blocks, throttles and
-// revocations keyed by IP, CIDR, API key, token, subject or fingerprint) and
-// the Matcher the proxy consults on every request. The Matcher answers from
+// Package enforce provides enforcement entries (blocks, throttles,
+// revocations and allow entries keyed by IP, CIDR, API key, token, subject or
+// fingerprint) and the Matcher the proxy consults on every request. The Matcher answers from
 // memory; entries reach it from the KV bucket through enforce/kv.
 package enforce
 
@@ -52,16 +52,21 @@ func ParseKind(s string) (Kind, error) {
 // Action is what an entry does to a matching request.
 type Action uint8
 
-// Actions, from the weakest to the strongest: when several entries match a
-// request, the strongest wins.
+// Sanctions, from the weakest to the strongest: when several entries match
+// a request, the strongest wins. ActionAllow is not a sanction but an
+// exemption (see Matcher.Match): it is never a Verdict's action.
 const (
 	ActionNone Action = iota
 	ActionThrottle
 	ActionRevoke
 	ActionBlock
+	// ActionAllow marks a principal that is never blocked: the responder
+	// and operators' block commands spare it, and the proxy lets an
+	// allowed address through whatever ip or cidr entry covers it.
+	ActionAllow
 )
 
-var actionNames = [...]string{"none", "throttle", "revoke", "block"}
+var actionNames = [...]string{"none", "throttle", "revoke", "block", "allow"}
 
 // String returns the wire name of the action.
 func (a Action) String() string {
@@ -78,10 +83,10 @@ func ParseAction(s string) (Action, error) {
 			return a, nil
 		}
 	}
-	return ActionNone, fmt.Errorf("unknown action %q (want throttle, revoke or block)", s)
+	return ActionNone, fmt.Errorf("unknown action %q (want throttle, revoke, block or allow)", s)
 }
 
-// Entry is one block, throttle or revocation. Entries are values; the
+// Entry is one block, throttle, revocation or allow entry. Entries are values; the
 // Matcher holds pointers to copies it owns and never changes them.
 type Entry struct {
 	Kind      Kind

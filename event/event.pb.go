@@ -209,6 +209,8 @@ const (
 	ActionKind_ACTION_THROTTLE    ActionKind = 2
 	ActionKind_ACTION_REVOKE      ActionKind = 3
 	ActionKind_ACTION_UNBLOCK     ActionKind = 4
+	ActionKind_ACTION_ALLOW       ActionKind = 5 // an allow entry: never blocked (apiguard allow)
+	ActionKind_ACTION_UNALLOW     ActionKind = 6 // an allow entry removed
 )
 
 // Enum value maps for ActionKind.
@@ -219,6 +221,8 @@ var (
 		2: "ACTION_THROTTLE",
 		3: "ACTION_REVOKE",
 		4: "ACTION_UNBLOCK",
+		5: "ACTION_ALLOW",
+		6: "ACTION_UNALLOW",
 	}
 	ActionKind_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
@@ -226,6 +230,8 @@ var (
 		"ACTION_THROTTLE":    2,
 		"ACTION_REVOKE":      3,
 		"ACTION_UNBLOCK":     4,
+		"ACTION_ALLOW":       5,
+		"ACTION_UNALLOW":     6,
 	}
 )
 
@@ -743,19 +749,31 @@ func (x *Deviation) GetDeviation() float64 {
 
 // Anomaly is what a detector found.
 type Anomaly struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Schema        uint32                 `protobuf:"varint,1,opt,name=schema,proto3" json:"schema,omitempty"`
-	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	TimeUnixNano  int64                  `protobuf:"varint,3,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"` // event time of the request that triggered it
-	Detector      string                 `protobuf:"bytes,4,opt,name=detector,proto3" json:"detector,omitempty"`
-	Api           string                 `protobuf:"bytes,5,opt,name=api,proto3" json:"api,omitempty"`
-	Principal     *Principal             `protobuf:"bytes,6,opt,name=principal,proto3" json:"principal,omitempty"`
-	Score         float64                `protobuf:"fixed64,7,opt,name=score,proto3" json:"score,omitempty"` // in [0,1]
-	Severity      Severity               `protobuf:"varint,8,opt,name=severity,proto3,enum=apiguard.event.v1.Severity" json:"severity,omitempty"`
-	Deviations    []*Deviation           `protobuf:"bytes,9,rep,name=deviations,proto3" json:"deviations,omitempty"`
-	EventIds      []string               `protobuf:"bytes,10,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
-	Summary       string                 `protobuf:"bytes,11,opt,name=summary,proto3" json:"summary,omitempty"`
-	Risk          float64                `protobuf:"fixed64,12,opt,name=risk,proto3" json:"risk,omitempty"` // the principal's combined risk in [0,1] after this anomaly
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Schema       uint32                 `protobuf:"varint,1,opt,name=schema,proto3" json:"schema,omitempty"`
+	Id           string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	TimeUnixNano int64                  `protobuf:"varint,3,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"` // event time of the request that triggered it
+	Detector     string                 `protobuf:"bytes,4,opt,name=detector,proto3" json:"detector,omitempty"`
+	Api          string                 `protobuf:"bytes,5,opt,name=api,proto3" json:"api,omitempty"`
+	Principal    *Principal             `protobuf:"bytes,6,opt,name=principal,proto3" json:"principal,omitempty"`
+	Score        float64                `protobuf:"fixed64,7,opt,name=score,proto3" json:"score,omitempty"` // in [0,1]
+	Severity     Severity               `protobuf:"varint,8,opt,name=severity,proto3,enum=apiguard.event.v1.Severity" json:"severity,omitempty"`
+	Deviations   []*Deviation           `protobuf:"bytes,9,rep,name=deviations,proto3" json:"deviations,omitempty"`
+	EventIds     []string               `protobuf:"bytes,10,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
+	Summary      string                 `protobuf:"bytes,11,opt,name=summary,proto3" json:"summary,omitempty"`
+	Risk         float64                `protobuf:"fixed64,12,opt,name=risk,proto3" json:"risk,omitempty"` // the principal's combined risk in [0,1] after this anomaly
+	// shared_by counts the established principals (seen for a while, not
+	// flagged) that the detecting partition saw behind the principal over the
+	// last one to two long windows: the keys, subjects and tokens using an ip,
+	// every principal on a cidr or presenting an fp; 0 for other kinds. Each
+	// partition sees its own principals only, about 1/N of them with N
+	// partitions. The responder never blocks a principal that many share.
+	SharedBy uint32 `protobuf:"varint,13,opt,name=shared_by,json=sharedBy,proto3" json:"shared_by,omitempty"`
+	// members are principals behind this one (on its network, with its
+	// fingerprint) whose own requests took part in what it was flagged for,
+	// and that no established principal shares: what the responder blocks
+	// when this principal is too widely shared to block.
+	Members       []*Principal `protobuf:"bytes,14,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -872,6 +890,20 @@ func (x *Anomaly) GetRisk() float64 {
 		return x.Risk
 	}
 	return 0
+}
+
+func (x *Anomaly) GetSharedBy() uint32 {
+	if x != nil {
+		return x.SharedBy
+	}
+	return 0
+}
+
+func (x *Anomaly) GetMembers() []*Principal {
+	if x != nil {
+		return x.Members
+	}
+	return nil
 }
 
 // Action is what the responder or an operator did about an anomaly or a principal.
@@ -1054,7 +1086,7 @@ const file_event_event_proto_rawDesc = "" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\x1a\n" +
 	"\bobserved\x18\x02 \x01(\x01R\bobserved\x12\x1a\n" +
 	"\bexpected\x18\x03 \x01(\x01R\bexpected\x12\x1c\n" +
-	"\tdeviation\x18\x04 \x01(\x01R\tdeviation\"\x99\x03\n" +
+	"\tdeviation\x18\x04 \x01(\x01R\tdeviation\"\xee\x03\n" +
 	"\aAnomaly\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\rR\x06schema\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12$\n" +
@@ -1070,7 +1102,9 @@ const file_event_event_proto_rawDesc = "" +
 	"\tevent_ids\x18\n" +
 	" \x03(\tR\beventIds\x12\x18\n" +
 	"\asummary\x18\v \x01(\tR\asummary\x12\x12\n" +
-	"\x04risk\x18\f \x01(\x01R\x04risk\"\xf2\x02\n" +
+	"\x04risk\x18\f \x01(\x01R\x04risk\x12\x1b\n" +
+	"\tshared_by\x18\r \x01(\rR\bsharedBy\x126\n" +
+	"\amembers\x18\x0e \x03(\v2\x1c.apiguard.event.v1.PrincipalR\amembers\"\xf2\x02\n" +
 	"\x06Action\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\rR\x06schema\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12$\n" +
@@ -1105,14 +1139,16 @@ const file_event_event_proto_rawDesc = "" +
 	"\fSEVERITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n" +
 	"\rSEVERITY_HIGH\x10\x03\x12\x15\n" +
-	"\x11SEVERITY_CRITICAL\x10\x04*r\n" +
+	"\x11SEVERITY_CRITICAL\x10\x04*\x98\x01\n" +
 	"\n" +
 	"ActionKind\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_BLOCK\x10\x01\x12\x13\n" +
 	"\x0fACTION_THROTTLE\x10\x02\x12\x11\n" +
 	"\rACTION_REVOKE\x10\x03\x12\x12\n" +
-	"\x0eACTION_UNBLOCK\x10\x04B*Z(github.com/apiguard/apiguard/event;eventb\x06proto3"
+	"\x0eACTION_UNBLOCK\x10\x04\x12\x10\n" +
+	"\fACTION_ALLOW\x10\x05\x12\x12\n" +
+	"\x0eACTION_UNALLOW\x10\x06B*Z(github.com/apiguard/apiguard/event;eventb\x06proto3"
 
 var (
 	file_event_event_proto_rawDescOnce sync.Once
@@ -1147,13 +1183,14 @@ var file_event_event_proto_depIdxs = []int32{
 	4, // 3: apiguard.event.v1.Anomaly.principal:type_name -> apiguard.event.v1.Principal
 	2, // 4: apiguard.event.v1.Anomaly.severity:type_name -> apiguard.event.v1.Severity
 	7, // 5: apiguard.event.v1.Anomaly.deviations:type_name -> apiguard.event.v1.Deviation
-	3, // 6: apiguard.event.v1.Action.kind:type_name -> apiguard.event.v1.ActionKind
-	4, // 7: apiguard.event.v1.Action.target:type_name -> apiguard.event.v1.Principal
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	4, // 6: apiguard.event.v1.Anomaly.members:type_name -> apiguard.event.v1.Principal
+	3, // 7: apiguard.event.v1.Action.kind:type_name -> apiguard.event.v1.ActionKind
+	4, // 8: apiguard.event.v1.Action.target:type_name -> apiguard.event.v1.Principal
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_event_event_proto_init() }

@@ -101,3 +101,20 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestAllowEntryRoundTrip(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	in := enforce.Entry{Kind: enforce.KindCIDR, Value: "203.0.113.0/24", Action: enforce.ActionAllow, Reason: "office NAT",
+		Actor: "operator:ann", Created: now}
+	key, val, err := EncodeEntry(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(val), `"action":"allow"`) {
+		t.Errorf("value %s does not name the allow action", val)
+	}
+	out, err := DecodeEntry(key, val)
+	if err != nil || out != in {
+		t.Fatalf("round trip: %+v, %v; want %+v", out, err, in)
+	}
+}

@@ -16,7 +16,7 @@ import (
 // MinTTL is the shortest lifetime NATS accepts for a key.
 const MinTTL = time.Second
 
-// Writer puts and deletes enforcement entries. It is safe for concurrent use.
+// Writer puts, reads and deletes enforcement entries. It is safe for concurrent use.
 type Writer struct {
 	js jetstream.JetStream
 	kv jetstream.KeyValue
@@ -56,6 +56,58 @@ func (w *Writer) Put(ctx context.Context, e enforce.Entry, now time.Time) (uint6
 		return 0, fmt.Errorf("putting %s: %w", key, err)
 	}
 	return ack.Sequence, nil
+}
+
+// ErrNotFound reports that the bucket holds no live entry under a key.
+var ErrNotFound = errors.New("no enforcement entry")
+
+// ErrChanged reports that an entry was written again after it was read, so
+// a removal of what was read did not happen.
+var ErrChanged = errors.New("enforcement entry changed since it was read")
+
+// Get returns the entry of kind and value and its revision. When the
+// bucket holds none, or only one that has expired at now, the error wraps
+// ErrNotFound.
+func (w *Writer) Get(ctx context.Context, kind enforce.Kind, value string, now time.Time) (enforce.Entry, uint64, error) {
+	v, err := enforce.CanonicalValue(kind, value)
+	if err != nil {
+		return enforce.Entry{}, 0, fmt.Errorf("reading: %w", err)
+	}
+	key := Key(kind, v)
+	kve, err := w.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return enforce.Entry{}, 0, fmt.Errorf("%w for %s %s", ErrNotFound, kind, v)
+	}
+	if err != nil {
+		return enforce.Entry{}, 0, fmt.Errorf("reading %s: %w", key, err)
+	}
+	e, err := DecodeEntry(key, kve.Value())
+	if err != nil {
+		return enforce.Entry{}, 0, err
+	}
+	if e.Expired(now) {
+		return enforce.Entry{}, 0, fmt.Errorf("%w for %s %s (the last one expired at %s)", ErrNotFound, kind, v, e.Expires.UTC().Format(time.RFC3339))
+	}
+	return e, kve.Revision(), nil
+}
+
+// DeleteRevision removes the entry of kind and value if it is still the one
+// at revision rev (from Get). If it was written again since, it is kept and
+// the error wraps ErrChanged.
+func (w *Writer) DeleteRevision(ctx context.Context, kind enforce.Kind, value string, rev uint64) error {
+	v, err := enforce.CanonicalValue(kind, value)
+	if err != nil {
+		return fmt.Errorf("deleting: %w", err)
+	}
+	key := Key(kind, v)
+	err = w.kv.Purge(ctx, key, jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("deleting %s: %w", key, ErrChanged)
+	}
+	if err != nil {
+		return fmt.Errorf("deleting %s: %w", key, err)
+	}
+	return nil
 }
 
 // Delete removes the entry of kind and value. Deleting an absent entry is not an error.
