@@ -95,9 +95,15 @@ type engineState struct {
 	Cool       map[uint64]int64       // (detector, principal) → event time the cooldown ends
 	Flagged    map[uint64]int64       // principal → event time until which it teaches nothing
 	Risk       map[uint64]riskState
-	Probe      ratio  // every principal's misses across APIs (probing.go)
-	Start      int64  // event time of the first event: windows reaching before it are incomplete
-	Swept      uint32 // unix second of the last idle sweep
+	Probe      ratio // every principal's misses across APIs (probing.go)
+	Start      int64 // event time of the first event
+	// Last is the latest event time seen. Resume is, per rate window, the
+	// event time from which the engine has seen every event: the first
+	// event, or the first after a gap (gap.go). A window reaching back
+	// before it is not whole.
+	Last   int64
+	Resume [numWindows]int64
+	Swept  uint32 // unix second of the last idle sweep
 }
 
 func newEngineState() engineState {
@@ -173,9 +179,7 @@ func (e *Engine) Observe(ev *event.RequestEvent) []*event.Anomaly {
 func (e *Engine) prepare(ev *event.RequestEvent) *ctx {
 	x := &e.x
 	*x = ctx{ev: ev, t: ev.TimeUnixNano, sec: uint32(ev.TimeUnixNano / 1e9)}
-	if e.st.Start == 0 {
-		e.st.Start = x.t
-	}
+	e.resume(x.t)
 	e.sweep(x.sec)
 	x.kind, x.val = event.PrincipalOf(ev)
 	x.pkey = hashStrings(x.kind, x.val)

@@ -93,8 +93,10 @@ func (d *health) observe(e *Engine, x *ctx, out []finding) []finding {
 	}
 	if minute > h.Minute {
 		out = d.close(e, x, h, out)
-		for m := h.Minute + 1; m < minute && m <= h.Minute+10; m++ {
-			h.Totals.add(0, uint32(m)) // quiet minutes are part of the baseline
+		// Quiet minutes are part of the baseline, but not the minutes of a
+		// gap in the partition's events (gap.go): those were not seen.
+		for m := max(h.Minute+1, e.st.Resume[winShort]/e.clk.len[winShort]+1); m < minute && m <= h.Minute+10; m++ {
+			h.Totals.add(0, uint32(m))
 		}
 		*h = healthState{Minute: minute, Totals: h.Totals, Lat: h.Lat, Errors: h.Errors, ToD: h.ToD}
 	}
@@ -169,7 +171,9 @@ func (d *health) close(e *Engine, x *ctx, h *healthState, out []finding) []findi
 			deviations: []*event.Deviation{{Feature: "requests_1m", Observed: req, Expected: expected, Deviation: z}},
 			summary:    fmt.Sprintf("%s served %.0f requests in a minute; %.0f expected at %02d:00 (%.1f σ)", api, req, expected, hour, z)})
 	}
-	if len(out) == n {
+	// A minute is learnt if it was normal and seen whole: not the engine's
+	// first, nor one a gap cut short.
+	if len(out) == n && h.Minute*e.clk.len[winShort] >= e.st.Resume[winShort] {
 		h.Totals.add(req, uint32(h.Minute))
 		if h.LatN > 0 {
 			h.Lat.add(h.LogLat/float64(h.LatN), uint32(h.Minute))

@@ -45,7 +45,7 @@ type profile struct{ cfg ProfileConfig }
 func (*profile) name() string { return ProfileName }
 
 func (d *profile) observe(e *Engine, x *ctx, out []finding) []finding {
-	if x.pair == nil || x.api.Profile.N < e.cfg.WarmupSamples {
+	if x.pair == nil || x.api.Profile.N < e.cfg.WarmupSamples || !e.whole(winMedium, x.t) {
 		return out
 	}
 	req, miss, kib := x.pair.recent()

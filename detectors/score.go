@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/mathext"
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 )
@@ -34,6 +35,17 @@ func binomialTail(k, n int, p0 float64) float64 {
 		return 0
 	}
 	return distuv.Binomial{N: float64(n), P: p0}.Survival(float64(k) - 0.5)
+}
+
+// poissonTail is the probability that a Poisson count of mean lambda is
+// at least k. It is the regularised lower incomplete gamma function, which
+// keeps its precision far into the tail (1 − CDF does not).
+func poissonTail(k, lambda float64) float64 {
+	k = math.Ceil(k)
+	if k <= 0 {
+		return 1
+	}
+	return mathext.GammaIncReg(k, max(lambda, 1e-9))
 }
 
 // robustZ is how many robust standard deviations x lies above a baseline

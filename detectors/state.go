@@ -90,7 +90,7 @@ func (e *Engine) roll(p *pair, x *ctx, a *apiState) {
 	now := max(x.t, last) // a late event counts in the current slot
 	half := c.len[winMedium] / 2
 	halves := now/half - last/half
-	if a != nil && x.learn && halves == 1 && now >= e.st.Start+c.len[winMedium] {
+	if a != nil && x.learn && halves == 1 && e.whole(winMedium, now) {
 		e.sampleObjects(p, a, x)
 	}
 	clear := func(w int, n int64, f func(i int64)) {
@@ -184,17 +184,17 @@ func (e *Engine) principalFor(x *ctx) *principalState {
 
 // sampleRates gives the API's baselines what the pair looks like at this
 // event, at most once per window length per pair, so every active
-// principal weighs the same however fast it goes — once the engine has
-// run for the window's length, as a window reaching back before its first
-// event may miss requests: the request counts over the rolling windows
-// (the same statistic the detectors score), and the medium window's
-// response volume.
+// principal weighs the same however fast it goes — only from windows the
+// engine has seen whole (gap.go), as one reaching back before its first
+// event or into a gap misses requests: the request counts over the
+// rolling windows (the same statistic the detectors score), and the
+// medium window's response volume.
 func (e *Engine) sampleRates(p *pair, a *apiState, x *ctx, now int64) {
 	owner := uint32(x.pkey)
 	counts := p.counts()
 	for w := range numWindows {
 		idx := uint32(now/e.clk.len[w] - e.st.Start/e.clk.len[w])
-		if idx > p.Sampled[w] && now >= e.st.Start+e.clk.len[w] {
+		if idx > p.Sampled[w] && e.whole(w, now) {
 			p.Sampled[w] = idx
 			a.Rate[w].add(counts[w], owner)
 			if w == winMedium {

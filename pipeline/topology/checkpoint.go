@@ -59,4 +59,25 @@ func (c *Checkpoints) Save(ctx context.Context, partition int, cp pipeline.Check
 	return nil
 }
 
+// Clear deletes every partition's checkpoint, so that the pipelines that
+// start next learn afresh, and returns how many it deleted. The demo uses
+// it: a new demo must not inherit the detector state of an earlier one.
+func (c *Checkpoints) Clear(ctx context.Context) (int, error) {
+	infos, err := c.obs.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("listing checkpoints: %w", err)
+	}
+	n := 0
+	for _, o := range infos {
+		if err := c.obs.Delete(ctx, o.Name); err != nil {
+			return n, fmt.Errorf("deleting checkpoint %s: %w", o.Name, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 var _ pipeline.CheckpointStore = (*Checkpoints)(nil)
