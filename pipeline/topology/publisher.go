@@ -37,6 +37,10 @@ func (p *Publisher) WriteAction(ctx context.Context, act *event.Action) error {
 		kind = "revoke"
 	case event.ActionKind_ACTION_UNBLOCK:
 		kind = "unblock"
+	case event.ActionKind_ACTION_ALLOW:
+		kind = "allow"
+	case event.ActionKind_ACTION_UNALLOW:
+		kind = "unallow"
 	}
 	return p.publish(ctx, fmt.Sprintf(event.SubjectActionsT, kind), act)
 }

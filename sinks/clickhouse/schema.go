@@ -199,4 +199,7 @@ ORDER BY (api, detector, feature, stream_partition, time)`}},
 		`ALTER TABLE {db}.events ADD COLUMN account String DEFAULT '' AFTER subject`,
 		`ALTER TABLE {db}.anomalies ADD COLUMN risk Float64 DEFAULT 0 AFTER score`,
 	}},
+	{Version: 10, Name: "actions.kind allow and unallow", Statements: []string{
+		`ALTER TABLE {db}.actions MODIFY COLUMN kind Enum8('unspecified' = 0, 'block' = 1, 'throttle' = 2, 'revoke' = 3, 'unblock' = 4, 'allow' = 5, 'unallow' = 6)`,
+	}},
 }
