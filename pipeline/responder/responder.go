@@ -1,15 +1,18 @@
 // Package responder turns anomalies into actions: it applies a policy
-// (block the principal for a TTL), safety caps (an allow-list that is never
-// blocked, a ceiling on actions per minute) and dry-run, writes the resulting
+// (block the principal for a TTL), safety caps (allow entries and
+// configured lists that are never blocked, principals too widely shared to
+// block, a ceiling on actions per minute) and dry-run, writes the resulting
 // entries to the enforcement bucket and records every decision, taken or
 // not, on the audit stream.
 package responder
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,11 +40,30 @@ type Config struct {
 	NeverBlock []string `yaml:"never_block"`
 	// NeverBlockKeys lists API key ids that are never blocked.
 	NeverBlockKeys []string `yaml:"never_block_keys"`
+	// MaxSharedPrincipals is how many established principals may share an
+	// ip, cidr or fp principal (event.Anomaly.SharedBy: the keys behind an
+	// address, everyone on a network or presenting a fingerprint) for it
+	// still to be blocked. One shared by more — a NAT, a corporate proxy, a
+	// common browser — is never blocked: the anomaly's attacking members
+	// are blocked instead or, when it names none, the principal is
+	// throttled for SharedThrottleTTL or only recorded.
+	MaxSharedPrincipals int `yaml:"max_shared_principals"`
+	// SharedThrottleTTL is how long a shared principal whose anomaly names
+	// no attacking member is throttled instead of blocked. A throttle
+	// refuses its legitimate sharers too (429), so the default, 0, only
+	// records the anomaly.
+	SharedThrottleTTL time.Duration `yaml:"shared_throttle_ttl"`
+	// Partitions is the number of event partitions (nats.partitions), set
+	// by the wiring, not by the file. Each partition's detectors see only
+	// the principals that hash to it, so an anomaly's SharedBy is about
+	// 1/Partitions of the sharers; it is scaled back before the comparison
+	// with MaxSharedPrincipals. 0 counts as 1.
+	Partitions int `yaml:"-"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{BlockTTL: 10 * time.Minute, MinScore: 0.5, MaxActionsPerMinute: 120}
+	return Config{BlockTTL: 10 * time.Minute, MinScore: 0.5, MaxActionsPerMinute: 120, MaxSharedPrincipals: 5}
 }
 
 // Validate reports the first bad field by its config key.
@@ -53,6 +75,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("responder.min_score: %g, want 0..1", c.MinScore)
 	case c.MaxActionsPerMinute < 1:
 		return fmt.Errorf("responder.max_actions_per_minute: %d, want at least 1", c.MaxActionsPerMinute)
+	case c.MaxSharedPrincipals < 0:
+		return fmt.Errorf("responder.max_shared_principals: %d, want 0 or more", c.MaxSharedPrincipals)
+	case c.SharedThrottleTTL != 0 && c.SharedThrottleTTL < time.Second:
+		return fmt.Errorf("responder.shared_throttle_ttl: %s, want 0 (record only) or at least 1s", c.SharedThrottleTTL)
+	case c.Partitions < 0:
+		return fmt.Errorf("responder.partitions: %d, want 0 or more", c.Partitions)
 	}
 	for i, s := range c.NeverBlock {
 		if _, err := netip.ParsePrefix(s); err != nil {
@@ -72,11 +100,18 @@ type AuditSink interface {
 	WriteAction(ctx context.Context, a *event.Action) error
 }
 
+// AllowList answers whether a principal has a live allow entry
+// (enforce.Matcher, fed from the bucket by an enforce/kv.Watcher).
+type AllowList interface {
+	Allowed(k enforce.Key, now time.Time) *enforce.Entry
+}
+
 // Stats are the responder's counters.
 type Stats struct {
 	Actions  atomic.Uint64 // enforced
-	DryRun   atomic.Uint64 // recorded only (dry-run, cap or allow-list)
+	DryRun   atomic.Uint64 // recorded only (dry-run, cap, allow entry or list, shared principal)
 	Ignored  atomic.Uint64 // below MinScore
+	Shared   atomic.Uint64 // anomalies on a principal too widely shared to block
 	Failures atomic.Uint64
 }
 
@@ -96,6 +131,10 @@ type Responder struct {
 	count  int
 	// OnAction, if set before use, is called with every action recorded.
 	OnAction func(*event.Action)
+	// Allows, if set before use, holds the allow entries: a principal they
+	// cover is never blocked or throttled; the action is recorded as
+	// dry-run with the allow's reason.
+	Allows AllowList
 }
 
 // New returns a responder; cfg must be valid. now is the wall clock (TTLs
@@ -116,7 +155,13 @@ func (r *Responder) Stats() *Stats { return &r.stats }
 
 // WriteAnomaly applies the policy to a. It returns an error only when the
 // bucket or the audit stream refused a write, so that the pipeline retries;
-// retries are idempotent (the action id derives from the anomaly id).
+// retries are idempotent (action ids derive from the anomaly id).
+//
+// A principal that more than MaxSharedPrincipals established principals
+// share is not blocked: the members the anomaly names are, each with an
+// action of its own, and then the principal's own action, recorded as
+// dry-run, says which were blocked; an anomaly that names no member
+// throttles the principal for SharedThrottleTTL, or is only recorded.
 func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 	if a.Score < r.cfg.MinScore || a.Principal == nil || a.Principal.Kind == event.KindAPI {
 		r.stats.Ignored.Add(1)
@@ -129,10 +174,9 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 		return nil
 	}
 	now := r.now()
-	trigger := time.Unix(0, a.TimeUnixNano)
 	act := &event.Action{
 		Schema:          event.SchemaVersion,
-		Id:              event.HashID(trigger, "action", a.Id),
+		Id:              event.HashID(time.Unix(0, a.TimeUnixNano), "action", a.Id),
 		TimeUnixNano:    now.UnixNano(),
 		Kind:            event.ActionKind_ACTION_BLOCK,
 		Target:          &event.Principal{Kind: a.Principal.Kind, Value: a.Principal.Value},
@@ -143,25 +187,99 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 		DryRun:          r.cfg.DryRun,
 		TriggerUnixNano: a.TimeUnixNano,
 	}
-	if why := r.spared(kind, a.Principal.Value); why != "" {
+	sharers, shared := r.shared(kind, a.SharedBy)
+	if !shared {
+		return r.apply(ctx, act, kind, enforce.ActionBlock, r.cfg.BlockTTL, now)
+	}
+	r.stats.Shared.Add(1)
+	why := fmt.Sprintf("%s %s is shared by about %d established principals (more than max_shared_principals %d)",
+		a.Principal.Kind, a.Principal.Value, sharers, r.cfg.MaxSharedPrincipals)
+	if len(a.Members) == 0 {
+		if r.cfg.SharedThrottleTTL > 0 {
+			act.Kind, act.TtlSeconds = event.ActionKind_ACTION_THROTTLE, int64(r.cfg.SharedThrottleTTL/time.Second)
+			act.Reason = fmt.Sprintf("%s: throttled for %s instead of blocked; %s", why, r.cfg.SharedThrottleTTL, act.Reason)
+			return r.apply(ctx, act, kind, enforce.ActionThrottle, r.cfg.SharedThrottleTTL, now)
+		}
+		act.DryRun = true
+		act.Reason = fmt.Sprintf("%s: not blocked, and the anomaly names no attacking member; %s", why, act.Reason)
+		return r.apply(ctx, act, kind, enforce.ActionBlock, r.cfg.BlockTTL, now)
+	}
+	var blocked, spared []string
+	for _, m := range a.Members {
+		mk, err := enforce.ParseKind(m.GetKind())
+		if err != nil || m.GetValue() == "" {
+			r.log.Warn("anomaly names a member of an unknown kind", "anomaly", a.Id, "kind", m.GetKind())
+			continue
+		}
+		name := m.Kind + " " + m.Value
+		ma := &event.Action{
+			Schema:          event.SchemaVersion,
+			Id:              event.HashID(time.Unix(0, a.TimeUnixNano), "action", a.Id, m.Kind, m.Value),
+			TimeUnixNano:    now.UnixNano(),
+			Kind:            event.ActionKind_ACTION_BLOCK,
+			Target:          &event.Principal{Kind: m.Kind, Value: m.Value},
+			TtlSeconds:      int64(r.cfg.BlockTTL / time.Second),
+			Reason:          fmt.Sprintf("attacking member of %s %s, blocked instead of it (%s); %s", a.Principal.Kind, a.Principal.Value, why, act.Reason),
+			AnomalyId:       a.Id,
+			Actor:           Actor,
+			DryRun:          r.cfg.DryRun,
+			TriggerUnixNano: a.TimeUnixNano,
+		}
+		if err := r.apply(ctx, ma, mk, enforce.ActionBlock, r.cfg.BlockTTL, now); err != nil {
+			return err
+		}
+		if ma.DryRun {
+			spared = append(spared, name)
+		} else {
+			blocked = append(blocked, name)
+		}
+	}
+	act.DryRun = true
+	note := why + ": not blocked"
+	if len(blocked) > 0 {
+		note += "; blocked its attacking members instead: " + strings.Join(blocked, ", ")
+	}
+	if len(spared) > 0 {
+		note += "; attacking members recorded only (see their actions): " + strings.Join(spared, ", ")
+	}
+	act.Reason = note + "; " + act.Reason
+	return r.apply(ctx, act, kind, enforce.ActionBlock, r.cfg.BlockTTL, now)
+}
+
+// shared returns the estimated number of established principals sharing a
+// principal of kind k that an anomaly says sharedBy share, and whether
+// that is too many to block it.
+func (r *Responder) shared(k enforce.Kind, sharedBy uint32) (int, bool) {
+	if k != enforce.KindIP && k != enforce.KindCIDR && k != enforce.KindFP {
+		return 0, false
+	}
+	n := int(sharedBy) * max(r.cfg.Partitions, 1)
+	return n, n > r.cfg.MaxSharedPrincipals
+}
+
+// apply records act, whose target is of kind k: unless it is dry-run
+// already or the safety checks make it so, it first writes the entry
+// (action ea for ttl); then it audits it.
+func (r *Responder) apply(ctx context.Context, act *event.Action, k enforce.Kind, ea enforce.Action, ttl time.Duration, now time.Time) error {
+	if why := r.spared(k, act.Target.Value, now); why != "" {
 		act.DryRun = true
 		act.Reason = why + "; " + act.Reason
 	} else if !act.DryRun && !r.takeSlot(now) {
 		act.DryRun = true
 		act.Reason = fmt.Sprintf("cap of %d actions a minute reached; %s", r.cfg.MaxActionsPerMinute, act.Reason)
-		r.log.Warn("action cap reached, recording only", "anomaly", a.Id, "cap", r.cfg.MaxActionsPerMinute)
+		r.log.Warn("action cap reached, recording only", "anomaly", act.AnomalyId, "cap", r.cfg.MaxActionsPerMinute)
 	}
 	if !act.DryRun {
-		e := enforce.Entry{Kind: kind, Value: a.Principal.Value, Action: enforce.ActionBlock, Reason: act.Reason,
-			AnomalyID: a.Id, Actor: Actor, Created: now, Expires: now.Add(r.cfg.BlockTTL), Trigger: trigger}
+		e := enforce.Entry{Kind: k, Value: act.Target.Value, Action: ea, Reason: act.Reason,
+			AnomalyID: act.AnomalyId, Actor: act.Actor, Created: now, Expires: now.Add(ttl), Trigger: time.Unix(0, act.TriggerUnixNano)}
 		if _, err := r.w.Put(ctx, e, now); err != nil {
 			r.stats.Failures.Add(1)
-			return fmt.Errorf("enforcing action for anomaly %s: %w", a.Id, err)
+			return fmt.Errorf("enforcing action for anomaly %s: %w", act.AnomalyId, err)
 		}
 	}
 	if err := r.audit.WriteAction(ctx, act); err != nil {
 		r.stats.Failures.Add(1)
-		return fmt.Errorf("auditing action for anomaly %s: %w", a.Id, err)
+		return fmt.Errorf("auditing action for anomaly %s: %w", act.AnomalyId, err)
 	}
 	if act.DryRun {
 		r.stats.DryRun.Add(1)
@@ -175,7 +293,19 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 }
 
 // spared returns why a principal is never blocked, or "".
-func (r *Responder) spared(kind enforce.Kind, value string) string {
+func (r *Responder) spared(kind enforce.Kind, value string, now time.Time) string {
+	if r.Allows != nil {
+		if e := r.Allows.Allowed(enforce.Key{Kind: kind, Value: value}, now); e != nil {
+			why := "allowed by " + cmp.Or(e.Actor, "an allow entry")
+			if e.Kind != kind || e.Value != value {
+				why += " on " + e.Kind.String() + " " + e.Value
+			}
+			if e.Reason != "" {
+				why += " (" + e.Reason + ")"
+			}
+			return why
+		}
+	}
 	switch kind {
 	case enforce.KindIP:
 		if a, err := netip.ParseAddr(value); err == nil {
