@@ -28,6 +28,7 @@ type checkpoint struct {
 	Cool       []keyed[int64]
 	Flagged    []keyed[int64]
 	Risk       []keyed[riskState]
+	Shares     []keyed[*shareState]
 	Probe      ratio
 	Start      int64
 	Last       int64
@@ -97,7 +98,7 @@ func (e *Engine) MarshalState() ([]byte, error) {
 	st := &e.st
 	c := checkpoint{Version: stateVersion, Windows: e.clk.len, APIs: sortedNamed(st.APIs), Pairs: sortedKeyed(st.Pairs),
 		Principals: sortedKeyed(st.Principals), Creds: sortedKeyed(st.Creds), Logins: sortedKeyed(st.Logins),
-		Cool: sortedKeyed(st.Cool), Flagged: sortedKeyed(st.Flagged), Risk: sortedKeyed(st.Risk),
+		Cool: sortedKeyed(st.Cool), Flagged: sortedKeyed(st.Flagged), Risk: sortedKeyed(st.Risk), Shares: sortedKeyed(st.Shares),
 		Probe: st.Probe, Start: st.Start, Last: st.Last, Resume: st.Resume, Swept: st.Swept}
 	for _, p := range sortedNamed(st.Params) {
 		m := *p.V
@@ -127,7 +128,7 @@ func (e *Engine) UnmarshalState(b []byte) error {
 	}
 	st := engineState{APIs: map[string]*apiState{}, Pairs: toMap(c.Pairs), Principals: toMap(c.Principals),
 		Creds: toMap(c.Creds), Logins: toMap(c.Logins), Params: map[string]*paramModel{}, Cool: toMap(c.Cool),
-		Flagged: toMap(c.Flagged), Risk: toMap(c.Risk), Probe: c.Probe, Start: c.Start, Last: c.Last, Resume: c.Resume, Swept: c.Swept}
+		Flagged: toMap(c.Flagged), Risk: toMap(c.Risk), Shares: toMap(c.Shares), Probe: c.Probe, Start: c.Start, Last: c.Last, Resume: c.Resume, Swept: c.Swept}
 	for _, a := range c.APIs {
 		a.V.restored()
 		st.APIs[a.K] = a.V

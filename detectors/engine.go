@@ -104,12 +104,16 @@ type engineState struct {
 	Last   int64
 	Resume [numWindows]int64
 	Swept  uint32 // unix second of the last idle sweep
+
+	// Shares maps an address, network or fingerprint to the established
+	// principals behind it (sharing.go).
+	Shares map[uint64]*shareState
 }
 
 func newEngineState() engineState {
 	return engineState{APIs: map[string]*apiState{}, Pairs: map[uint64]*pair{}, Principals: map[uint64]*principalState{}, Creds: map[uint64]*credState{},
 		Logins: map[uint64]*loginState{}, Params: map[string]*paramModel{}, Cool: map[uint64]int64{},
-		Flagged: map[uint64]int64{}, Risk: map[uint64]riskState{}}
+		Flagged: map[uint64]int64{}, Risk: map[uint64]riskState{}, Shares: map[uint64]*shareState{}}
 }
 
 type riskState struct {
@@ -151,6 +155,8 @@ type finding struct {
 	summary    string
 	eventIDs   []string      // empty for the event's id
 	cooldown   time.Duration // 0 for Config.Cooldown
+	// members are principals behind kind/val that took part (sharing.go).
+	members []*event.Principal
 }
 
 // Observe takes one event and returns the anomalies it completes, in a
@@ -202,6 +208,7 @@ func (e *Engine) prepare(ev *event.RequestEvent) *ctx {
 		x.pair = e.pairFor(hashStrings(ev.Api, x.kind, x.val), x)
 		e.roll(x.pair, x, x.api)
 		x.prin = e.principalFor(x)
+		e.noteSharing(x)
 	}
 	return x
 }
@@ -231,14 +238,21 @@ func (e *Engine) anomalies(x *ctx, found []finding) []*event.Anomaly {
 		// about APIs).
 		pk := hashStrings(kind, val)
 		cool := hashUint(pk, hashStrings(f.det))
-		if x.t < e.st.Cool[cool] {
-			continue
-		}
 		cd := f.cooldown
 		if cd == 0 {
 			cd = e.cfg.Cooldown
 		}
-		e.st.Cool[cool] = x.t + int64(cd)
+		// In cooldown, a finding is still reported when it names members
+		// not reported within theirs, so each attacking member of a
+		// shared principal is named once (sharing.go).
+		members := e.newMembers(f.det, f.members, x.t, cd)
+		if x.t < e.st.Cool[cool] {
+			if len(members) == 0 {
+				continue
+			}
+		} else {
+			e.st.Cool[cool] = x.t + int64(cd)
+		}
 		e.st.Flagged[pk] = x.t + int64(e.cfg.Cooldown)
 		score := scoreOf(f.p)
 		risk := e.addRisk(pk, x.t, score)
@@ -259,6 +273,8 @@ func (e *Engine) anomalies(x *ctx, found []finding) []*event.Anomaly {
 			EventIds:     slices.Clone(ids),
 			Summary:      f.summary,
 			Risk:         risk,
+			SharedBy:     e.sharedBy(x, kind, val),
+			Members:      members,
 		})
 	}
 	return out

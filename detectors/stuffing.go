@@ -80,6 +80,24 @@ func (l *loginState) accounts() float64 {
 	return distinct(l.Accounts[0]) + distinct(l.Accounts[1])
 }
 
+// Evidence that a client took part in the stuffing of a shared network or
+// fingerprint: its own failed logins over several accounts where the proxy
+// records accounts, or several failed logins where it does not. People
+// who mistype retry the same account.
+const (
+	memberAccounts = 2
+	memberFailures = 3
+)
+
+// tookPart reports whether the source's own failures are such evidence.
+func (l *loginState) tookPart(withAccounts bool) bool {
+	_, f := l.sums()
+	if withAccounts {
+		return f >= memberAccounts && l.accounts() >= memberAccounts
+	}
+	return f >= memberFailures
+}
+
 func (l *loginState) sums() (tries, fails float64) {
 	for i := range l.Tries {
 		tries += float64(l.Tries[i])
@@ -94,6 +112,13 @@ func (l *loginState) sums() (tries, fails float64) {
 // distributed form, where every attempt comes from another IP but the
 // same tool. A source's failures are compared with the API's failure share
 // by their binomial tail.
+//
+// A network or fingerprint may be shared with legitimate clients (a
+// common browser in a common language): a finding on one that established
+// principals share names the event's client as a member when that
+// client's own failures show it took part (tookPart) and nothing
+// established shares the client's address (sharing.go); in cooldown, such
+// findings are still reported for each new member.
 type stuffing struct{ cfg StuffingConfig }
 
 func (*stuffing) name() string { return StuffingName }
@@ -117,6 +142,7 @@ func (d *stuffing) observe(e *Engine, x *ctx, out []finding) []finding {
 		{event.KindFP, "", hashUint(3, hashUint(hashStrings(x.ev.Api), x.fpKey))},
 	}
 	var hit *source
+	var own *loginState // the client IP's
 	var tries, fails, accounts float64
 	var p float64 = 1
 	for i := range sources {
@@ -127,6 +153,9 @@ func (d *stuffing) observe(e *Engine, x *ctx, out []finding) []finding {
 			e.st.Logins[s.key] = l
 		}
 		l.add(&e.clk, x.t, failed, x.ev.Account)
+		if i == 0 {
+			own = l
+		}
 		if !failed || hit != nil {
 			continue
 		}
@@ -154,7 +183,13 @@ func (d *stuffing) observe(e *Engine, x *ctx, out []finding) []finding {
 	if x.ev.Account != "" {
 		devs = append(devs, &event.Deviation{Feature: "distinct_accounts_" + w, Observed: accounts, Expected: 1})
 	}
-	return append(out, finding{p: p, kind: hit.kind, val: hit.val, deviations: devs, summary: fmt.Sprintf(
+	var members []*event.Principal
+	if hit.kind != event.KindIP && own.tookPart(x.ev.Account != "") && e.sharedBy(x, hit.kind, hit.val) > 0 {
+		if m := e.eventMember(x); m != nil {
+			members = []*event.Principal{m}
+		}
+	}
+	return append(out, finding{p: p, kind: hit.kind, val: hit.val, deviations: devs, members: members, summary: fmt.Sprintf(
 		"%d failed logins of %d on %s in %s from %s %s (%.0f accounts); the API fails %.1f%%",
 		int(fails), int(tries), x.ev.Api, w, hit.kind, hit.val, accounts, 100*base)})
 }
