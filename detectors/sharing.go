@@ -23,15 +23,19 @@ import (
 // block a principal that many share; it blocks the members.
 //
 // A principal is established once it has made establishedRequests requests
-// and used one API for half a medium window (5 minutes by default), and
+// and used one API for a short window (a minute by default), and
 // well-behaved while it is not flagged and its combined risk is under
-// establishedMaxRisk. Behind an address count the keys, subjects and
-// tokens seen from it (the address itself is not its own sharer); behind a
+// establishedMaxRisk: a stuffing client trying a few accounts from each
+// address never is. Behind an address count the keys, subjects and tokens
+// seen from it (the address itself is not its own sharer); behind a
 // network or a fingerprint, every principal. The count covers the current
-// long window and the one before it (the last one to two hours by
-// default), by linear counting over 64 bits per window: within a few
-// percent up to about 100, saturating near 266 — the question is only
-// whether a handful share it.
+// period of shareSpan long windows and the one before it (the last 6 to 12
+// hours by default), so a fingerprint that the day's users share is still
+// known as shared at night, by linear counting over 64 bits per period:
+// within a few percent up to about 100, saturating near 266 — the question
+// is only whether a handful share it. It costs a 24-byte state per
+// address, network and fingerprint an established principal used in that
+// time.
 //
 // Like everything the engine knows, the count is of the principals that
 // hash to its partition: with N partitions, about 1/N of the sharers.
