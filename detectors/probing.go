@@ -80,9 +80,11 @@ func scannerTrait(ua string) string {
 	return ""
 }
 
+// clipString shortens s to n bytes and an ellipsis, without cutting a
+// character in two (an anomaly's strings must be valid UTF-8).
 func clipString(s string, n int) string {
 	if len(s) > n {
-		return s[:n] + "…"
+		return event.Clip(s, n) + "…"
 	}
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/apiguard/apiguard/enforce"
+	"github.com/apiguard/apiguard/event"
 )
 
 // maxForwardedHops bounds how much of X-Forwarded-For is read.
@@ -98,7 +99,9 @@ type Credentials struct {
 }
 
 // Credentials reads the API key and bearer token of r. An API key of the
-// form "<id>.<secret>" yields its id; any other key yields "h:" and the first
+// form "<id>.<secret>" yields its id (valid UTF-8: other bytes are written
+// as %XX, so enforcement entries and events name it the same way); any
+// other key yields "h:" and the first
 // 16 hex digits of its SHA-256, so the secret never leaves the proxy. A
 // bearer token yields its SHA-256 (32 hex digits) and, if it is a JWT, its
 // sub and jti, read without verification: verification is a separate check.
@@ -138,7 +141,7 @@ func headerSetFingerprint(h http.Header) string {
 
 func keyID(k string) string {
 	if kid, secret, ok := strings.Cut(k, "."); ok && kid != "" && secret != "" && len(kid) <= 128 {
-		return kid
+		return event.ValidUTF8(kid)
 	}
 	sum := sha256.Sum256([]byte(k))
 	return "h:" + hex.EncodeToString(sum[:8])
@@ -175,11 +178,11 @@ func jwtClaims(tok string) (sub, jti string) {
 	return clip(claims.Sub, 256), clip(claims.JTI, 256)
 }
 
+// clip makes s, read from the network, fit an event field: valid UTF-8
+// (event.ValidUTF8 writes other bytes as %XX) and at most n bytes, never
+// cut inside a character. It allocates only for invalid input.
 func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+	return event.Clip(event.ValidUTF8(s), n)
 }
 
 // Identity returns what the Matcher needs of a client.

@@ -47,7 +47,8 @@ func TestInjectionRatesHTTPParams(t *testing.T) {
 }
 
 // csicFlagged runs the inspection's injection detection over a request's
-// path segments, query values and form body values.
+// path segments, query (read as the proxy reads it: every reading,
+// nothing refused) and form body values.
 func csicFlagged(req evaldata.CSICRequest) *finding {
 	fields := strings.Fields(req.Line)
 	u, err := url.Parse(fields[1])
@@ -55,23 +56,25 @@ func csicFlagged(req evaldata.CSICRequest) *finding {
 		return &finding{kind: "unparseable", where: "url"}
 	}
 	var found *finding
-	look := func(where, v string) bool {
+	look := func(where, _, v string) bool {
 		if found == nil {
 			found = detect(where, v)
 		}
 		return found == nil
 	}
 	for _, seg := range strings.Split(u.Path, "/") {
-		look("path", seg)
+		look("path", "", seg)
 	}
-	for _, raw := range []string{u.RawQuery, req.Body} {
-		vals, err := url.ParseQuery(raw)
-		if err != nil {
-			// As the proxy would: a malformed query is refused (400).
-			return &finding{kind: "malformed", where: "query"}
-		}
-		inspectValues("param", vals, look)
+	inspectQuery(u.RawQuery, look)
+	if found != nil {
+		return found
 	}
+	vals, err := url.ParseQuery(req.Body)
+	if err != nil {
+		// As the proxy would: a malformed form body is refused (400).
+		return &finding{kind: "malformed", where: "form"}
+	}
+	inspectValues("param", vals, look)
 	return found
 }
 

@@ -54,6 +54,11 @@ type RouteInspect struct {
 	// form field or a query parameter. Its value goes into the event's
 	// account, hashed (AccountHash), for the credential-stuffing detector.
 	Account string `yaml:"account"`
+	// StrictQuery refuses (400) a query string with a raw ";" or a "%"
+	// that does not start a %XX escape, which parsers read differently;
+	// otherwise such a query is inspected leniently and forwarded as sent
+	// (query.go). It applies whatever the injection mode.
+	StrictQuery bool `yaml:"strict_query"`
 }
 
 // AccountHash is how an account name is recorded in events: "acct:" and
@@ -161,26 +166,33 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 		return deny(http.StatusRequestEntityTooLarge, "The request body is too large.",
 			fmt.Sprintf("Content-Length %d, limit %d", r.ContentLength, maxBody))
 	}
+	if raw := r.URL.RawQuery; raw != "" && c.cfg.Routes[x.API].StrictQuery {
+		if err := strictQuery(raw); err != nil {
+			return deny(http.StatusBadRequest, err.(*QueryError).Detail(), err.Error())
+		}
+	}
 	var found *finding
-	look := func(where string, v string) bool {
+	look := func(where, name, v string) bool {
 		if found == nil && injection != InjectionOff {
-			found = detect(where, v)
+			if found = detect(where, v); found != nil && name != "" {
+				found.where += " " + clip(name, 64)
+			}
 		}
 		return found == nil
 	}
 	for rest := r.URL.Path; rest != "" && found == nil; {
 		var seg string
 		seg, rest, _ = strings.Cut(rest, "/")
-		look("path", seg)
+		look("path", "", seg)
 	}
-	if found == nil && r.URL.RawQuery != "" {
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			return deny(http.StatusBadRequest, "The query string is malformed.", "query: "+err.Error())
+	if raw := r.URL.RawQuery; raw != "" {
+		if found == nil && injection != InjectionOff {
+			inspectQuery(raw, look)
 		}
-		inspectValues("query", q, look)
-		if v := q.Get(account); account != "" && v != "" {
-			x.Event.Account = AccountHash(v)
+		if account != "" {
+			if v, ok := queryValue(raw, account); ok && v != "" {
+				x.Event.Account = AccountHash(v)
+			}
 		}
 	}
 	if d := c.body(x, maxBody, account, look); d != nil {
@@ -200,13 +212,14 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 	return deny(http.StatusForbidden, "", reason)
 }
 
-func inspectValues(where string, vals url.Values, look func(string, string) bool) {
+// inspectValues looks at the names and values of a parsed form.
+func inspectValues(where string, vals url.Values, look func(where, name, v string) bool) {
 	for k, vs := range vals {
-		if !look(where+" name", k) {
+		if !look(where+" name", "", k) {
 			return
 		}
 		for _, v := range vs {
-			if !look(where+" "+clip(k, 64), v) {
+			if !look(where, k, v) {
 				return
 			}
 		}
@@ -215,7 +228,7 @@ func inspectValues(where string, vals url.Values, look func(string, string) bool
 
 // body reads and inspects the body by its content type, then puts the
 // bytes back for the upstream.
-func (c *Inspection) body(x *Exchange, maxBody int64, account string, look func(string, string) bool) *Denial {
+func (c *Inspection) body(x *Exchange, maxBody int64, account string, look func(where, name, v string) bool) *Denial {
 	r := x.Req
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
@@ -240,7 +253,7 @@ func (c *Inspection) body(x *Exchange, maxBody int64, account string, look func(
 			if key {
 				where = "JSON key"
 			}
-			return look(where, string(s))
+			return look(where, "", string(s))
 		})
 		d = c.bodyError(err, lr)
 	case ctype == "application/xml" || ctype == "text/xml" || strings.HasSuffix(ctype, "+xml"):

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bufio"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -186,5 +189,69 @@ func TestInspectionRecordsAccount(t *testing.T) {
 	}
 	if !strings.HasPrefix(want, "acct:") || len(want) != 21 || strings.Contains(want, "alice") {
 		t.Errorf("AccountHash = %q", want)
+	}
+}
+
+// TestStrictQuery: a route with strict_query refuses a raw ";" and a bad
+// escape with a 400 that says what and where, whatever its injection mode;
+// other routes let the same query through.
+func TestStrictQuery(t *testing.T) {
+	ic := DefaultInspectConfig()
+	ic.Routes = map[string]RouteInspect{
+		"GET /strict":     {StrictQuery: true},
+		"GET /strict-off": {StrictQuery: true, Injection: InjectionOff},
+	}
+	if err := ic.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := serveProxy(t, func(c *Config) { c.Routes = []string{"GET /strict", "GET /strict-off", "GET /lenient"} }, NewInspection(ic))
+	for _, tc := range []struct {
+		target string
+		status int
+		detail string // substring of the problem's detail
+		reason string // substring of the event's reason
+	}{
+		{"/strict?C=M;O=A", 400, `a ";" at byte 3`, `unescaped ";" at byte 3 (strict_query)`},
+		{"/strict?q=50%", 400, `a "%" at byte 4 that does not start a %XX escape`, "invalid %-escape at byte 4"},
+		{"/strict?a=1&b=%zz", 400, "byte 6", "invalid %-escape at byte 6"},
+		{"/strict-off?x=%4", 400, "byte 2", "invalid %-escape at byte 2"},
+		{"/strict?q=ok%20fine&r=%3B", 200, "", ""},
+		{"/strict", 200, "", ""},
+		{"/lenient?C=M;O=A&q=50%", 200, "", ""},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("GET " + tc.target + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			ev := s.events.last(t)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.status, body)
+			}
+			if tc.status == 200 {
+				_, want, _ := strings.Cut(tc.target, "?")
+				if got := s.lastUpstream(t).URL.RawQuery; got != want {
+					t.Errorf("upstream query %q, want %q", got, want)
+				}
+				return
+			}
+			var pb problem
+			if err := json.Unmarshal(body, &pb); err != nil || !strings.Contains(pb.Detail, tc.detail) {
+				t.Errorf("problem %s (%v), want a detail with %q", body, err, tc.detail)
+			}
+			if ev.Check != InspectionName || ev.Decision != event.Decision_DECISION_BLOCK || !strings.Contains(ev.Reason, tc.reason) {
+				t.Errorf("event check %q decision %v reason %q, want inspection, block, %q", ev.Check, ev.Decision, ev.Reason, tc.reason)
+			}
+		})
 	}
 }

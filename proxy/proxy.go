@@ -143,7 +143,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.finish(ev, start)
 }
 
-// exchange reads what the checks and the event need from r.
+// exchange reads what the checks and the event need from r. Every string
+// it copies from the request into the event is valid UTF-8 (clip,
+// event.ValidUTF8): the path as the client sent it (escaped), other bytes
+// written as %XX. The fields the exchange keys on (API, credentials, client
+// fingerprint, partition) are computed from the cleaned values, so that the
+// proxy, the pipeline and enforcement entries name a client the same way.
 func (p *Proxy) exchange(st *state, r *http.Request, start time.Time) *Exchange {
 	ip, chain := st.ident.ClientIP(r)
 	creds := st.ident.Credentials(r)
@@ -166,15 +171,16 @@ func (p *Proxy) exchange(st *state, r *http.Request, start time.Time) *Exchange 
 	if wire.HeaderOrder == "" {
 		wire.HeaderOrder = headerSetFingerprint(r.Header)
 	}
-	api := st.routes.API(r.Method, r.URL.Path)
+	method := event.ValidUTF8(r.Method)
+	api := st.routes.API(method, r.URL.Path)
 	ev := &event.RequestEvent{
 		Schema:            event.SchemaVersion,
 		Id:                p.ids.New(start),
 		TimeUnixNano:      start.UnixNano(),
 		Proxy:             st.cfg.Instance,
 		Api:               api,
-		Method:            r.Method,
-		Host:              r.Host,
+		Method:            method,
+		Host:              event.ValidUTF8(r.Host),
 		Path:              clip(r.URL.EscapedPath(), 2048),
 		ClientIp:          event.ClientIPBytes(ip),
 		ForwardedFor:      chain,
@@ -208,37 +214,13 @@ func (p *Proxy) exchange(st *state, r *http.Request, start time.Time) *Exchange 
 		fp: event.ClientFingerprintOf(ev)}
 }
 
-// maxQueryParams bounds the parameters recorded per event.
-const maxQueryParams = 32
-
-func queryParams(raw string, values bool) []*event.QueryParam {
-	var out []*event.QueryParam
-	for raw != "" && len(out) < maxQueryParams {
-		var kv string
-		kv, raw, _ = strings.Cut(raw, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		if k == "" {
-			continue
-		}
-		name, err := url.QueryUnescape(k)
-		if err != nil {
-			name = k
-		}
-		qp := &event.QueryParam{Name: clip(name, 128)}
-		if values {
-			if val, err := url.QueryUnescape(v); err == nil {
-				qp.Value = clip(val, 1024)
-			} else {
-				qp.Value = clip(v, 1024)
-			}
-		}
-		out = append(out, qp)
-	}
-	return out
-}
-
+// finish completes the event and hands it over. The last look at its
+// strings (event.SanitizeEvent, which allocates nothing when they are
+// valid) covers what checks wrote: a reason may quote a parameter name or
+// an upstream's error.
 func (p *Proxy) finish(ev *event.RequestEvent, start time.Time) {
 	ev.DurationNanos = int64(p.now().Sub(start))
+	event.SanitizeEvent(ev)
 	if p.metrics != nil {
 		p.metrics.observe(ev)
 	}
@@ -250,13 +232,11 @@ func (p *Proxy) finish(ev *event.RequestEvent, start time.Time) {
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	x, _ := pr.In.Context().Value(exchangeKey{}).(*Exchange)
 	if x == nil {
-		pr.SetURL(p.state.Load().upstream)
-		pr.Out.Host = pr.In.Host
+		setUpstream(pr, p.state.Load().upstream)
 		pr.SetXForwarded()
 		return
 	}
-	pr.SetURL(x.state.upstream)
-	pr.Out.Host = pr.In.Host
+	setUpstream(pr, x.state.upstream)
 	if in := x.state.chain.inject; in != nil {
 		in.apply(x.API, pr.Out.Header)
 	}
@@ -270,6 +250,23 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.Header.Set("X-Forwarded-Proto", proto)
 	pr.Out.Header.Set(event.HeaderRequestID, x.Event.Id)
+}
+
+// setUpstream points the outbound request at upstream with the client's
+// Host and the client's query exactly as it was sent. ReverseProxy, before
+// Rewrite, re-encodes a query that url.ParseQuery refuses (a ";", a "%"
+// that starts no escape, more than 10,000 pairs): it drops the pairs it
+// cannot parse and sorts the rest, so "?C=M;O=A" would arrive as "?". The
+// proxy inspects the query as sent (query.go) and forwards it as sent.
+func setUpstream(pr *httputil.ProxyRequest, upstream *url.URL) {
+	pr.SetURL(upstream)
+	pr.Out.Host = pr.In.Host
+	switch q := pr.In.URL.RawQuery; {
+	case upstream.RawQuery == "" || q == "":
+		pr.Out.URL.RawQuery = upstream.RawQuery + q
+	default:
+		pr.Out.URL.RawQuery = upstream.RawQuery + "&" + q
+	}
 }
 
 // logRare logs at most one message every 10 seconds, for events a client

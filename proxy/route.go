@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/apiguard/apiguard/event"
 )
 
 // IDSegment replaces path segments that look like object ids in unconfigured routes.
@@ -59,7 +61,10 @@ func NewTemplater(routes []string) (*Templater, error) {
 	return t, nil
 }
 
-// API returns the route template of a request, method included.
+// API returns the route template of a request, method included. path is
+// the decoded path; where it decodes to bytes that are not UTF-8
+// ("%c0%af"), the template of an unconfigured path writes them as %XX
+// (event.ValidUTF8), so that it is valid in events and anomalies.
 func (t *Templater) API(method, path string) string {
 	segs := splitPath(path)
 	for _, m := range [2]string{method, "*"} {
@@ -69,7 +74,7 @@ func (t *Templater) API(method, path string) string {
 			}
 		}
 	}
-	return method + " " + templatePath(segs)
+	return method + " " + event.ValidUTF8(templatePath(segs))
 }
 
 func (rt *route) match(segs []string) bool {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestTemplater(t *testing.T) {
@@ -31,6 +32,10 @@ func TestTemplater(t *testing.T) {
 		{"GET", "", "GET /"},
 		{"GET", "/a/b/c/d/e/f/g/h/i/j", "GET /a/b/c/d/e/f/g/h/{rest}"},
 		{"GET", "/files/report%20q1", "GET /files/report%20q1"},
+		// Decoded bytes that are not UTF-8 are written as %XX, so the API
+		// is valid text; the event's path keeps what the client sent.
+		{"GET", "/scripts/..\xc0\xaf../winnt/system32/cmd.exe", "GET /scripts/..%C0%AF../winnt/system32/cmd.exe"},
+		{"GET", "/caf\xe9/menü", "GET /caf%E9/menü"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+tt.path, func(t *testing.T) {
@@ -50,9 +55,10 @@ func TestTemplaterRejects(t *testing.T) {
 }
 
 // FuzzTemplater: any path gives a template that starts with the method and
-// a slash, and templating is idempotent on unconfigured paths.
+// a slash, is valid UTF-8 when the method is, and templating is idempotent
+// on unconfigured paths.
 func FuzzTemplater(f *testing.F) {
-	for _, s := range []string{"/orders/123", "/a//b", "/x/550e8400-e29b-41d4-a716-446655440000", "", "/{id}", "/%00"} {
+	for _, s := range []string{"/orders/123", "/a//b", "/x/550e8400-e29b-41d4-a716-446655440000", "", "/{id}", "/%00", "/a/\xc0\xaf/b"} {
 		f.Add("GET", s)
 	}
 	tp, _ := NewTemplater([]string{"POST /orders/{id}"})
@@ -60,6 +66,9 @@ func FuzzTemplater(f *testing.F) {
 		got := tp.API(method, path)
 		if !strings.HasPrefix(got, method+" /") {
 			t.Fatalf("API(%q, %q) = %q", method, path, got)
+		}
+		if utf8.ValidString(method) && !utf8.ValidString(got) {
+			t.Fatalf("API(%q, %q) = %q is not valid UTF-8", method, path, got)
 		}
 		again := tp.API(method, strings.TrimPrefix(got, method+" "))
 		if again != got && !strings.Contains(got, "{rest}") {
