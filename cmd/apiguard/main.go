@@ -32,6 +32,8 @@ Commands:
   migrate       create or update the ClickHouse schema (--clickhouse host:9000)
   block         block a principal:   apiguard block [--ttl 1h] [--reason R] KIND VALUE
   unblock       remove an entry:     apiguard unblock KIND VALUE
+  allow         never block:         apiguard allow [--ttl D] [--reason R] KIND VALUE
+  unallow       remove an allow:     apiguard unallow KIND VALUE
   blocks        list the enforcement entries
   check-config  validate a config file and print the effective config
   demo-upstream run the demo API alone (for benchmarks)
@@ -81,6 +83,10 @@ func run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 		return cmdBlock(ctx, args, out)
 	case "unblock":
 		return cmdUnblock(ctx, args, out)
+	case "allow":
+		return cmdAllow(ctx, args, out)
+	case "unallow":
+		return cmdUnallow(ctx, args, out)
 	case "blocks":
 		return cmdBlocks(ctx, args, out)
 	case "check-config":
@@ -93,7 +99,7 @@ func run(ctx context.Context, cmd string, args []string, out io.Writer) error {
 		fmt.Fprint(out, usage)
 		return nil
 	}
-	return fmt.Errorf("%w: unknown command %q (want up, proxy, pipeline, keys, secrets, migrate, block, unblock, blocks, check-config, replay)", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q (want up, proxy, pipeline, keys, secrets, migrate, block, unblock, allow, unallow, blocks, check-config, replay)", errUsage, cmd)
 }
 
 // common are the flags every command that reads the config has.

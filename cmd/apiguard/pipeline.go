@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/apiguard/apiguard/detectors"
+	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/enforce/kv"
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/pipeline"
@@ -61,8 +62,14 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 		sources[p] = src
 	}
 	pub := topology.NewPublisher(js)
-	resp := responder.New(cfg.Responder, kv.NewWriter(js, bucket), pub, time.Now, log.With("component", "responder"))
+	rcfg := cfg.Responder
+	rcfg.Partitions = cfg.NATS.Partitions // each partition counts the sharers it sees
+	resp := responder.New(rcfg, kv.NewWriter(js, bucket), pub, time.Now, log.With("component", "responder"))
 	resp.OnAction = onAction
+	// The responder honours allow entries as the proxy does: from a
+	// Matcher that a watcher keeps equal to the bucket (started below).
+	allows := enforce.NewMatcher()
+	resp.Allows = allows
 	// Observers first, so a detection is reported before what it causes.
 	sinks := append(append([]pipeline.Sink{}, extra...), pub)
 	var alerter *alerts.Sender
@@ -126,6 +133,8 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 			}
 		}
 	}
+	allowWatcher := kv.NewWatcher(kv.Bucket(bucket), allows, log.With("component", "allow-watcher"))
+	inner.Go(func() error { return allowWatcher.Run(ctx) })
 	inner.Go(func() error {
 		err := pl.Run(ctx)
 		st := pl.Stats()
