@@ -168,7 +168,7 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 	}
 	if raw := r.URL.RawQuery; raw != "" && c.cfg.Routes[x.API].StrictQuery {
 		if err := strictQuery(raw); err != nil {
-			return deny(http.StatusBadRequest, err.(*QueryError).Detail(), err.Error())
+			return deny(http.StatusBadRequest, err.(*QueryError).Detail(), err.Error()+" (strict_query)")
 		}
 	}
 	var found *finding

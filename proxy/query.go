@@ -26,7 +26,8 @@ import (
 //   - a name or value with such a "%" is also inspected as the raw text.
 //
 // A route with strict_query refuses a ";" and a bad escape instead
-// (strictQuery), as Go's own parser would.
+// (strictQuery), as Go's own parser would; so does a signed request, whose
+// canonical query (CanonicalRequest) covers only what url.ParseQuery reads.
 
 // queryIter walks the pairs of a raw query string, split on "&" only.
 // Empty pairs ("a=1&&b=2") are skipped; a pair without "=" has an empty
@@ -101,9 +102,9 @@ type QueryError struct {
 // Error implements error, for analysts (the event's reason).
 func (e *QueryError) Error() string {
 	if e.Semicolon {
-		return fmt.Sprintf("query: unescaped \";\" at byte %d (strict_query)", e.Offset)
+		return fmt.Sprintf("query: unescaped \";\" at byte %d", e.Offset)
 	}
-	return fmt.Sprintf("query: invalid %%-escape at byte %d (strict_query)", e.Offset)
+	return fmt.Sprintf("query: invalid %%-escape at byte %d", e.Offset)
 }
 
 // Detail is what the client is told: what is wrong, where, and how to

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -225,4 +226,46 @@ func FuzzQuery(f *testing.F) {
 		}
 		inspectQuery(raw, func(string, string, string) bool { return true })
 	})
+}
+
+// TestSignedQueryCoversEveryPair: a request signature covers the query as
+// url.ParseQuery reads it, which leaves out a pair with a ";" or a bad
+// escape. Such a pair added to a signed request would reach the upstream
+// unsigned now that inspection lets these queries through, so a signed
+// request whose query a strict parser refuses is refused.
+func TestSignedQueryCoversEveryPair(t *testing.T) {
+	f := newSigningFixture(t)
+	body := `{"item":"book"}`
+	for _, tampered := range []string{"a=1&to=mallory;x", "a=1&to=mallory%zz", "a=1;to=mallory"} {
+		r := f.request(t, body)
+		r.URL.RawQuery = "a=1"
+		if err := SignRequest(r, "Apiguard-Signature", "partner-1", f.secret, []byte(body), []string{"content-type"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		r.URL.RawQuery = tampered
+		status, ev := f.do(t, r)
+		if status == http.StatusOK || !strings.Contains(ev.Reason, "query") {
+			t.Errorf("signed ?a=1 sent as ?%s: status %d reason %q, want a refusal for its query", tampered, status, ev.Reason)
+		}
+	}
+}
+
+// TestSchemaQueryParsesStrictly: OpenAPI validation reads the query with
+// url.ParseQuery, which leaves out a pair with a ";" or a bad escape; such
+// a pair would reach the upstream unvalidated, so on a declared operation
+// that query is a schema violation.
+func TestSchemaQueryParsesStrictly(t *testing.T) {
+	s, err := newSchema(SchemaConfig{OpenAPI: "orders.yaml", Mode: "block", Undeclared: "allow"}, []byte(ordersSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/orders/42?fields=secret;x", "/orders/42?fields=secret%zz", "/orders/42?a=1;fields=secret"} {
+		d := s.Check(exchangeFor("GET", target, "", ""))
+		if d == nil || d.Status != http.StatusBadRequest || !strings.Contains(d.Reason, "query") {
+			t.Errorf("%s: %+v, want a 400 for its query", target, d)
+		}
+	}
+	if d := s.Check(exchangeFor("GET", "/internal/debug?C=M;O=A", "", "")); d != nil {
+		t.Errorf("undeclared operation with a lenient query: %+v, want it allowed", d)
+	}
 }

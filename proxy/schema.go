@@ -118,9 +118,15 @@ func (s *Schema) Check(x *Exchange) *Denial {
 		}
 		return nil
 	}
-	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-	err = openapi3filter.ValidateRequest(r.Context(), in)
+	// kin-openapi reads the query with url.ParseQuery, which leaves out a
+	// pair with a ";" or a bad escape: it would go upstream unvalidated.
+	if qerr := strictQuery(r.URL.RawQuery); qerr != nil {
+		err = fmt.Errorf("%w: a declared operation's query must parse strictly", qerr)
+	} else {
+		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+		err = openapi3filter.ValidateRequest(r.Context(), in)
+	}
 	if err == nil {
 		return nil
 	}

@@ -237,6 +237,11 @@ func verifySignature(x *Exchange, p SignatureParams, secret []byte, cfg Signatur
 		}
 	}
 	r := x.Req
+	// The canonical query covers what url.ParseQuery reads; a pair with a
+	// ";" or a bad escape, which it leaves out, would go upstream unsigned.
+	if err := strictQuery(r.URL.RawQuery); err != nil {
+		return "signed request's " + err.Error() + ": a signed query must parse strictly", false
+	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		var err error
