@@ -58,6 +58,14 @@ type BaselineSink interface {
 	WriteBaselines(partition int, at time.Time, bs []detectors.BaselineSnapshot)
 }
 
+// BaselineSinkFunc adapts a function to a BaselineSink.
+type BaselineSinkFunc func(partition int, at time.Time, bs []detectors.BaselineSnapshot)
+
+// WriteBaselines calls f.
+func (f BaselineSinkFunc) WriteBaselines(partition int, at time.Time, bs []detectors.BaselineSnapshot) {
+	f(partition, at, bs)
+}
+
 // Sink receives anomalies. An error is taken as transient: the worker retries
 // with backoff and does not acknowledge the event until every sink has it.
 type Sink interface {

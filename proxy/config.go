@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"net/url"
 	"time"
+
+	"github.com/apiguard/apiguard/internal/secret"
 )
 
 // Config configures the proxy. DefaultConfig gives safe values; Validate
@@ -13,7 +15,9 @@ import (
 type Config struct {
 	// Listen is the address clients connect to.
 	Listen string `yaml:"listen"`
-	// Upstream is the base URL of the protected API.
+	// Upstream is the base URL of the protected API. It may not carry
+	// credentials (they would never be sent): the upstream's credentials
+	// are injected from the vault (Secrets.Inject).
 	Upstream string `yaml:"upstream"`
 	// Instance names this proxy in events; the host name if empty.
 	Instance string `yaml:"instance"`
@@ -98,7 +102,10 @@ func (c Config) Validate() error {
 	}
 	u, err := url.Parse(c.Upstream)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("proxy.upstream: %q, want an http or https URL", c.Upstream)
+		return fmt.Errorf("proxy.upstream: %q, want an http or https URL", secret.URL(c.Upstream))
+	}
+	if u.User != nil {
+		return fmt.Errorf("proxy.upstream: %q: credentials in the URL are never sent; inject the upstream's from the vault (proxy.secrets.inject)", secret.URL(c.Upstream))
 	}
 	if _, err := c.trusted(); err != nil {
 		return err

@@ -23,6 +23,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/apiguard/apiguard/internal/secret"
 )
 
 // JWTConfig lists the token issuers the proxy trusts.
@@ -103,9 +105,11 @@ func (c JWTConfig) Validate() error {
 			return fmt.Errorf("%s: HS256 needs secret_env", key)
 		case !hmac && is.SecretEnv != "":
 			return fmt.Errorf("%s: secret_env is for HS256 only", key)
+		case is.JWKSURL != "" && secret.HasCredentials(is.JWKSURL):
+			return fmt.Errorf("%s.jwks_url: %q: credentials in the URL are refused (a key set is public)", key, secret.URL(is.JWKSURL))
 		case is.JWKSURL != "" && !strings.HasPrefix(is.JWKSURL, "https://") && !strings.HasPrefix(is.JWKSURL, "http://127.0.0.1") &&
 			!strings.HasPrefix(is.JWKSURL, "http://localhost"):
-			return fmt.Errorf("%s.jwks_url: %q, want https (plain http only on loopback)", key, is.JWKSURL)
+			return fmt.Errorf("%s.jwks_url: %q, want https (plain http only on loopback)", key, secret.URL(is.JWKSURL))
 		}
 	}
 	return nil

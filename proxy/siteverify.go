@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/apiguard/apiguard/internal/secret"
 )
 
 // Attestor verifies a client attestation (a CAPTCHA or challenge token)
@@ -46,7 +48,9 @@ func (c SiteVerifyConfig) Validate() error {
 	u, err := url.Parse(c.URL)
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))):
-		return fmt.Errorf("proxy.tokens.siteverify.url: %q, want https (plain http only on loopback)", c.URL)
+		return fmt.Errorf("proxy.tokens.siteverify.url: %q, want https (plain http only on loopback)", secret.URL(c.URL))
+	case u.User != nil:
+		return fmt.Errorf("proxy.tokens.siteverify.url: %q: credentials in the URL are refused (the secret is read from secret_env)", secret.URL(c.URL))
 	case c.SecretEnv == "":
 		return errors.New("proxy.tokens.siteverify.secret_env: required")
 	case c.MinScore < 0 || c.MinScore > 1:

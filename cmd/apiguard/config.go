@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/apiguard/apiguard/detectors"
+	"github.com/apiguard/apiguard/internal/secret"
 	"github.com/apiguard/apiguard/pipeline/responder"
 	"github.com/apiguard/apiguard/pipeline/topology"
 	"github.com/apiguard/apiguard/proxy"
@@ -39,7 +40,9 @@ type Config struct {
 // NATSConfig says where NATS is, or how to run it embedded.
 type NATSConfig struct {
 	// URL of the NATS servers; empty runs an embedded server (up only).
-	URL string `yaml:"url"`
+	// It may carry credentials (nats://user:password@host:4222), so it
+	// prints redacted.
+	URL secret.URL `yaml:"url"`
 	// Listen and StoreDir configure the embedded server.
 	Listen   string `yaml:"listen"`
 	StoreDir string `yaml:"store_dir"`
@@ -83,7 +86,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("nats.owned_partitions[%d]: %d, want 0..%d", i, p, c.NATS.Partitions-1)
 		}
 	}
-	if c.NATS.URL != "" && !strings.HasPrefix(c.NATS.URL, "nats://") && !strings.HasPrefix(c.NATS.URL, "tls://") {
+	if u := c.NATS.URL.Reveal(); u != "" && !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
 		return fmt.Errorf("nats.url: %q, want nats://host:port", c.NATS.URL)
 	}
 	if err := c.Proxy.Validate(); err != nil {
@@ -159,13 +162,13 @@ func loadInventory(c *detectors.InventoryConfig) error {
 // applyEnv applies the environment variables that override the file.
 func applyEnv(cfg *Config) {
 	if v := os.Getenv("APIGUARD_NATS_URL"); v != "" {
-		cfg.NATS.URL = v
+		cfg.NATS.URL = secret.URL(v)
 	}
 	if v := os.Getenv("APIGUARD_CLICKHOUSE_ADDR"); v != "" {
 		cfg.ClickHouse.Addr = strings.Split(v, ",")
 	}
 	if v := os.Getenv("APIGUARD_CLICKHOUSE_PASSWORD"); v != "" {
-		cfg.ClickHouse.Password = v
+		cfg.ClickHouse.Password = secret.String(v)
 	}
 	if v := os.Getenv("APIGUARD_LOG_LEVEL"); v != "" {
 		cfg.Log.Level = v

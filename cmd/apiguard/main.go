@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/apiguard/apiguard/internal/secret"
 )
 
 const usage = `apiguard protects HTTP APIs: an enforcing reverse proxy, streaming detection
@@ -148,7 +150,7 @@ func (c *common) build(set func(*Config)) (Config, error) {
 	}
 	applyEnv(&cfg)
 	if c.nats != "" {
-		cfg.NATS.URL = c.nats
+		cfg.NATS.URL = secret.URL(c.nats)
 	}
 	if c.logLevel != "" {
 		cfg.Log.Level = c.logLevel

@@ -15,13 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/apiguard/apiguard/enforce"
-	"github.com/apiguard/apiguard/enforce/kv"
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/pipeline/topology"
-	"github.com/apiguard/apiguard/proxy/emit"
-	"github.com/apiguard/apiguard/sinks/alerts"
-	"github.com/apiguard/apiguard/sinks/clickhouse"
 )
 
 // MetricsConfig says where Prometheus scrapes this process.
@@ -70,14 +65,6 @@ func serve(g *errgroup.Group, srv *http.Server, ln net.Listener, what string) {
 	})
 }
 
-func counterFunc(name, help string, f func() uint64) prometheus.Collector {
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
-}
-
-func gaugeFunc(name, help string, f func() float64) prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
-}
-
 func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -85,50 +72,6 @@ func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 		}
 	}
 	return nil
-}
-
-// registerEmitter exposes the emitter's counters, queue and spool.
-func registerEmitter(reg prometheus.Registerer, em *emit.Emitter) error {
-	st := em.Stats()
-	return register(reg,
-		counterFunc("apiguard_emit_events_total", "Events taken into the emitter's queue.", st.Emitted.Load),
-		counterFunc("apiguard_emit_published_total", "Events acknowledged by JetStream.", st.Published.Load),
-		counterFunc("apiguard_emit_duplicates_total", "Publishes JetStream reported as already stored.", st.Duplicates.Load),
-		counterFunc("apiguard_emit_spooled_total", "Events written to the disk spool.", st.Spooled.Load),
-		counterFunc("apiguard_emit_dropped_queue_total", "Events dropped because the queue was full.", st.DroppedQueue.Load),
-		counterFunc("apiguard_emit_dropped_spool_total", "Events dropped because the spool was full or failing.", st.DroppedSpool.Load),
-		counterFunc("apiguard_emit_publish_errors_total", "Publishes that failed (their events were spooled).", st.PublishErrors.Load),
-		counterFunc("apiguard_emit_encode_errors_total", "Events that could not be encoded.", st.EncodeErrors.Load),
-		gaugeFunc("apiguard_emit_queue_length", "Events waiting in the emitter's queue.", func() float64 { return float64(em.QueueLen()) }),
-		gaugeFunc("apiguard_emit_spool_bytes", "Bytes in the disk spool, waiting for NATS.", func() float64 { return float64(em.SpoolBytes()) }),
-	)
-}
-
-// registerEnforcement exposes the enforcement state the proxy holds.
-func registerEnforcement(reg prometheus.Registerer, m *enforce.Matcher, w *kv.Watcher) error {
-	return register(reg,
-		gaugeFunc("apiguard_enforce_entries", "Enforcement entries in the proxy's matcher.", func() float64 { return float64(m.Len()) }),
-		gaugeFunc("apiguard_enforce_synced", "1 once the proxy has loaded the enforcement state.", func() float64 {
-			if w.Synced() {
-				return 1
-			}
-			return 0
-		}),
-		counterFunc("apiguard_enforce_changes_total", "Enforcement changes applied from the KV bucket.", w.Applied),
-		counterFunc("apiguard_enforce_malformed_total", "Enforcement entries skipped as malformed.", w.Malformed),
-	)
-}
-
-// registerWriter exposes the ClickHouse writer's counters.
-func registerWriter(reg prometheus.Registerer, w *clickhouse.Writer) error {
-	st := w.Stats()
-	return register(reg,
-		counterFunc("apiguard_clickhouse_rows_total", "Rows inserted into ClickHouse.", st.Rows.Load),
-		counterFunc("apiguard_clickhouse_inserts_total", "Inserts that succeeded.", st.Batches.Load),
-		counterFunc("apiguard_clickhouse_duplicates_total", "Records skipped because their id was stored already.", st.Duplicates.Load),
-		counterFunc("apiguard_clickhouse_rejected_total", "Records that could not be decoded.", st.Rejected.Load),
-		counterFunc("apiguard_clickhouse_errors_total", "Inserts or lookups that failed (retried).", st.Errors.Load),
-	)
 }
 
 // pollLag sets apiguard_pipeline_consumer_pending for each consumer every
@@ -220,15 +163,4 @@ func startMetrics(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.
 		return nil, err
 	}
 	return reg, nil
-}
-
-// registerAlerts exposes the alert sender's counters.
-func registerAlerts(reg prometheus.Registerer, s *alerts.Sender) error {
-	st := s.Stats()
-	return register(reg,
-		counterFunc("apiguard_alerts_delivered_total", "Alert deliveries a destination accepted.", st.Delivered.Load),
-		counterFunc("apiguard_alerts_failed_total", "Alert deliveries given up after retries.", st.Failed.Load),
-		counterFunc("apiguard_alerts_retries_total", "Alert delivery attempts after a failure.", st.Retries.Load),
-		counterFunc("apiguard_alerts_dropped_total", "Alerts dropped: a destination's queue was full.", st.Dropped.Load),
-	)
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/apiguard/apiguard/internal/secret"
 )
 
 // startEmbedded runs a NATS server with JetStream in this process, storing
@@ -51,8 +53,9 @@ func startEmbedded(cfg NATSConfig) (*server.Server, error) {
 // client's reconnect buffer (the proxy spools instead). With background set,
 // connect returns at once even if NATS cannot be reached, and the client
 // keeps trying (the proxy serves meanwhile); otherwise it tries for about
-// five seconds and fails.
-func connect(ctx context.Context, url, name string, reconnectBuf int, background bool, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+// five seconds and fails. url may carry credentials: it is revealed to
+// the NATS client only.
+func connect(ctx context.Context, url secret.URL, name string, reconnectBuf int, background bool, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -64,7 +67,7 @@ func connect(ctx context.Context, url, name string, reconnectBuf int, background
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			log.Info("nats reconnected", "conn", name, "url", c.ConnectedUrl())
+			log.Info("nats reconnected", "conn", name, "url", secret.URL(c.ConnectedUrl()))
 		}),
 	}
 	if reconnectBuf != 0 {
@@ -74,7 +77,7 @@ func connect(ctx context.Context, url, name string, reconnectBuf int, background
 	var err error
 	// Retry the first connection for a while: NATS may be starting too.
 	for attempt := 0; ; attempt++ {
-		nc, err = nats.Connect(url, opts...)
+		nc, err = nats.Connect(url.Reveal(), opts...)
 		if err == nil {
 			break
 		}

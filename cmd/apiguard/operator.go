@@ -19,6 +19,7 @@ import (
 	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/enforce/kv"
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/internal/secret"
 	"github.com/apiguard/apiguard/pipeline/topology"
 )
 
@@ -49,7 +50,7 @@ func withOperator(ctx context.Context, cfg Config, f func(context.Context, *oper
 func openOperator(ctx context.Context, cfg Config) (*operatorEnv, error) {
 	url := cfg.NATS.URL
 	if url == "" {
-		url = "nats://" + cfg.NATS.Listen // the embedded server of 'apiguard up'
+		url = secret.URL("nats://" + cfg.NATS.Listen) // the embedded server of 'apiguard up'
 	}
 	log := newLogger(cfg.Log, io.Discard)
 	nc, js, err := connect(ctx, url, "apiguard-operator", 0, false, log)

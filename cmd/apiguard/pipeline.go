@@ -15,23 +15,26 @@ import (
 	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/enforce/kv"
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/internal/secret"
 	"github.com/apiguard/apiguard/pipeline"
 	"github.com/apiguard/apiguard/pipeline/responder"
 	"github.com/apiguard/apiguard/pipeline/topology"
 	"github.com/apiguard/apiguard/sinks/alerts"
+	"github.com/apiguard/apiguard/sinks/clickhouse"
 )
 
 // pipelineParts is a running pipeline, for the demo and for tests.
 type pipelineParts struct {
 	pipeline  *pipeline.Pipeline
 	responder *responder.Responder
-	store     *storeParts // nil without ClickHouse
+	alerter   *alerts.Sender // nil without alert destinations
+	store     *storeParts    // nil without ClickHouse
 }
 
 // startPipeline starts one worker per owned partition in g. Anomalies go to
 // the extra sinks (observers), then the anomaly stream, then the responder. When ctx
 // ends the workers finish the event in hand and stop; then NATS is closed.
-func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url string, log *slog.Logger,
+func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secret.URL, log *slog.Logger,
 	reg prometheus.Registerer, extra []pipeline.Sink, onAction func(*event.Action)) (*pipelineParts, error) {
 	log = log.With("component", "pipeline")
 	nc, js, err := connect(ctx, url, "apiguard-pipeline", 0, false, log)
@@ -119,12 +122,14 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 		}
 	}
 	if store != nil {
-		pl.SetBaselineSink(store.baselines, cfg.ClickHouse.BaselineInterval)
+		pl.SetBaselineSink(pipeline.BaselineSinkFunc(func(partition int, at time.Time, bs []detectors.BaselineSnapshot) {
+			store.baselines.Write(baselineRows(partition, at, bs))
+		}), cfg.ClickHouse.BaselineInterval)
 	}
 	if alerter != nil {
 		inner.Go(func() error { return alerter.Run(ctx) })
 		if reg != nil {
-			if err := registerAlerts(reg, alerter); err != nil {
+			if err := alerts.RegisterMetrics(reg, alerter); err != nil {
 				for _, s := range sources {
 					s.Stop()
 				}
@@ -139,7 +144,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 		err := pl.Run(ctx)
 		st := pl.Stats()
 		log.Info("pipeline stopped", "processed", st.Processed.Load(), "undecodable", st.Undecodable.Load(),
-			"anomalies", st.Anomalies.Load(), "actions", resp.Stats().Actions.Load())
+			"anomalies", st.Anomalies.Load(), "actions_enforced", resp.Stats().Actions.Load(), "actions_dry_run", resp.Stats().DryRun.Load())
 		return err
 	})
 	g.Go(func() error {
@@ -148,7 +153,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url strin
 	})
 	log.Info("pipeline running", "partitions", owned, "detectors", enabledDetectors(cfg.Detectors),
 		"dry_run", cfg.Responder.DryRun)
-	return &pipelineParts{pipeline: pl, responder: resp, store: store}, nil
+	return &pipelineParts{pipeline: pl, responder: resp, alerter: alerter, store: store}, nil
 }
 
 func cmdPipeline(ctx context.Context, args []string) error {
@@ -182,20 +187,14 @@ func instrumentPipeline(ctx context.Context, g *errgroup.Group, reg prometheus.R
 		return err
 	}
 	pl.SetMetrics(pm)
-	rs := resp.Stats()
-	err = register(reg,
-		counterFunc("apiguard_responder_actions_total", "Actions the responder took (dry-run included).", rs.Actions.Load),
-	)
-	if err != nil {
+	if err := responder.RegisterMetrics(reg, resp); err != nil {
 		return err
 	}
 	if store != nil {
-		if err := registerWriter(reg, store.writer); err != nil {
+		if err := clickhouse.RegisterMetrics(reg, store.writer); err != nil {
 			return err
 		}
-		err := register(reg, counterFunc("apiguard_clickhouse_baselines_dropped_total",
-			"Baseline snapshots dropped (queue full or insert failed).", store.baselines.dropped.Load))
-		if err != nil {
+		if err := clickhouse.RegisterBaselineMetrics(reg, store.baselines); err != nil {
 			return err
 		}
 		for table, l := range store.loaders {

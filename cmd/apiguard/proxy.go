@@ -16,6 +16,7 @@ import (
 
 	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/enforce/kv"
+	"github.com/apiguard/apiguard/internal/secret"
 	"github.com/apiguard/apiguard/pipeline/topology"
 	"github.com/apiguard/apiguard/proxy"
 	"github.com/apiguard/apiguard/proxy/emit"
@@ -37,7 +38,7 @@ type proxyParts struct {
 //
 // rebuild, if not nil, reads the config again for a reload (SIGHUP or
 // POST /reload on the admin listener).
-func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, log *slog.Logger,
+func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.URL, log *slog.Logger,
 	reg prometheus.Registerer, onApply func(enforce.Entry, time.Time), rebuild func() (Config, error)) (*proxyParts, error) {
 	log = log.With("component", "proxy")
 	// The proxy may start while NATS is away: it connects in the background,
@@ -55,7 +56,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 	// A KV watch that spans a server restart can fall silent: reload the
 	// snapshot on every reconnect.
 	nc.SetReconnectHandler(func(c *nats.Conn) {
-		log.Info("nats reconnected", "conn", "apiguard-proxy", "url", c.ConnectedUrl())
+		log.Info("nats reconnected", "conn", "apiguard-proxy", "url", secret.URL(c.ConnectedUrl()))
 		w.Resync()
 	})
 	watchCtx, stopWatch := context.WithCancel(context.Background())
@@ -95,31 +96,28 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		nc.Close()
 		return nil, err
 	}
-	rl := &reloader{p: p, deps: deps, rebuild: rebuild, log: log, ctx: context.WithoutCancel(ctx)}
-	rl.run(chain)
+	var load func() (proxy.Config, error)
+	if rebuild != nil {
+		load = func() (proxy.Config, error) { next, err := rebuild(); return next.Proxy, err }
+	}
+	rl := proxy.NewReloader(p, chain, deps, load, log)
+	// The chain's background work (JWKS refresh) runs until the server has
+	// finished its last request.
+	rlCtx, stopRL := context.WithCancel(context.WithoutCancel(ctx))
+	rlDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(rlDone)
+		return rl.Run(rlCtx)
+	})
 	abort := func(err error) (*proxyParts, error) {
-		rl.wait()
+		stopRL()
+		<-rlDone
 		stopWatch()
 		nc.Close()
 		return nil, err
 	}
 	if reg != nil {
-		err := registerEmitter(reg, em)
-		if err == nil {
-			err = registerEnforcement(reg, m, w)
-		}
-		if err == nil {
-			var pm *proxy.Metrics
-			if pm, err = proxy.NewMetrics(reg, p.Routes(), p.Stats()); err == nil {
-				p.SetMetrics(pm)
-			}
-		}
-		if err == nil {
-			rl.reload = prometheus.NewCounter(prometheus.CounterOpts{Name: "apiguard_proxy_reloads_total", Help: "Config reloads swapped in."})
-			rl.failed = prometheus.NewCounter(prometheus.CounterOpts{Name: "apiguard_proxy_reload_failures_total", Help: "Config reloads refused (the running config stayed)."})
-			err = register(reg, rl.reload, rl.failed)
-		}
-		if err != nil {
+		if err := instrumentProxy(reg, p, em, w, rl); err != nil {
 			return abort(err)
 		}
 	}
@@ -142,7 +140,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 		return abort(fmt.Errorf("proxy.listen: %w", err))
 	}
 	g.Go(func() error {
-		rl.watchSIGHUP(ctx)
+		reloadOnSIGHUP(ctx, rl)
 		return nil
 	})
 	emitCtx, stopEmit := context.WithCancel(context.Background())
@@ -155,7 +153,8 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 	// requests when ctx ends, then the emitter flushes, then NATS closes.
 	g.Go(func() error {
 		err := proxy.NewServer(p, cfg.Proxy, tlsConf, log).Serve(ctx, ln)
-		rl.wait()
+		stopRL()
+		<-rlDone
 		stopEmit()
 		<-emitDone
 		stopWatch()
@@ -169,6 +168,23 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url string, 
 	log.Info("proxy listening", "addr", ln.Addr().String(), "upstream", cfg.Proxy.Upstream,
 		"tls", tlsConf != nil, "http2", cfg.Proxy.HTTP2)
 	return &proxyParts{addr: ln.Addr(), matcher: m, watcher: w, emitter: em, proxy: p}, nil
+}
+
+// instrumentProxy registers the proxy's, the emitter's, the enforcement
+// state's and the reloader's collectors on reg.
+func instrumentProxy(reg prometheus.Registerer, p *proxy.Proxy, em *emit.Emitter, w *kv.Watcher, rl *proxy.Reloader) error {
+	pm, err := proxy.NewMetrics(reg, p.Routes(), p.Stats())
+	if err != nil {
+		return fmt.Errorf("registering proxy metrics: %w", err)
+	}
+	p.SetMetrics(pm)
+	if err := emit.RegisterMetrics(reg, em); err != nil {
+		return err
+	}
+	if err := kv.RegisterMetrics(reg, w); err != nil {
+		return err
+	}
+	return rl.RegisterMetrics(reg)
 }
 
 // waitFor polls f until it is true, ctx ends or timeout passes.

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -26,76 +24,9 @@ func adminFlag(c *common, def string) func(*Config) {
 		def, func(cfg *Config) *string { return &cfg.Admin.Listen })
 }
 
-// reloader swaps a new proxy config in on SIGHUP or POST /reload. It owns
-// the background work of the running chain (JWKS refresh) and stops the
-// old chain's when a new one is in. Reloads are serialised.
-type reloader struct {
-	p       *proxy.Proxy
-	deps    proxy.ChainDeps
-	rebuild func() (Config, error) // nil: reload unavailable
-	log     *slog.Logger
-
-	mu     sync.Mutex
-	ctx    context.Context // parent of chain runs
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
-	reload prometheus.Counter
-	failed prometheus.Counter
-}
-
-// run starts chain's background work, stopping the previous chain's.
-func (r *reloader) run(chain *proxy.Chain) {
-	ctx, stop := context.WithCancel(r.ctx)
-	if r.stop != nil {
-		r.stop()
-	}
-	r.stop = stop
-	r.wg.Go(func() {
-		if err := chain.Run(ctx); err != nil {
-			r.log.Error("proxy chain background work stopped", "err", err)
-		}
-	})
-}
-
-// Reload reads the config again (file, environment, flags), builds the
-// whole chain and swaps it in; on any error the running config stays.
-func (r *reloader) Reload(ctx context.Context) error {
-	if r.rebuild == nil {
-		return errors.New("this process was not started from a config it can read again")
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	err := func() error {
-		cfg, err := r.rebuild()
-		if err != nil {
-			return err
-		}
-		chain, err := proxy.BuildChain(cfg.Proxy, r.deps)
-		if err != nil {
-			return err
-		}
-		if _, err := r.p.Reload(cfg.Proxy, chain); err != nil {
-			return err
-		}
-		r.run(chain)
-		return nil
-	}()
-	if err != nil {
-		if r.failed != nil {
-			r.failed.Inc()
-		}
-		r.log.Error("config reload refused; the running config stays", "err", err)
-		return err
-	}
-	if r.reload != nil {
-		r.reload.Inc()
-	}
-	r.log.Info("config reloaded")
-	return nil
-}
-
-// watchSIGHUP reloads on every SIGHUP until ctx ends.
-func (r *reloader) watchSIGHUP(ctx context.Context) {
+// reloadOnSIGHUP reloads rl on every SIGHUP until ctx ends. A refused
+// reload is logged and counted by the reloader.
+func reloadOnSIGHUP(ctx context.Context, rl *proxy.Reloader) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	defer signal.Stop(ch)
@@ -104,19 +35,9 @@ func (r *reloader) watchSIGHUP(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ch:
-			_ = r.Reload(ctx)
+			_ = rl.Reload(ctx)
 		}
 	}
-}
-
-// wait stops the running chain's work and waits for it.
-func (r *reloader) wait() {
-	r.mu.Lock()
-	if r.stop != nil {
-		r.stop()
-	}
-	r.mu.Unlock()
-	r.wg.Wait()
 }
 
 // startAdmin serves the admin endpoints in g until ctx ends.

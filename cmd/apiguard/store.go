@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,51 +22,20 @@ import (
 type storeParts struct {
 	writer    *clickhouse.Writer
 	loaders   map[string]*pipeline.Loader // by table
-	baselines *baselineWriter
+	baselines *clickhouse.BaselineWriter
 }
 
-// baselineWriter queues the pipeline's baseline snapshots for ClickHouse.
-// Snapshots are derived data, taken again a minute later: when the queue
-// is full or an insert fails, a snapshot is dropped and counted rather
-// than hold up detection.
-type baselineWriter struct {
-	w       *clickhouse.Writer
-	queue   chan []clickhouse.Baseline
-	dropped atomic.Uint64
-	log     *slog.Logger
-}
+// baselineQueue is how many baseline snapshots wait for ClickHouse.
+const baselineQueue = 64
 
-// WriteBaselines implements pipeline.BaselineSink.
-func (b *baselineWriter) WriteBaselines(partition int, at time.Time, bs []detectors.BaselineSnapshot) {
-	if len(bs) == 0 {
-		return
-	}
+// baselineRows turns a partition's baseline snapshot into ClickHouse rows.
+func baselineRows(partition int, at time.Time, bs []detectors.BaselineSnapshot) []clickhouse.Baseline {
 	rows := make([]clickhouse.Baseline, len(bs))
 	for i, s := range bs {
 		rows[i] = clickhouse.Baseline{Time: at, Detector: s.Detector, API: s.API, Feature: s.Feature, Centre: s.Centre,
 			Spread: s.Spread, Samples: uint32(s.Samples), Principals: uint32(s.Principals), Partition: uint16(partition)}
 	}
-	select {
-	case b.queue <- rows:
-	default:
-		b.dropped.Add(1)
-	}
-}
-
-func (b *baselineWriter) run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case rows := <-b.queue:
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if err := b.w.WriteBaselines(wctx, rows); err != nil && ctx.Err() == nil {
-				b.dropped.Add(1)
-				b.log.Warn("baseline snapshot not stored", "rows", len(rows), "err", err, "dropped_total", b.dropped.Load())
-			}
-			cancel()
-		}
-	}
+	return rows
 }
 
 // storeConsumer names the durable consumer that loads a stream into a
@@ -106,7 +74,7 @@ func startStore(ctx context.Context, g *errgroup.Group, cfg Config, js jetstream
 	lcfg := pipeline.LoaderConfig{BatchSize: cfg.ClickHouse.BatchSize, FlushInterval: cfg.ClickHouse.FlushInterval,
 		Parallel: cfg.ClickHouse.Parallel}
 	parts := &storeParts{writer: w, loaders: map[string]*pipeline.Loader{},
-		baselines: &baselineWriter{w: w, queue: make(chan []clickhouse.Baseline, 64), log: log}}
+		baselines: clickhouse.NewBaselineWriter(w, baselineQueue, log)}
 	var sources []*topology.BatchSource
 	for _, s := range streams {
 		src, err := topology.NewBatchSource(ctx, js, s.stream, storeConsumer(s.table), (lcfg.Parallel+1)*lcfg.BatchSize)
@@ -124,13 +92,14 @@ func startStore(ctx context.Context, g *errgroup.Group, cfg Config, js jetstream
 	for _, l := range parts.loaders {
 		lg.Go(func() error { return l.Run(ctx) })
 	}
-	lg.Go(func() error { return parts.baselines.run(ctx) })
+	lg.Go(func() error { return parts.baselines.Run(ctx) })
 	g.Go(func() error {
 		defer ch.Close()
 		err := lg.Wait()
 		st := w.Stats()
 		log.Info("storage stopped", "rows", st.Rows.Load(), "duplicates_skipped", st.Duplicates.Load(),
-			"rejected", st.Rejected.Load(), "errors", st.Errors.Load())
+			"rejected", st.Rejected.Load(), "errors", st.Errors.Load(),
+			"baselines_stored", parts.baselines.Stats().Stored.Load(), "baselines_dropped", parts.baselines.Stats().Dropped.Load())
 		return err
 	})
 	log.Info("storing to ClickHouse", "addr", cfg.ClickHouse.Addr, "database", cfg.ClickHouse.Database,

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/apiguard/apiguard/detectors"
+	"github.com/apiguard/apiguard/internal/secret"
 	"github.com/apiguard/apiguard/pipeline"
 	"github.com/apiguard/apiguard/pipeline/topology"
 )
@@ -101,7 +102,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 			s.Shutdown()
 			s.WaitForShutdown()
 		}()
-		url = s.ClientURL()
+		url = secret.URL(s.ClientURL())
 		log.Info("embedded NATS running", "url", url, "store", cfg.NATS.StoreDir)
 	}
 

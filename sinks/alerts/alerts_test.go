@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/internal/secret"
 	"github.com/apiguard/apiguard/internal/testutil"
 )
 
@@ -83,7 +84,7 @@ func activeAlerts(t *testing.T, base string) []gettableAlert {
 func TestAlertmanagerFiresThenResolves(t *testing.T) {
 	am := testutil.StartAlertmanager(t)
 	cfg := DefaultConfig()
-	cfg.Alertmanager = am
+	cfg.Alertmanager = secret.URL(am)
 	cfg.ResolveAfter = 3 * time.Second
 	cfg.DashboardURL = "http://grafana/d/investigate?var-principal={{.PrincipalValue}}&from={{.From}}"
 	s := newSender(t, cfg, nil)
@@ -143,7 +144,7 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 	}))
 	defer srv.Close()
 	cfg := DefaultConfig()
-	cfg.Webhooks = []WebhookConfig{{URL: srv.URL + "/hook", Format: "json", SecretEnv: "HOOK_KEY"}}
+	cfg.Webhooks = []WebhookConfig{{URL: secret.String(srv.URL + "/hook"), Format: "json", SecretEnv: "HOOK_KEY"}}
 	s := newSender(t, cfg, map[string]string{"HOOK_KEY": string(key)})
 	stop := run(t, s)
 	defer stop()
@@ -171,7 +172,7 @@ func TestWebhookClientErrorIsNotRetried(t *testing.T) {
 	}))
 	defer srv.Close()
 	cfg := DefaultConfig()
-	cfg.Webhooks = []WebhookConfig{{URL: srv.URL, Format: "slack"}}
+	cfg.Webhooks = []WebhookConfig{{URL: secret.String(srv.URL), Format: "slack"}}
 	s := newSender(t, cfg, nil)
 	stop := run(t, s)
 	defer stop()
@@ -203,7 +204,7 @@ func TestFullQueueDropsInsteadOfBlocking(t *testing.T) {
 	defer close(release)
 	cfg := DefaultConfig()
 	cfg.QueueSize = 1
-	cfg.Webhooks = []WebhookConfig{{URL: srv.URL, Format: "slack"}}
+	cfg.Webhooks = []WebhookConfig{{URL: secret.String(srv.URL), Format: "slack"}}
 	s := newSender(t, cfg, nil)
 	stop := run(t, s)
 	defer stop()

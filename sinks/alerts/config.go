@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/internal/secret"
 )
 
 // Config configures alert delivery.
@@ -25,8 +26,10 @@ type Config struct {
 	// .ID, .Detector, .API, .PrincipalKind, .PrincipalValue and .From, .To
 	// (unix milliseconds around the anomaly). Values are query-escaped.
 	DashboardURL string `yaml:"dashboard_url"`
-	// Alertmanager is the base URL of an Alertmanager ("" for none).
-	Alertmanager string `yaml:"alertmanager"`
+	// Alertmanager is the base URL of an Alertmanager ("" for none). It
+	// may carry basic-auth credentials (https://user:password@am:9093),
+	// so it prints redacted.
+	Alertmanager secret.URL `yaml:"alertmanager"`
 	// Webhooks receive every alerting anomaly.
 	Webhooks []WebhookConfig `yaml:"webhooks"`
 	// QueueSize bounds each destination's queue; past it anomalies are
@@ -41,7 +44,9 @@ type Config struct {
 
 // WebhookConfig is one webhook.
 type WebhookConfig struct {
-	URL string `yaml:"url"`
+	// URL is where alerts are posted. It prints redacted whole: an
+	// incoming-webhook URL's path is its credential (Slack's, Teams').
+	URL secret.String `yaml:"url"`
 	// Format is "json" (apiguard's own, signed) or "slack" (a Slack
 	// incoming-webhook payload).
 	Format string `yaml:"format"`
@@ -80,12 +85,12 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Alertmanager != "" {
-		if err := httpURL(c.Alertmanager); err != nil {
+		if err := httpURL(c.Alertmanager.Reveal(), c.Alertmanager.String()); err != nil {
 			return fmt.Errorf("alerts.alertmanager: %w", err)
 		}
 	}
 	for i, w := range c.Webhooks {
-		if err := httpURL(w.URL); err != nil {
+		if err := httpURL(w.URL.Reveal(), w.URL.String()); err != nil {
 			return fmt.Errorf("alerts.webhooks[%d].url: %w", i, err)
 		}
 		if w.Format != "json" && w.Format != "slack" {
@@ -98,13 +103,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func httpURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q, want an http or https URL", s)
+// httpURL checks that raw is an http or https URL; its errors show shown,
+// the URL as it may be printed, never raw.
+func httpURL(raw, shown string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q, want an http or https URL", shown)
 	}
 	return nil
 }

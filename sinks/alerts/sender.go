@@ -76,7 +76,7 @@ func New(cfg Config, getenv func(string) string, log *slog.Logger) (*Sender, err
 	}
 	client := &http.Client{Timeout: cfg.Timeout}
 	if cfg.Alertmanager != "" {
-		s.queues = append(s.queues, &queue{d: &alertmanager{base: strings.TrimRight(cfg.Alertmanager, "/"),
+		s.queues = append(s.queues, &queue{d: &alertmanager{base: strings.TrimRight(cfg.Alertmanager.Reveal(), "/"),
 			client: client, resolveAfter: cfg.ResolveAfter}})
 	}
 	for i, w := range cfg.Webhooks {
@@ -88,7 +88,7 @@ func New(cfg Config, getenv func(string) string, log *slog.Logger) (*Sender, err
 			}
 			secret = []byte(v)
 		}
-		s.queues = append(s.queues, &queue{d: &webhook{url: w.URL, slack: w.Format == "slack", secret: secret,
+		s.queues = append(s.queues, &queue{d: &webhook{url: w.URL.Reveal(), slack: w.Format == "slack", secret: secret,
 			client: client, now: time.Now, index: i}})
 	}
 	for _, q := range s.queues {
@@ -200,18 +200,19 @@ func (s *Sender) dashboardLink(a *event.Anomaly) string {
 }
 
 // post sends body and classifies the answer: 2xx is success, 4xx other
-// than 408 and 429 is permanent, anything else is worth a retry.
+// than 408 and 429 is permanent, anything else is worth a retry. Its
+// errors name the destination by scheme and host only (see redact).
 func post(ctx context.Context, client *http.Client, u string, body []byte, header http.Header) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return &permanentError{fmt.Errorf("building request to %s: %w", u, err)}
+		return &permanentError{fmt.Errorf("building request to %s: %w", redact(u), scrub(err, u))}
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("posting to %s: %w", redact(u), err)
+		return fmt.Errorf("posting to %s: %w", redact(u), scrub(err, u))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -226,11 +227,21 @@ func post(ctx context.Context, client *http.Client, u string, body []byte, heade
 }
 
 // redact keeps a URL's scheme and host only: webhook paths often are the
-// secret (Slack's are).
+// secret (Slack's are), and user information is.
 func redact(u string) string {
 	p, err := url.Parse(u)
-	if err != nil {
+	if err != nil || p.Host == "" {
 		return "webhook"
 	}
 	return p.Scheme + "://" + p.Host
+}
+
+// scrub returns err with the URL that net/http puts in its errors (path,
+// query and user name included) replaced by redact(u).
+func scrub(err error, u string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redact(u)
+	}
+	return err
 }

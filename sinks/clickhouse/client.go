@@ -37,7 +37,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:        cfg.Addr,
-		Auth:        clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
+		Auth:        clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password.Reveal()},
 		DialTimeout: cfg.DialTimeout,
 		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 	})

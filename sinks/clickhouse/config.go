@@ -15,6 +15,8 @@ import (
 	"net"
 	"regexp"
 	"time"
+
+	"github.com/apiguard/apiguard/internal/secret"
 )
 
 // Config says where ClickHouse is and how to write to it.
@@ -25,7 +27,9 @@ type Config struct {
 	// Database holds apiguard's tables; migrate creates it.
 	Database string `yaml:"database"`
 	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	// Password prints redacted; $APIGUARD_CLICKHOUSE_PASSWORD sets it
+	// without writing it in the file.
+	Password secret.String `yaml:"password"`
 	// DialTimeout bounds a connection attempt.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// BatchSize is the most rows in one insert.
