@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,7 +14,7 @@ import (
 )
 
 // Server serves a Proxy on a listener: HTTP/1.1 with the wire view (header
-// order, framing), HTTP/2 (ALPN over TLS, or cleartext with prior
+// order, strict framing), HTTP/2 (ALPN over TLS, or cleartext with prior
 // knowledge), and optional TLS termination with ClientHello fingerprints.
 type Server struct {
 	p   *Proxy
@@ -31,7 +32,7 @@ func NewServer(p *Proxy, cfg Config, tlsConf *tls.Config, log *slog.Logger) *Ser
 // connInfo is what a connection knows of its client, for every request on
 // it.
 type connInfo struct {
-	wire *wireConn            // HTTP/1.x only
+	wire *wireConn            // HTTP/1.x, and h2c after its preface
 	tls  *tls.ConnectionState // TLS terminated here
 	ja4  string
 	ja3  string
@@ -51,7 +52,15 @@ type helloConn struct {
 // returns. ln is closed when Serve returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.p,
+		Handler: framedHandler{s.p},
+		// "OPTIONS *" reaches framedHandler too, so that every HTTP/1.x
+		// request is paired with its head.
+		DisableGeneralOptionsHandler: true,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if w, ok := c.(*wireConn); ok && st == http.StateHijacked {
+				w.hijacked()
+			}
+		},
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
@@ -68,8 +77,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	srv.Protocols = &protos
 	// net/http's head limit plus its slack: heads longer than this are
-	// refused by net/http before a handler runs.
+	// refused by net/http before a handler runs, and by the wire view.
 	maxHead := s.cfg.MaxHeaderBytes + 4096
+	h2c := s.cfg.HTTP2 && s.tls == nil
 
 	var (
 		wg   sync.WaitGroup
@@ -77,7 +87,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		in   net.Listener
 	)
 	if s.tls == nil {
-		in = wireListener{Listener: ln, maxHead: maxHead}
+		in = wireListener{Listener: ln, maxHead: maxHead, h2c: h2c}
 	} else {
 		// net/http adjusts its TLSConfig for HTTP/2: give it its own copy;
 		// acceptTLS handshakes with another.
@@ -118,10 +128,41 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
+// framedHandler is the handler net/http calls for every request. It pairs
+// each HTTP/1.x request with the head the wire view framed for it
+// (wireConn.begin) before the proxy runs, so a request net/http parsed
+// where the view saw none is refused, and it answers "OPTIONS *" as
+// net/http's own handler does.
+type framedHandler struct{ p *Proxy }
+
+func (h framedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	clean := true
+	if info != nil && info.wire != nil {
+		var framed bool
+		if framed, clean = info.wire.begin(r.Method, r.RequestURI); framed {
+			defer info.wire.end()
+		}
+	}
+	if clean && r.Method == http.MethodOptions && r.RequestURI == "*" {
+		if info != nil && info.wire != nil {
+			info.wire.next() // the proxy does not see this request
+		}
+		w.Header().Set("Content-Length", "0")
+		if r.ContentLength != 0 {
+			// At most 4 KiB of body is read; more closes the connection.
+			_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4<<10))
+		}
+		return
+	}
+	h.p.ServeHTTP(w, r)
+}
+
 // wireListener wraps each accepted connection in a wireConn.
 type wireListener struct {
 	net.Listener
 	maxHead int
+	h2c     bool
 }
 
 func (l wireListener) Accept() (net.Conn, error) {
@@ -129,7 +170,7 @@ func (l wireListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newWireConn(c, l.maxHead), nil
+	return newWireConn(c, l.maxHead, l.h2c), nil
 }
 
 // acceptTLS accepts TCP connections, runs each handshake in its own
@@ -172,7 +213,7 @@ func (s *Server) acceptTLS(ctx context.Context, ln net.Listener, hl *handoffList
 			st := tc.ConnectionState()
 			var out net.Conn = tc
 			if st.NegotiatedProtocol != "h2" {
-				w := newWireConn(tc, maxHead)
+				w := newWireConn(tc, maxHead, false)
 				w.info.tls, w.info.ja4, w.info.ja3 = &st, hc.ja4, hc.ja3
 				out = w
 			}

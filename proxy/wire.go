@@ -1,321 +1,846 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
+	"io"
 	"net"
-	"strconv"
 	"sync"
 )
 
-// Wire is what the proxy saw of one HTTP/1.x request on the connection,
-// before net/http parsed it: the header names in the order the client sent
-// them, and framing that net/http would silently repair.
+// Wire is what the proxy saw of one HTTP/1.x request head on the
+// connection, before net/http parsed it: the header names in the order the
+// client sent them, and framing that net/http would silently repair.
 type Wire struct {
 	// HeaderOrder is the header-order fingerprint: "h1:" and the first 16
 	// hex digits of the SHA-256 of the header names, as sent (case kept),
 	// joined by ",". Clients built on different HTTP stacks send the same
 	// headers in different orders and cases, whatever User-Agent they
-	// claim.
+	// claim. For a refused head it covers the lines before the fault.
 	HeaderOrder string
-	// Ambiguous names a framing ambiguity ("Content-Length with
-	// Transfer-Encoding"); the proxy refuses such a request with 400 and
-	// closes the connection, whatever net/http would have made of it.
+	// Ambiguous names why the request's framing is refused ("Content-Length
+	// with Transfer-Encoding", "obs-fold header line", …); the proxy
+	// refuses such a request with 400 and closes the connection, whatever
+	// net/http would have made of it.
 	Ambiguous string
+	// target identifies the request line: FNV-1a of the method, a space and
+	// the request-target. The server's handler pairs each request net/http
+	// parsed with its head by it (wireConn.begin).
+	target uint64
 }
 
-// maxWireQueue bounds the heads read ahead of the handler (pipelining).
-const maxWireQueue = 16
+// Reasons a head's framing is refused (Wire.Ambiguous).
+const (
+	reasonCLWithTE       = "Content-Length with Transfer-Encoding"
+	reasonTE10           = "Transfer-Encoding in an HTTP/1.0 request"
+	reasonTEOther        = "Transfer-Encoding other than chunked"
+	reasonCLRepeated     = "repeated Content-Length"
+	reasonCLMalformed    = "malformed Content-Length"
+	reasonObsFold        = "obs-fold header line"
+	reasonBareLF         = "bare LF in the head"
+	reasonBareCR         = "CR without LF in the head"
+	reasonCTL            = "control character in a header value"
+	reasonHeaderLine     = "malformed header line"
+	reasonRequestLine    = "malformed request line"
+	reasonVersion        = "unsupported HTTP version"
+	reasonHeadTooLong    = "head longer than max_header_bytes"
+	reasonPreface        = "malformed HTTP/2 preface"
+	reasonTooManyPending = "more pipelined requests than the proxy follows"
+	reasonUnframed       = "request not framed on the wire"
+	// A trailer section's faults stop the framing inside a body, whose
+	// head was already served: they are never a Wire's.
+	reasonTrailerTooLong = "trailer section too long"
+)
 
-// wireConn watches the bytes net/http reads from a connection and follows
-// HTTP/1.1 framing (RFC 9112) alongside it: for each request head it records
-// a Wire, then skips the body by Content-Length or chunked coding. It
-// follows net/http's choices (Transfer-Encoding wins over Content-Length;
-// HTTP/1.0 ignores Transfer-Encoding), so both stay on the same request
-// boundaries. When it cannot follow (a malformed head, HTTP/2's preface, a
-// head larger than its limit) it stops for the connection: net/http refuses
-// what is malformed, and the requests after that carry no Wire.
+// maxWirePending bounds the heads framed ahead of their handlers. net/http
+// reads ahead at most its 4 KiB buffer, so a client never gets near it; a
+// head beyond it is refused, never passed unexamined.
+const maxWirePending = 1024
+
+// maxTrailer bounds a chunked body's trailer section, as net/http's
+// buffer does.
+const maxTrailer = 4096
+
+// maxChunkLine bounds a chunk-size line, as net/http does.
+const maxChunkLine = 4096
+
+// wirePoison ends a line net/http has partly read so that it refuses it
+// (a NUL is valid in no request line and no header), then ends the head.
+const wirePoison = "\x00\r\n\r\n"
+
+// wireConn sits under net/http on an HTTP/1.x connection and frames the
+// bytes net/http reads (RFC 9112) before handing them over: each request
+// head is validated line by line as it arrives, its Wire is queued for the
+// request's handler, and its body is skipped by Content-Length or chunked
+// coding, so the view stays on net/http's request boundaries.
 //
-// Reads come from the server's connection goroutine and its background
-// reader; the queue is guarded by mu.
+// It fails closed. A head it refuses is handed to net/http cut short, up to
+// its last good line and then ended (or, when net/http already holds part
+// of the bad line, ended so that net/http refuses it), with a refusing Wire
+// queued, so that its handler answers 400 and closes the connection; nothing
+// after it ever reaches net/http. The same holds when the framing cannot be
+// followed (a malformed chunk, a trailer too long) or a request reaches the
+// handler without a framed head of the same method and target (begin).
+// While the requests before the cut are still being served, reads wait on
+// the socket and discard what comes; after, they return io.EOF.
+//
+// HTTP/2 with prior knowledge (the preface as the connection's first bytes,
+// when h2c is on) and hijacked connections pass unexamined.
+//
+// net/http reads from its connection goroutine and its background reader
+// (never both at once); begin, next and end run on the handler's goroutine.
+// mu guards everything but the embedded Conn.
 type wireConn struct {
 	net.Conn
-	f    wireFramer
 	info connInfo
 
-	mu    sync.Mutex
-	queue []Wire
+	mu     sync.Mutex
+	f      wireFramer
+	queue  []Wire // framed heads whose handler has not begun; a refusal is last
+	qhead  int    // queue[qhead:] are pending
+	cur    Wire   // the Wire begin paired with the running handler
+	hasCur bool
+	ended  int    // HTTP/1.x handlers that have returned
+	tail   string // bytes the framer added, not yet handed over
 }
 
-func newWireConn(c net.Conn, maxHead int) *wireConn {
+func newWireConn(c net.Conn, maxHead int, h2c bool) *wireConn {
 	w := &wireConn{Conn: c}
 	w.info.wire = w
 	w.f.maxHead = maxHead
+	w.f.h2c = h2c
 	w.f.emit = w.push
 	return w
 }
 
+// Read reads from the connection what net/http may see.
 func (w *wireConn) Read(p []byte) (int, error) {
-	n, err := w.Conn.Read(p)
-	if n > 0 {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
 		w.mu.Lock()
-		w.f.feed(p[:n])
+		if w.tail != "" {
+			n := copy(p, w.tail)
+			w.tail = w.tail[n:]
+			w.mu.Unlock()
+			return n, nil
+		}
+		if w.f.state == wireCut && w.ended >= w.f.cutReq {
+			w.mu.Unlock()
+			return 0, io.EOF
+		}
 		w.mu.Unlock()
+
+		n, err := w.Conn.Read(p)
+		if n == 0 {
+			return 0, err
+		}
+		w.mu.Lock()
+		if w.f.state == wireCut {
+			// What follows a refusal is read only so that net/http's
+			// background read waits as it would on a quiet client.
+			w.mu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
+		k, tail := w.f.feed(p[:n])
+		if tail != "" {
+			c := copy(p[k:], tail)
+			k += c
+			w.tail = tail[c:]
+		}
+		w.mu.Unlock()
+		if k == 0 && err == nil {
+			continue
+		}
+		return k, err
 	}
-	return n, err
 }
 
-func (w *wireConn) push(x Wire) {
-	if len(w.queue) < maxWireQueue {
-		w.queue = append(w.queue, x)
+// push queues a framed head for its handler; a clean head is refused when
+// maxWirePending are already waiting, a refusal never.
+func (w *wireConn) push(x Wire) bool {
+	if x.Ambiguous == "" && len(w.queue)-w.qhead >= maxWirePending {
+		return false
 	}
+	if w.qhead > 0 && w.qhead == len(w.queue) {
+		w.queue, w.qhead = w.queue[:0], 0
+	}
+	w.queue = append(w.queue, x)
+	return true
 }
 
-// next returns the Wire of the next request the handler sees. net/http
-// calls handlers in request order and closes the connection after any
-// request it refuses itself, so heads and handlers stay paired.
+// begin pairs the request whose handler is starting with the next framed
+// head. framed reports an HTTP/1.x request on this connection, whose
+// handler must call end when it returns; clean that its head may be served.
+// A request without a framed head of the same method and target means the
+// view and net/http disagree on the connection's framing: it is refused,
+// and nothing more is read.
+func (w *wireConn) begin(method, target string) (framed, clean bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f.state == wireH2 || w.f.state == wirePass {
+		return false, true
+	}
+	id := requestID(method, target)
+	if w.qhead < len(w.queue) && w.queue[w.qhead].target == id {
+		w.cur = w.queue[w.qhead]
+		w.qhead++
+	} else {
+		w.cur = Wire{Ambiguous: reasonUnframed, target: id}
+		w.queue, w.qhead = w.queue[:0], 0
+		w.f.cut(w.ended)
+	}
+	w.hasCur = true
+	return true, w.cur.Ambiguous == ""
+}
+
+// end records that the handler of a request begin paired has returned.
+func (w *wireConn) end() {
+	w.mu.Lock()
+	w.ended++
+	w.mu.Unlock()
+}
+
+// next returns the Wire of the request the handler serves: the one begin
+// paired. For HTTP/2 on this connection it returns false. An HTTP/1.x
+// request that begin did not pair gets a refusal.
 func (w *wireConn) next() (Wire, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.queue) == 0 {
+	if w.hasCur {
+		x := w.cur
+		w.cur, w.hasCur = Wire{}, false
+		return x, true
+	}
+	if w.f.state == wireH2 || w.f.state == wirePass {
 		return Wire{}, false
 	}
-	x := w.queue[0]
-	w.queue = w.queue[1:]
-	return x, true
+	return Wire{Ambiguous: reasonUnframed}, true
 }
 
-// framer states.
+// hijacked lets the bytes of a connection a handler took over (a protocol
+// upgrade) pass unexamined, unless the framing was already refused.
+func (w *wireConn) hijacked() {
+	w.mu.Lock()
+	if w.f.state != wireCut {
+		w.f.state = wirePass
+	}
+	w.mu.Unlock()
+}
+
+// requestID is Wire.target for a request net/http parsed.
+func requestID(method, target string) uint64 {
+	h := uint64(fnvOffset)
+	for i := range len(method) {
+		h = (h ^ uint64(method[i])) * fnvPrime
+	}
+	h = (h ^ ' ') * fnvPrime
+	for i := range len(target) {
+		h = (h ^ uint64(target[i])) * fnvPrime
+	}
+	return h
+}
+
 const (
-	wireHead = iota
-	wireBody
-	wireChunkSize
-	wireChunkData
-	wireChunkCRLF
-	wireTrailer
-	wireStopped
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// Framer states.
+const (
+	wireIdle      = iota // between requests: optional empty lines, then a head
+	wireHead             // in a request head
+	wirePreface          // after "PRI * HTTP/2.0\r\n\r\n": "SM\r\n\r\n" must follow
+	wireBody             // in a Content-Length body
+	wireChunkSize        // in a chunk-size line
+	wireChunkData        // in a chunk's data
+	wireChunkCRLF        // in the CRLF after a chunk's data
+	wireTrailer          // in a chunked body's trailer section
+	wireH2               // HTTP/2 with prior knowledge: bytes pass
+	wirePass             // hijacked: bytes pass
+	wireCut              // refused or lost: nothing more is handed over
+)
+
+// Line scanner states, within a head or a trailer section.
+const (
+	lineStart   = iota // first byte of a header line, or of the empty line
+	lineMethod         // request line: method
+	lineTarget         // request line: request-target
+	lineVersion        // request line: HTTP version
+	lineName           // field name
+	lineValue          // field value
+	lineCR             // after a CR: only LF may follow
+)
+
+// Chunk-size line states.
+const (
+	chunkDigits = iota
+	chunkSpace  // whitespace after the digits
+	chunkExt    // after "digits;"
+	chunkCR
 )
 
 // wireFramer is wireConn's parser, separate from the connection so it can
-// be fuzzed and tested on byte slices.
+// be tested and fuzzed on byte slices.
 type wireFramer struct {
 	state   int
 	maxHead int
-	head    []byte // the head so far
-	line    []byte // the chunk-size or trailer line so far
-	remain  int64  // body or chunk bytes left
-	emit    func(Wire)
+	h2c     bool
+	emit    func(Wire) bool // false: the head cannot be followed
+	fed     bool            // bytes came before
+	clean   int             // clean heads emitted
+	cutReq  int             // after a cut: the requests before it (wireConn.Read)
+
+	// The head or trailer section being read.
+	ls      int    // line scanner state
+	n       int    // its bytes so far
+	line    []byte // the current line's bytes from earlier reads
+	lineLen int    // the current line's bytes so far
+	mark    int    // the first SP of the request line, or a header's colon
+	mark2   int    // the second SP of the request line
+	reqLine bool   // the current line is the request line
+	hd      headInfo
+	order   hash.Hash // header names, for HeaderOrder
+	sum     [sha256.Size]byte
+
+	// Bodies.
+	remain   uint64 // body or chunk bytes left
+	chunk    int    // chunk-size line state
+	digits   int
+	crlf     int // bytes of the CRLF after a chunk seen
+	prefaceN int // bytes of "SM\r\n\r\n" seen
 }
 
-func (f *wireFramer) feed(p []byte) {
-	for len(p) > 0 {
+// headInfo is what a head's lines said so far.
+type headInfo struct {
+	first     bool // the connection's first bytes
+	http10    bool
+	preface   bool // "PRI * HTTP/2.0" opening a connection with h2c on
+	target    uint64
+	names     int
+	cl        int // Content-Length fields
+	clBad     bool
+	clValue   uint64
+	te        int // Transfer-Encoding fields
+	teChunked bool
+}
+
+// feed frames p, the next bytes read from the connection, and returns how
+// many of them net/http may see and bytes to hand over after those. After a
+// refusal it hands over nothing more.
+func (f *wireFramer) feed(p []byte) (int, string) {
+	first := !f.fed
+	f.fed = true
+	// Where the current line began in p; -1 when in an earlier read.
+	lineAt := -1
+	if f.state == wireHead || f.state == wireTrailer {
+		if f.lineLen == 0 {
+			lineAt = 0
+		}
+	}
+	i := 0
+	for i < len(p) {
 		switch f.state {
-		case wireStopped:
-			return
-		case wireHead:
-			// Leading empty lines before a request line are skipped, as
-			// robust parsers do (RFC 9112 §2.2).
-			if len(f.head) == 0 {
-				for len(p) > 0 && (p[0] == '\r' || p[0] == '\n') {
-					p = p[1:]
-				}
-				if len(p) == 0 {
-					return
-				}
+		case wireH2, wirePass:
+			return len(p), ""
+		case wireCut:
+			return i, ""
+		case wireIdle:
+			// Empty lines before a request line are skipped (RFC 9112
+			// §2.2); net/http, stricter, refuses most of them itself.
+			for i < len(p) && (p[i] == '\r' || p[i] == '\n') {
+				i++
 			}
-			old := len(f.head)
-			buf := p
-			if old > 0 {
-				f.head = append(f.head, p...)
-				buf = f.head
+			if i == len(p) {
+				return len(p), ""
 			}
-			end := headEnd(buf, max(0, old-2))
-			if end < 0 {
-				if old == 0 {
-					f.head = append(f.head, p...)
-				}
-				if len(f.head) > f.maxHead {
-					f.stop()
-				}
-				return
-			}
-			if end > f.maxHead {
-				f.stop()
-				return
-			}
-			f.onHead(buf[:end])
-			p = p[end-old:]
-			if f.head != nil {
-				f.head = f.head[:0]
-			}
-		case wireBody:
-			n := min(int64(len(p)), f.remain)
-			p, f.remain = p[n:], f.remain-n
-			if f.remain == 0 {
-				f.state = wireHead
-			}
-		case wireChunkSize, wireTrailer:
-			i := bytes.IndexByte(p, '\n')
-			if i < 0 {
-				f.line = append(f.line, p...)
-				if len(f.line) > 4096 {
-					f.stop()
-				}
-				return
-			}
-			f.line = append(f.line, p[:i+1]...)
-			p = p[i+1:]
-			line := bytes.TrimSuffix(bytes.TrimSuffix(f.line, []byte("\n")), []byte("\r"))
-			f.line = f.line[:0]
-			if f.state == wireTrailer {
-				if len(line) == 0 {
-					f.state = wireHead
-				}
-				continue
-			}
-			size, ok := chunkSize(line)
+			f.startHead(first && i == 0)
+			lineAt = i
+		case wireHead, wireTrailer:
+			var (
+				reason string
+				ended  bool
+			)
+			i, lineAt, reason, ended = f.scan(p, i, lineAt)
 			switch {
-			case !ok:
-				f.stop()
-			case size == 0:
-				f.state = wireTrailer
+			case reason == "":
+			case f.state == wireTrailer:
+				return f.stopBody(i)
+			case ended:
+				// The head is whole and well formed, only its framing is
+				// refused: net/http sees all of it.
+				f.refuse(reason)
+				return i, ""
 			default:
-				f.remain, f.state = size, wireChunkData
+				f.refuse(reason)
+				switch {
+				case lineAt < 0:
+					// net/http holds part of the bad line.
+					return 0, wirePoison
+				case f.reqLine:
+					return lineAt, wirePoison
+				default:
+					// The head up to its last good line, and its end.
+					return lineAt, "\r\n"
+				}
 			}
-		case wireChunkData:
-			n := min(int64(len(p)), f.remain)
-			p, f.remain = p[n:], f.remain-n
+		case wirePreface:
+			const rest = "SM\r\n\r\n"
+			for i < len(p) && f.prefaceN < len(rest) {
+				if p[i] != rest[f.prefaceN] {
+					f.refuse(reasonPreface)
+					return i, ""
+				}
+				i++
+				f.prefaceN++
+			}
+			if f.prefaceN == len(rest) {
+				f.state = wireH2
+			}
+		case wireBody, wireChunkData:
+			k := min(uint64(len(p)-i), f.remain)
+			i += int(k)
+			f.remain -= k
 			if f.remain == 0 {
-				f.state, f.remain = wireChunkCRLF, 2
+				if f.state == wireBody {
+					f.state = wireIdle
+				} else {
+					f.state, f.crlf = wireChunkCRLF, 0
+				}
 			}
 		case wireChunkCRLF:
-			// The CRLF after chunk data; net/http refuses anything else.
-			n := min(int64(len(p)), f.remain)
-			p, f.remain = p[n:], f.remain-n
-			if f.remain == 0 {
-				f.state = wireChunkSize
+			// net/http refuses anything but CRLF after a chunk's data.
+			if p[i] != "\r\n"[f.crlf] {
+				return f.stopBody(i)
+			}
+			i++
+			if f.crlf++; f.crlf == 2 {
+				f.state, f.n, f.chunk, f.digits, f.remain = wireChunkSize, 0, chunkDigits, 0, 0
+			}
+		case wireChunkSize:
+			var ok bool
+			if i, ok = f.chunkLine(p, i); !ok {
+				return f.stopBody(i)
+			}
+			lineAt = i // the trailer section's first line, if it began
+		}
+	}
+	if (f.state == wireHead || f.state == wireTrailer) && f.lineLen > 0 {
+		// The line goes on in the next read: keep what it has so far.
+		f.line = append(f.line, p[max(lineAt, 0):]...)
+	}
+	return len(p), ""
+}
+
+func (f *wireFramer) startHead(first bool) {
+	f.state, f.ls, f.n, f.lineLen, f.reqLine = wireHead, lineMethod, 0, 0, true
+	f.line = f.line[:0]
+	f.hd = headInfo{first: first}
+	if f.order == nil {
+		f.order = sha256.New()
+	}
+	f.order.Reset()
+}
+
+// scan reads head or trailer lines from p[i:]. It returns where it
+// stopped, where the current line began (-1: in an earlier read), and
+// either why the head is refused, with ended reporting that the head is
+// whole (its framing is refused, not its syntax), or "" when p is used up
+// or the head or trailer section ended.
+func (f *wireFramer) scan(p []byte, i, lineAt int) (int, int, string, bool) {
+	limit := f.maxHead
+	if f.state == wireTrailer {
+		limit = maxTrailer
+	}
+	for i < len(p) {
+		if f.n >= limit {
+			if f.state == wireTrailer {
+				return i, lineAt, reasonTrailerTooLong, false
+			}
+			return i, lineAt, reasonHeadTooLong, false
+		}
+		// Most bytes are in runs of one class: skip those at once, up to
+		// the limit.
+		var class *[256]bool
+		switch f.ls {
+		case lineMethod, lineName:
+			class = &isToken
+		case lineTarget:
+			class = &isTarget
+		case lineValue:
+			class = &isValue
+		}
+		if class != nil {
+			j, end := i, min(len(p), i+limit-f.n)
+			for j < end && class[p[j]] {
+				j++
+			}
+			if j > i {
+				f.n += j - i
+				f.lineLen += j - i
+				i = j
+				continue
 			}
 		}
+		c := p[i]
+		switch f.ls {
+		case lineMethod:
+			switch {
+			case c == ' ' && f.lineLen > 0:
+				f.ls, f.mark = lineTarget, f.lineLen
+			case c == '\n':
+				return i, lineAt, reasonBareLF, false
+			default:
+				return i, lineAt, reasonRequestLine, false
+			}
+		case lineTarget:
+			switch {
+			case c == ' ' && f.lineLen > f.mark+1:
+				f.ls, f.mark2 = lineVersion, f.lineLen
+			case c == '\n':
+				return i, lineAt, reasonBareLF, false
+			default:
+				return i, lineAt, reasonRequestLine, false
+			}
+		case lineVersion:
+			switch {
+			case c == '\r':
+				f.ls = lineCR
+			case c == '\n':
+				return i, lineAt, reasonBareLF, false
+			case c > ' ' && c < 0x7f:
+			default:
+				return i, lineAt, reasonRequestLine, false
+			}
+		case lineStart:
+			switch {
+			case c == ' ' || c == '\t':
+				return i, lineAt, reasonObsFold, false
+			case c == '\r':
+				f.ls = lineCR
+			case c == '\n':
+				return i, lineAt, reasonBareLF, false
+			case isToken[c]:
+				f.ls = lineName
+			default:
+				return i, lineAt, reasonHeaderLine, false
+			}
+		case lineName:
+			switch {
+			case c == ':':
+				f.ls, f.mark = lineValue, f.lineLen
+			case c == '\n':
+				return i, lineAt, reasonBareLF, false
+			default:
+				return i, lineAt, reasonHeaderLine, false
+			}
+		case lineValue:
+			switch {
+			case c == '\r':
+				f.ls = lineCR
+			case c == '\n':
+				return i, lineAt, reasonBareLF, false
+			default:
+				return i, lineAt, reasonCTL, false
+			}
+		case lineCR:
+			if c != '\n' {
+				return i, lineAt, reasonBareCR, false
+			}
+			i++
+			f.n++
+			var line []byte
+			if lineAt >= 0 {
+				line = p[lineAt:i]
+			} else {
+				f.line = append(f.line, p[:i]...)
+				line = f.line
+			}
+			line = line[:len(line)-2]
+			reason, done, ended := f.endLine(line)
+			if reason != "" {
+				return i, lineAt, reason, ended
+			}
+			f.line, f.lineLen, f.ls, f.reqLine = f.line[:0], 0, lineStart, false
+			lineAt = i
+			if done {
+				return i, lineAt, "", false
+			}
+			continue
+		}
+		i++
+		f.n++
+		f.lineLen++
 	}
+	return i, lineAt, "", false
 }
 
-func (f *wireFramer) stop() {
-	f.state = wireStopped
-	f.head, f.line = nil, nil
-}
-
-// chunkSize parses a chunk-size line (hex digits, then optional
-// extensions).
-func chunkSize(line []byte) (int64, bool) {
-	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		line = line[:i]
-	}
-	line = bytes.TrimRight(line, " \t")
-	if len(line) == 0 || len(line) > 16 {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(string(line), 16, 64)
-	return n, err == nil && n >= 0
-}
-
-// onHead reads one request head (request line, header lines, empty line),
-// emits its Wire and sets up the body.
-func (f *wireFramer) onHead(head []byte) {
-	lines := bytes.Split(bytes.TrimRight(head, "\r\n"), []byte("\n"))
-	for i, l := range lines {
-		lines[i] = bytes.TrimSuffix(l, []byte("\r"))
-	}
-	reqLine := lines[0]
-	if bytes.HasSuffix(reqLine, []byte(" HTTP/2.0")) {
-		f.stop() // the h2c preface: HTTP/2 frames follow
-		return
-	}
-	http10 := bytes.HasSuffix(reqLine, []byte(" HTTP/1.0"))
-	h := sha256.New()
-	var (
-		cl, te     [][]byte
-		names      int
-		w          Wire
-		chunkedEnd bool
-	)
-	for _, l := range lines[1:] {
-		if len(l) > 0 && (l[0] == ' ' || l[0] == '\t') {
-			continue // obs-fold continuation of the previous value
+// endLine takes a complete line (without its CRLF). It returns why the
+// head is refused, if it is, whether the head or trailer section ended,
+// and whether the refusal is of a whole head. When a head ends well it is
+// emitted and its body set up.
+func (f *wireFramer) endLine(line []byte) (reason string, done, ended bool) {
+	if f.state == wireTrailer {
+		if len(line) == 0 {
+			f.state = wireIdle
+			return "", true, false
 		}
-		name, value, ok := bytes.Cut(l, []byte(":"))
-		if !ok {
-			f.stop() // net/http refuses the request and closes
-			return
-		}
-		if names > 0 {
-			h.Write([]byte{','})
-		}
-		h.Write(name)
-		names++
-		value = bytes.Trim(value, " \t")
-		switch {
-		case asciiEqualFold(name, "Content-Length"):
-			cl = append(cl, value)
-		case asciiEqualFold(name, "Transfer-Encoding"):
-			te = append(te, value)
-			chunkedEnd = asciiEqualFold(lastCoding(value), "chunked")
-		}
+		return "", false, false
 	}
-	sum := h.Sum(nil)
-	w.HeaderOrder = "h1:" + hex.EncodeToString(sum[:8])
-	if len(cl) > 0 && len(te) > 0 {
-		w.Ambiguous = "Content-Length with Transfer-Encoding"
+	if f.reqLine {
+		return f.requestLine(line), false, false
 	}
-	f.emit(w)
+	if len(line) == 0 {
+		return f.endHead()
+	}
+	if f.hd.preface {
+		return reasonPreface, false, false
+	}
+	name, value := line[:f.mark], trimOWS(line[f.mark+1:])
+	if f.hd.names > 0 {
+		f.order.Write(comma)
+	}
+	f.order.Write(name)
+	f.hd.names++
 	switch {
-	case len(te) > 0 && !http10:
-		if len(te) != 1 || !chunkedEnd {
-			f.stop() // net/http answers 501 and closes
-			return
-		}
-		f.state = wireChunkSize
-	case len(cl) > 0:
-		n, err := strconv.ParseInt(string(cl[0]), 10, 64)
-		if err != nil || n < 0 || cl[0][0] == '+' {
-			f.stop()
-			return
-		}
-		if n == 0 {
-			f.state = wireHead
-		} else {
-			f.state, f.remain = wireBody, n
-		}
-	default:
-		f.state = wireHead
+	case asciiEqualFold(name, "Content-Length"):
+		f.hd.cl++
+		v, ok := parseDecimal(value)
+		f.hd.clValue, f.hd.clBad = v, f.hd.clBad || !ok
+	case asciiEqualFold(name, "Transfer-Encoding"):
+		f.hd.te++
+		f.hd.teChunked = asciiEqualFold(value, "chunked")
 	}
+	return "", false, false
 }
 
-// headEnd returns the index just past the empty line that ends a head in
-// b, searching from from, or -1. Lines end in LF with an optional CR, as
-// net/http reads them.
-func headEnd(b []byte, from int) int {
-	for i := from; i < len(b); i++ {
-		j := bytes.IndexByte(b[i:], '\n')
-		if j < 0 {
-			return -1
+var comma = []byte{','}
+
+// requestLine checks a request line (method SP request-target SP version,
+// its characters already checked) and notes what the head needs of it.
+func (f *wireFramer) requestLine(line []byte) string {
+	f.hd.target = fnv(line[:f.mark2])
+	switch string(line[f.mark2+1:]) {
+	case "HTTP/1.1":
+	case "HTTP/1.0":
+		f.hd.http10 = true
+	case "HTTP/2.0":
+		if f.h2c && f.hd.first && string(line) == "PRI * HTTP/2.0" {
+			f.hd.preface = true
+			return ""
 		}
-		i += j
-		switch {
-		case i+1 < len(b) && b[i+1] == '\n':
-			return i + 2
-		case i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n':
-			return i + 3
+		return reasonVersion
+	default:
+		return reasonVersion
+	}
+	return ""
+}
+
+// endHead judges a whole head's framing and, when it is clean, emits it
+// and sets up its body.
+func (f *wireFramer) endHead() (reason string, done, ended bool) {
+	hd := &f.hd
+	if hd.preface {
+		f.state, f.prefaceN = wirePreface, 0
+		return "", true, false
+	}
+	switch {
+	case hd.te > 0 && hd.http10:
+		// RFC 9112 §6.1: the framing of an HTTP/1.0 message with a
+		// Transfer-Encoding is faulty.
+		return reasonTE10, false, true
+	case hd.te > 0 && hd.cl > 0:
+		return reasonCLWithTE, false, true
+	case hd.te > 1 || hd.te == 1 && !hd.teChunked:
+		return reasonTEOther, false, true
+	case hd.cl > 1:
+		return reasonCLRepeated, false, true
+	case hd.clBad:
+		return reasonCLMalformed, false, true
+	}
+	if !f.emit(Wire{HeaderOrder: f.headerOrder(), target: hd.target}) {
+		return reasonTooManyPending, false, true
+	}
+	f.clean++
+	switch {
+	case hd.te > 0:
+		f.state, f.n, f.chunk, f.digits, f.remain = wireChunkSize, 0, chunkDigits, 0, 0
+	case hd.clValue > 0:
+		f.state, f.remain = wireBody, hd.clValue
+	default:
+		f.state = wireIdle
+	}
+	return "", true, false
+}
+
+// refuse emits a refusal for the head being read and cuts the connection.
+func (f *wireFramer) refuse(reason string) {
+	f.emit(Wire{HeaderOrder: f.headerOrder(), Ambiguous: reason, target: f.hd.target})
+	f.cut(f.clean)
+}
+
+// stopBody cuts the connection inside a body it cannot follow: net/http
+// sees p[:i] and then the end of the stream.
+func (f *wireFramer) stopBody(i int) (int, string) {
+	f.cut(f.clean - 1)
+	return i, ""
+}
+
+// cut stops the framing: nothing more is handed over once the first
+// before requests have been served.
+func (f *wireFramer) cut(before int) {
+	f.state, f.cutReq = wireCut, before
+	f.line = nil
+}
+
+func (f *wireFramer) headerOrder() string {
+	if f.order == nil {
+		f.order = sha256.New()
+	}
+	sum := f.order.Sum(f.sum[:0])
+	var b [3 + 16]byte
+	copy(b[:], "h1:")
+	hex.Encode(b[3:], sum[:8])
+	return string(b[:])
+}
+
+// chunkLine reads a chunk-size line from p[i:]: 1 to 16 hex digits, then
+// either a chunk extension (';' and bytes other than controls) or optional
+// whitespace, then CRLF, as net/http reads it. It returns where it stopped and false if the line is refused.
+func (f *wireFramer) chunkLine(p []byte, i int) (int, bool) {
+	for ; i < len(p); i++ {
+		c := p[i]
+		if f.n++; f.n >= maxChunkLine {
+			return i, false
 		}
+		switch f.chunk {
+		case chunkDigits:
+			switch d := hexDigit(c); {
+			case d >= 0 && f.digits < 16:
+				f.remain = f.remain<<4 | uint64(d)
+				f.digits++
+				continue
+			case d >= 0 || f.digits == 0:
+				return i, false
+			}
+			switch c {
+			case ';':
+				f.chunk = chunkExt
+			case ' ', '\t':
+				f.chunk = chunkSpace
+			case '\r':
+				f.chunk = chunkCR
+			default:
+				return i, false
+			}
+		case chunkSpace:
+			switch c {
+			case ' ', '\t':
+			case '\r':
+				f.chunk = chunkCR
+			default:
+				return i, false
+			}
+		case chunkExt:
+			switch {
+			case c == '\r':
+				f.chunk = chunkCR
+			case c == '\n' || c < ' ' && c != '\t' || c == 0x7f:
+				return i, false
+			}
+		case chunkCR:
+			if c != '\n' {
+				return i, false
+			}
+			if f.remain == 0 {
+				f.state, f.ls, f.n, f.lineLen = wireTrailer, lineStart, 0, 0
+				f.line = f.line[:0]
+			} else {
+				f.state = wireChunkData
+			}
+			return i + 1, true
+		}
+	}
+	return i, true
+}
+
+func hexDigit(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
 	}
 	return -1
 }
 
-func lastCoding(v []byte) []byte {
-	if i := bytes.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
+// parseDecimal parses a Content-Length value: 1*DIGIT, at most 2⁶³-1.
+func parseDecimal(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
 	}
-	return bytes.Trim(v, " \t")
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, n <= 1<<63-1
+}
+
+func fnv(b []byte) uint64 {
+	h := uint64(fnvOffset)
+	for _, c := range b {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	return h
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// Byte classes of RFC 9110 and 9112.
+var (
+	// isToken: tchar, the characters of a method or a field name.
+	isToken = byteClass(func(c byte) bool {
+		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c != 0 && c < 0x80 && stringsContains("!#$%&'*+-.^_`|~", c)
+	})
+	// isTarget: a request-target's bytes; net/http judges the URI itself.
+	isTarget = byteClass(func(c byte) bool { return c > ' ' && c != 0x7f })
+	// isValue: field-content, with the spaces and tabs between.
+	isValue = byteClass(func(c byte) bool { return c == '\t' || c >= ' ' && c != 0x7f })
+)
+
+func byteClass(in func(byte) bool) (t [256]bool) {
+	for c := range 256 {
+		t[c] = in(byte(c))
+	}
+	return t
+}
+
+func stringsContains(s string, c byte) bool {
+	for i := range len(s) {
+		if s[i] == c {
+			return true
+		}
+	}
+	return false
 }
 
 func asciiEqualFold(b []byte, s string) bool {
