@@ -11,16 +11,18 @@ import (
 //
 // apiguard_responder_actions_total counts every action the responder
 // recorded on the audit stream, labelled dry_run: "false" for the actions
-// it enforced (wrote to the enforcement bucket), "true" for those it
-// recorded only (responder.dry_run, the per-minute cap, or a never-block
-// rule). Their sum is every action taken or proposed.
+// it enforced (wrote to the enforcement bucket: a block, or the throttle
+// of a shared principal), "true" for those it recorded only
+// (responder.dry_run, the per-minute cap, a never-block rule or allow
+// entry, a shared principal it may not block). Their sum is every action
+// taken or proposed.
 func RegisterMetrics(reg prometheus.Registerer, r *Responder) error {
 	st := r.Stats()
 	counter := func(name, help string, labels prometheus.Labels, f func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
 			func() float64 { return float64(f()) })
 	}
-	const actionsHelp = `Actions the responder recorded on the audit stream: dry_run="false" were enforced (written to the enforcement bucket), dry_run="true" were recorded only (dry-run mode, the per-minute cap, or a never-block rule).`
+	const actionsHelp = `Actions the responder recorded on the audit stream: dry_run="false" were enforced (written to the enforcement bucket), dry_run="true" were recorded only (dry-run mode, the per-minute cap, a never-block rule or allow entry, a shared principal).`
 	for _, c := range []prometheus.Collector{
 		counter("apiguard_responder_actions_total", actionsHelp, prometheus.Labels{"dry_run": "false"}, st.Actions.Load),
 		counter("apiguard_responder_actions_total", actionsHelp, prometheus.Labels{"dry_run": "true"}, st.DryRun.Load),

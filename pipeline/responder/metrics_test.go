@@ -35,7 +35,7 @@ func (a *fakeAudit) WriteAction(_ context.Context, act *event.Action) error {
 }
 
 const actionsHeader = `
-# HELP apiguard_responder_actions_total Actions the responder recorded on the audit stream: dry_run="false" were enforced (written to the enforcement bucket), dry_run="true" were recorded only (dry-run mode, the per-minute cap, or a never-block rule).
+# HELP apiguard_responder_actions_total Actions the responder recorded on the audit stream: dry_run="false" were enforced (written to the enforcement bucket), dry_run="true" were recorded only (dry-run mode, the per-minute cap, a never-block rule or allow entry, a shared principal).
 # TYPE apiguard_responder_actions_total counter
 `
 
