@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/internal/secret"
+	"github.com/apiguard/apiguard/pipeline/topology"
 )
 
 // demoReport prints the demo as it happens and sums it up. Its methods are
@@ -181,6 +184,30 @@ func clearDemoEntries(ctx context.Context, env *operatorEnv, out io.Writer) erro
 	}
 	if n > 0 {
 		fmt.Fprintf(out, "demo: cleared %d enforcement entries left by an earlier demo run\n", n)
+	}
+	return nil
+}
+
+// clearDemoDetectors deletes the detector checkpoints an earlier demo run
+// left, before this run's pipeline would restore them: a demo's clients
+// start afresh, so its detectors do too (a restored state would judge
+// them against what the last run learnt, minutes of event time ago).
+func clearDemoDetectors(ctx context.Context, url secret.URL, cfg Config, out io.Writer, log *slog.Logger) error {
+	nc, js, err := connect(ctx, url, "apiguard-demo", 0, false, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	cps, err := topology.EnsureCheckpoints(ctx, js, cfg.NATS.Config)
+	if err != nil {
+		return err
+	}
+	n, err := cps.Clear(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(out, "demo: cleared the detector state of %d partitions left by an earlier demo run\n", n)
 	}
 	return nil
 }

@@ -115,6 +115,9 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	if *demo {
 		report = newDemoReport(out, *attackers)
 		extra = append(extra, report)
+		if err := clearDemoDetectors(gctx, url, cfg, out, log); err != nil {
+			return abort(err)
+		}
 	}
 	pl, err := startPipeline(gctx, g, cfg, url, log, reg, extra, reportOnAction(report))
 	if err != nil {
