@@ -25,8 +25,8 @@ import (
 // A principal is established once it has made establishedRequests requests
 // and used one API for a short window (a minute by default), and
 // well-behaved while it is not flagged and its combined risk is under
-// establishedMaxRisk: a stuffing client trying a few accounts from each
-// address never is. Behind an address count the keys, subjects and tokens
+// establishedMaxRisk; it is counted at requests served well on APIs other
+// than logins (noteSharing), so a stuffing tool's clients never are. Behind an address count the keys, subjects and tokens
 // seen from it (the address itself is not its own sharer); behind a
 // network or a fingerprint, every principal. The count covers the current
 // period of shareSpan long windows and the one before it (the last 6 to 12
@@ -115,10 +115,13 @@ func (e *Engine) established(x *ctx) bool {
 
 // noteSharing counts an established principal behind the event's address,
 // network and fingerprint — at most once per pair and short-window slot,
-// which is all the counting needs.
+// which is all the counting needs, and only at a request served well
+// (below 400) on an API that is not a login: clients that only try
+// logins, as stuffing tools do, never make their own network or tool look
+// shared.
 func (e *Engine) noteSharing(x *ctx) {
 	p := x.pair
-	if p == nil || p.Short[(p.LastNs/e.clk.slot[winShort])%6] != 1 || !e.established(x) {
+	if p == nil || x.api.Login || x.ev.Status >= 400 || p.Short[(p.LastNs/e.clk.slot[winShort])%6] != 1 || !e.established(x) {
 		return
 	}
 	bit := uint64(1) << (hashUint(x.pkey, 0x5a) & 63)
