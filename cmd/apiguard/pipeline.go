@@ -31,6 +31,10 @@ type pipelineParts struct {
 	store     *storeParts    // nil without ClickHouse
 }
 
+// allowSyncTimeout bounds how long the pipeline waits for the allow entries
+// before it judges its first anomaly.
+const allowSyncTimeout = 10 * time.Second
+
 // startPipeline starts one worker per owned partition in g. Anomalies go to
 // the extra sinks (observers), then the anomaly stream, then the responder. When ctx
 // ends the workers finish the event in hand and stop; then NATS is closed.
@@ -141,6 +145,11 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 	allowWatcher := kv.NewWatcher(kv.Bucket(bucket), allows, log.With("component", "allow-watcher"))
 	inner.Go(func() error { return allowWatcher.Run(ctx) })
 	inner.Go(func() error {
+		// Allow entries are loaded before the first anomaly is judged.
+		if !waitFor(ctx, allowSyncTimeout, allowWatcher.Synced) && ctx.Err() == nil {
+			log.Warn("allow entries not loaded in time; the responder starts without them and applies them as they arrive",
+				"timeout", allowSyncTimeout)
+		}
 		err := pl.Run(ctx)
 		st := pl.Stats()
 		log.Info("pipeline stopped", "processed", st.Processed.Load(), "undecodable", st.Undecodable.Load(),
