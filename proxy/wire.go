@@ -105,6 +105,8 @@ type wireConn struct {
 	tail   string // bytes the framer added, not yet handed over
 }
 
+// newWireConn wraps c. maxHead is net/http's limit on a head's bytes; h2c
+// whether the connection may open with HTTP/2's preface.
 func newWireConn(c net.Conn, maxHead int, h2c bool) *wireConn {
 	w := &wireConn{Conn: c}
 	w.info.wire = w
