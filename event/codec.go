@@ -81,10 +81,16 @@ func UnmarshalEvent(b []byte, ev *RequestEvent) error {
 // byte field of ev aliases b. Use it only when b belongs to the caller and is
 // never modified afterwards, as a NATS message's data is; the same advice on
 // keeping fields applies.
+//
+// A string field that is not valid UTF-8 (an event from an older proxy, or
+// from another producer) is made valid with SanitizeEvent rather than
+// refused: the event is kept, and everything derived from it (anomalies,
+// rows) encodes.
 func UnmarshalEventInPlace(b []byte, ev *RequestEvent) error {
 	if err := ev.UnmarshalVTUnsafe(b); err != nil {
 		return fmt.Errorf("decoding request event: %w", err)
 	}
+	SanitizeEvent(ev)
 	return check(ev, "request event")
 }
 

@@ -3,6 +3,7 @@ package event
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -228,6 +229,30 @@ func BenchmarkDecodeInPlace(b *testing.B) {
 		out = RequestEvent{}
 		if err := UnmarshalEventInPlace(buf, &out); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestUnmarshalEventSanitizes decodes an event whose strings are not valid
+// UTF-8, as an older proxy wrote them: the event is kept, its strings come
+// back valid (invalid bytes as %XX), and what is derived from it encodes.
+func TestUnmarshalEventSanitizes(t *testing.T) {
+	ev := &RequestEvent{Schema: SchemaVersion, Id: "e1", TimeUnixNano: 1, Api: "GET /scripts/..\xc0\xaf../cmd.exe",
+		UserAgent: "caf\xe9", Query: []*QueryParam{{Name: "\xff", Value: "x\xfe"}}}
+	b, err := ev.MarshalVT() // the generated code does not check UTF-8: an older proxy's bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, decode := range map[string]func([]byte, *RequestEvent) error{"UnmarshalEvent": UnmarshalEvent, "UnmarshalEventInPlace": UnmarshalEventInPlace} {
+		var got RequestEvent
+		if err := decode(slices.Clone(b), &got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.Api != "GET /scripts/..%C0%AF../cmd.exe" || got.UserAgent != "caf%E9" || got.Query[0].Name != "%FF" || got.Query[0].Value != "x%FE" {
+			t.Errorf("%s: api %q, user agent %q, query %q=%q", name, got.Api, got.UserAgent, got.Query[0].Name, got.Query[0].Value)
+		}
+		if _, err := Marshal(&Anomaly{Id: "a1", Api: got.Api, Summary: got.UserAgent}); err != nil {
+			t.Errorf("%s: an anomaly built from the event does not encode: %v", name, err)
 		}
 	}
 }

@@ -97,8 +97,9 @@ func NewReader(r io.Reader, name string) (*Reader, error) {
 // The event is decoded into ev, which must not be reused while the label
 // or the event's strings are in use. Strings that are not valid UTF-8, as
 // proxies before the fix wrote a path decoded from "%c0%af" or a Latin-1
-// header, come back with those bytes written as %XX (event.SanitizeEvent):
-// the detectors copy them into anomalies, which must be valid UTF-8.
+// header, come back with those bytes written as %XX (event.UnmarshalEvent
+// sanitizes them): the detectors copy them into anomalies, which must be
+// valid UTF-8.
 func (r *Reader) Next(ev *event.RequestEvent) (label string, err error) {
 	at := r.offset
 	fail := func(what string, err error) (string, error) {
@@ -136,7 +137,6 @@ func (r *Reader) Next(ev *event.RequestEvent) (label string, err error) {
 	if err := event.UnmarshalEvent(buf, ev); err != nil {
 		return fail("decoding event", err)
 	}
-	event.SanitizeEvent(ev)
 	r.n++
 	return string(lb), nil
 }
