@@ -98,6 +98,10 @@ func (r *demoReport) onAction(a *event.Action) {
 func (r *demoReport) onApply(e enforce.Entry, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if e.Action == enforce.ActionAllow {
+		r.printf("ENFORCED", "proxy now allows %s %s", e.Kind, e.Value)
+		return
+	}
 	loop := ""
 	if !e.Trigger.IsZero() {
 		d := at.Sub(e.Trigger)
