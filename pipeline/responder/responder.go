@@ -273,11 +273,17 @@ func (r *Responder) apply(ctx context.Context, act *event.Action, k enforce.Kind
 		e := enforce.Entry{Kind: k, Value: act.Target.Value, Action: ea, Reason: act.Reason,
 			AnomalyID: act.AnomalyId, Actor: act.Actor, Created: now, Expires: now.Add(ttl), Trigger: time.Unix(0, act.TriggerUnixNano)}
 		if _, err := r.w.Put(ctx, e, now); err != nil {
+			// The pipeline retries the anomaly: its slot is given back, so
+			// the retry is not recorded as over the cap.
+			r.releaseSlot(now)
 			r.stats.Failures.Add(1)
 			return fmt.Errorf("enforcing action for anomaly %s: %w", act.AnomalyId, err)
 		}
 	}
 	if err := r.audit.WriteAction(ctx, act); err != nil {
+		if !act.DryRun {
+			r.releaseSlot(now)
+		}
 		r.stats.Failures.Add(1)
 		return fmt.Errorf("auditing action for anomaly %s: %w", act.AnomalyId, err)
 	}
@@ -336,4 +342,14 @@ func (r *Responder) takeSlot(now time.Time) bool {
 	}
 	r.count++
 	return true
+}
+
+// releaseSlot gives back a slot taken for an action that was not taken
+// after all (its write failed and will be retried).
+func (r *Responder) releaseSlot(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Unix()/60 == r.minute && r.count > 0 {
+		r.count--
+	}
 }

@@ -2,6 +2,7 @@ package responder_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -161,5 +162,45 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), key) {
 			t.Errorf("Validate() = %v, want an error naming %s", err, key)
 		}
+	}
+}
+
+// failingOnce is an EntryWriter whose first Put fails, as a bucket that
+// is briefly unavailable does.
+type failingOnce struct {
+	w      *kv.Writer
+	failed bool
+}
+
+func (f *failingOnce) Put(ctx context.Context, e enforce.Entry, now time.Time) (uint64, error) {
+	if !f.failed {
+		f.failed = true
+		return 0, errors.New("bucket unavailable")
+	}
+	return f.w.Put(ctx, e, now)
+}
+
+// TestRefusedWriteKeepsItsSlot: a write the bucket refuses does not use up
+// a slot of the per-minute cap, so the pipeline's retry of the same
+// anomaly is enforced, not recorded as over the cap.
+func TestRefusedWriteKeepsItsSlot(t *testing.T) {
+	e := newEnv(t)
+	cfg := responder.DefaultConfig()
+	cfg.MaxActionsPerMinute = 1
+	now := time.Now()
+	r := responder.New(cfg, &failingOnce{w: e.writer}, e.audit, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	a := anomaly("R1", "key", "k", 0.99)
+	if err := r.WriteAnomaly(context.Background(), a); err == nil {
+		t.Fatal("a refused write returned no error: the pipeline would not retry")
+	}
+	if err := r.WriteAnomaly(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	acts := audited(t, e.js)
+	if len(acts) != 1 || acts[0].DryRun {
+		t.Fatalf("audit = %v, want the retried action enforced", acts)
+	}
+	if entries, _ := e.writer.List(context.Background()); len(entries) != 1 {
+		t.Fatalf("bucket holds %v, want the block", entries)
 	}
 }
