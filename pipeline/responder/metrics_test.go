@@ -71,7 +71,7 @@ apiguard_responder_actions_total{dry_run="true"} 2
 // spared by a never-block rule, held back by the cap, ignored, refused.
 func TestMetrics(t *testing.T) {
 	cfg := responder.DefaultConfig()
-	cfg.MaxActionsPerMinute = 3 // a refused write takes a slot too
+	cfg.MaxActionsPerMinute = 2 // a refused write gives its slot back
 	cfg.NeverBlockKeys = []string{"monitoring"}
 	w, audit := &fakeWriter{}, &fakeAudit{}
 	now := time.Now()
@@ -89,7 +89,7 @@ func TestMetrics(t *testing.T) {
 		{anomaly("A2", event.KindKey, "monitoring", 0.9), false}, // spared: recorded only
 		{anomaly("A3", event.KindKey, "k3", 0.2), false},         // below min_score: ignored
 		{anomaly("A4", event.KindKey, "refused", 0.9), true},     // the bucket refuses: a failure
-		{anomaly("A5", event.KindKey, "k5", 0.9), false},         // enforced (the third slot of the minute)
+		{anomaly("A5", event.KindKey, "k5", 0.9), false},         // enforced (the second slot of the minute)
 		{anomaly("A6", event.KindKey, "k6", 0.9), false},         // over the cap: recorded only
 	} {
 		if err := r.WriteAnomaly(ctx, tc.a); (err != nil) != tc.wantErr {
