@@ -26,15 +26,17 @@ apiguard replay backtest FILE [--config F] [--partitions N] [--openapi F|none]
 // cmdReplay generates labelled traffic and backtests the detectors on it.
 func cmdReplay(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w:\n%s", errUsage, replayUsage)
+		return fmt.Errorf("%w:\n%s\n%s", errUsage, replayUsage, replaySendUsage)
 	}
 	switch args[0] {
 	case "generate":
 		return replayGenerate(args[1:], out)
 	case "backtest":
 		return replayBacktest(args[1:], out)
+	case "send":
+		return replaySend(args[1:], out)
 	}
-	return fmt.Errorf("%w: unknown replay command %q:\n%s", errUsage, args[0], replayUsage)
+	return fmt.Errorf("%w: unknown replay command %q:\n%s\n%s", errUsage, args[0], replayUsage, replaySendUsage)
 }
 
 func replayGenerate(args []string, out io.Writer) error {
