@@ -21,7 +21,11 @@ const replayUsage = `apiguard replay generate --seed N --out FILE [--hours H] [-
                                 partners and batch jobs, with every attack kind
 apiguard replay backtest FILE [--config F] [--partitions N] [--openapi F|none]
                                 run the detectors on event time; per-detector precision,
-                                recall and time to detect, then one JSON line`
+                                recall and time to detect, then one JSON line
+apiguard replay import --format combined|nginx|json|har|raw-http FILE… --out FILE
+                       [--config F] [--log-format S] [--fields F=KEY,…] [--start T] [--interval D]
+                                access logs, HAR files or raw HTTP requests as events, named
+                                as the proxy of --config would have named them`
 
 // cmdReplay generates labelled traffic and backtests the detectors on it.
 func cmdReplay(args []string, out io.Writer) error {
@@ -35,6 +39,8 @@ func cmdReplay(args []string, out io.Writer) error {
 		return replayBacktest(args[1:], out)
 	case "send":
 		return replaySend(args[1:], out)
+	case "import":
+		return replayImport(args[1:], out, os.Stderr)
 	}
 	return fmt.Errorf("%w: unknown replay command %q:\n%s\n%s", errUsage, args[0], replayUsage, replaySendUsage)
 }
