@@ -154,13 +154,15 @@ type state struct {
 	routes   *Templater
 	ident    *Identifier
 	chain    *Chain
+	capture  *capturer
 }
 
 func newState(cfg Config, chain *Chain) *state {
 	upstream, _ := url.Parse(cfg.Upstream)
 	routes, _ := NewTemplater(cfg.Routes)
 	trusted, _ := cfg.trusted()
-	return &state{cfg: cfg, upstream: upstream, routes: routes, ident: NewIdentifier(trusted, cfg.APIKeyHeader), chain: chain}
+	return &state{cfg: cfg, upstream: upstream, routes: routes, ident: NewIdentifier(trusted, cfg.APIKeyHeader), chain: chain,
+		capture: newCapturer(cfg.Capture, cfg.CaptureQueryValues)}
 }
 
 // restartOnly lists the keys a reload cannot change: the listener and

@@ -27,8 +27,13 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// APIKeyHeader is the header that carries API keys ("" for none).
 	APIKeyHeader string `yaml:"api_key_header"`
-	// CaptureQueryValues puts query values, not only names, in events.
+	// CaptureQueryValues puts query values, not only names, in events,
+	// on every route. It is the older spelling of capture.query_values,
+	// kept so that existing configs mean what they meant.
 	CaptureQueryValues bool `yaml:"capture_query_values"`
+	// Capture says what events record of query values and body
+	// parameters, per route (capture.go, docs/configuration.md).
+	Capture CaptureConfig `yaml:"capture"`
 	// FailOpen serves requests when the enforcement state could not be
 	// loaded at start; otherwise the proxy refuses to start without it.
 	FailOpen bool `yaml:"fail_open"`
@@ -82,6 +87,7 @@ func DefaultConfig() Config {
 		TLS:               DefaultTLSConfig(),
 		HTTP2:             true,
 		Inspection:        DefaultInspectConfig(),
+		Capture:           DefaultCaptureConfig(),
 		Decoys:            DefaultDecoyConfig(),
 		Schema:            DefaultSchemaConfig(),
 		CRS:               DefaultCRSConfig(),
@@ -117,6 +123,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Inspection.Validate(); err != nil {
+		return err
+	}
+	if err := c.Capture.Validate(); err != nil {
 		return err
 	}
 	if err := c.Schema.Validate(); err != nil {

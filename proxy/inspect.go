@@ -237,11 +237,24 @@ func (c *Inspection) body(x *Exchange, maxBody int64, account string, look func(
 	buf := &bytes.Buffer{}
 	lr := &io.LimitedReader{R: r.Body, N: maxBody + 1}
 	tee := bufio.NewReader(io.TeeReader(lr, buf))
+	capture := newBodyCapture(x) // nil unless the route captures body parameters
 	var d *Denial
 	switch {
 	case ctype == "application/json" || strings.HasSuffix(ctype, "+json"):
 		accountNext := false
-		err := ScanJSON(tee, c.cfg.JSON, func(s []byte, key bool) bool {
+		var leaf func(path, v []byte)
+		if capture != nil {
+			leaf = func(path, v []byte) {
+				// path begins with "$"; the event's name keeps it, so
+				// JSON leaves read apart from form fields.
+				val := ""
+				if capture.values {
+					val = string(v)
+				}
+				capture.add(string(path), val)
+			}
+		}
+		err := scanJSON(tee, c.cfg.JSON, func(s []byte, key bool) bool {
 			switch {
 			case account == "":
 			case key:
@@ -254,7 +267,7 @@ func (c *Inspection) body(x *Exchange, maxBody int64, account string, look func(
 				where = "JSON key"
 			}
 			return look(where, "", string(s))
-		})
+		}, leaf)
 		d = c.bodyError(err, lr)
 	case ctype == "application/xml" || ctype == "text/xml" || strings.HasSuffix(ctype, "+xml"):
 		d = c.bodyError(scanXML(tee), lr)
@@ -272,6 +285,9 @@ func (c *Inspection) body(x *Exchange, maxBody int64, account string, look func(
 		inspectValues("form", form, look)
 		if v := form.Get(account); account != "" && v != "" {
 			x.Event.Account = AccountHash(v)
+		}
+		if capture != nil {
+			capture.form(buf.String())
 		}
 	}
 	if d != nil {

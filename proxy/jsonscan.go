@@ -36,7 +36,23 @@ func (e *JSONError) Error() string { return fmt.Sprintf("JSON body at byte %d: %
 // returns nil). Trailing whitespace is allowed, anything else after the
 // value is an error.
 func ScanJSON(r io.ByteReader, lim JSONLimits, onString func(s []byte, key bool) bool) error {
-	s := &jsonScanner{r: r, lim: lim, on: onString}
+	return scanJSON(r, lim, onString, nil)
+}
+
+// maxPathKey bounds the bytes of one key in a leaf's path (scanJSON).
+const maxPathKey = 64
+
+// scanJSON is ScanJSON that also calls leaf, when it is not nil, after
+// onString, with every scalar's path and text: the path is "$" and, for
+// each level, "." and the key (its first maxPathKey bytes) or "[]" for an
+// array item ("$.items[].sku"); the text is a string unescaped, a number
+// or literal as written. Both slices are valid only during the call. With
+// leaf nil it costs what ScanJSON costs.
+func scanJSON(r io.ByteReader, lim JSONLimits, onString func(s []byte, key bool) bool, leaf func(path, v []byte)) error {
+	s := &jsonScanner{r: r, lim: lim, on: onString, leaf: leaf}
+	if leaf != nil {
+		s.path = append(s.path, '$')
+	}
 	if err := s.value(0); err != nil {
 		if errors.Is(err, errStop) {
 			return nil
@@ -64,6 +80,10 @@ type jsonScanner struct {
 	buf      []byte
 	peeked   int // -1 none, else the byte
 	hasPeek  bool
+	// leaf, path and lit serve scanJSON's leaf callback.
+	leaf func(path, v []byte)
+	path []byte
+	lit  []byte
 }
 
 func (s *jsonScanner) fail(limit bool, format string, args ...any) error {
@@ -127,11 +147,11 @@ func (s *jsonScanner) value(depth int) error {
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number(c)
 	case c == 't':
-		return s.literal("rue")
+		return s.literal("true")
 	case c == 'f':
-		return s.literal("alse")
+		return s.literal("false")
 	case c == 'n':
-		return s.literal("ull")
+		return s.literal("null")
 	}
 	return s.fail(false, "unexpected %q", c)
 }
@@ -151,6 +171,10 @@ func (s *jsonScanner) object(depth int) error {
 		if err := s.str(true); err != nil {
 			return err
 		}
+		mark := len(s.path)
+		if s.leaf != nil {
+			s.path = append(append(s.path, '.'), s.buf[:min(len(s.buf), maxPathKey)]...)
+		}
 		if c, err = s.skipSpace(); err != nil {
 			return s.eof(err)
 		}
@@ -160,6 +184,7 @@ func (s *jsonScanner) object(depth int) error {
 		if err := s.value(depth); err != nil {
 			return err
 		}
+		s.path = s.path[:mark]
 		if c, err = s.skipSpace(); err != nil {
 			return s.eof(err)
 		}
@@ -185,6 +210,11 @@ func (s *jsonScanner) array(depth int) error {
 		return nil
 	}
 	s.unread(c)
+	if s.leaf != nil {
+		mark := len(s.path)
+		s.path = append(s.path, "[]"...)
+		defer func() { s.path = s.path[:mark] }()
+	}
 	for {
 		if err := s.value(depth); err != nil {
 			return err
@@ -202,15 +232,20 @@ func (s *jsonScanner) array(depth int) error {
 	}
 }
 
-func (s *jsonScanner) literal(rest string) error {
-	for i := range len(rest) {
+// literal reads the rest of lit, whose first byte was read.
+func (s *jsonScanner) literal(lit string) error {
+	for i := 1; i < len(lit); i++ {
 		c, err := s.next()
 		if err != nil {
 			return s.eof(err)
 		}
-		if c != rest[i] {
+		if c != lit[i] {
 			return s.fail(false, "bad literal")
 		}
+	}
+	if s.leaf != nil {
+		s.lit = append(s.lit[:0], lit...)
+		s.leaf(s.path, s.lit)
 	}
 	return nil
 }
@@ -219,6 +254,9 @@ func (s *jsonScanner) literal(rest string) error {
 // exponent) and leaves the byte after it unread.
 func (s *jsonScanner) number(first byte) error {
 	digits := first >= '0' && first <= '9'
+	if s.leaf != nil {
+		s.lit = append(s.lit[:0], first)
+	}
 	for {
 		c, err := s.next()
 		if err == io.EOF {
@@ -229,16 +267,19 @@ func (s *jsonScanner) number(first byte) error {
 		}
 		if c >= '0' && c <= '9' {
 			digits = true
-			continue
+		} else if c != '.' && c != 'e' && c != 'E' && c != '+' && c != '-' {
+			s.unread(c)
+			break
 		}
-		if c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-' {
-			continue
+		if s.leaf != nil && len(s.lit) < maxPathKey {
+			s.lit = append(s.lit, c)
 		}
-		s.unread(c)
-		break
 	}
 	if !digits {
 		return s.fail(false, "number without digits")
+	}
+	if s.leaf != nil {
+		s.leaf(s.path, s.lit)
 	}
 	return nil
 }
@@ -257,6 +298,9 @@ func (s *jsonScanner) str(key bool) error {
 			}
 			if s.on != nil && !s.on(s.buf, key) {
 				return errStop
+			}
+			if s.leaf != nil && !key {
+				s.leaf(s.path, s.buf)
 			}
 			return nil
 		case c < 0x20:
