@@ -66,7 +66,33 @@ const (
 	ActionAllow
 )
 
-var actionNames = [...]string{"none", "throttle", "revoke", "block", "allow"}
+// The names are event's action names: an entry's action is the
+// event.ActionKind that put it (see Kind and ActionOf).
+var actionNames = [...]string{"none", event.ActionNameThrottle, event.ActionNameRevoke, event.ActionNameBlock, event.ActionNameAllow}
+
+// actionKinds maps each action to the event.ActionKind that puts it.
+var actionKinds = [...]event.ActionKind{event.ActionKind_ACTION_UNSPECIFIED, event.ActionKind_ACTION_THROTTLE,
+	event.ActionKind_ACTION_REVOKE, event.ActionKind_ACTION_BLOCK, event.ActionKind_ACTION_ALLOW}
+
+// Kind returns the event.ActionKind that puts an entry of action a
+// (ACTION_UNSPECIFIED for ActionNone).
+func (a Action) Kind() event.ActionKind {
+	if int(a) >= len(actionKinds) {
+		return event.ActionKind_ACTION_UNSPECIFIED
+	}
+	return actionKinds[a]
+}
+
+// ActionOf returns the action of the entry that an action of kind k puts,
+// and false for the kinds that put none (unblock, unallow, unspecified).
+func ActionOf(k event.ActionKind) (Action, bool) {
+	for a := ActionThrottle; int(a) < len(actionKinds); a++ {
+		if actionKinds[a] == k {
+			return a, true
+		}
+	}
+	return ActionNone, false
+}
 
 // String returns the wire name of the action.
 func (a Action) String() string {
@@ -85,6 +111,29 @@ func ParseAction(s string) (Action, error) {
 	}
 	return ActionNone, fmt.Errorf("unknown action %q (want throttle, revoke, block or allow)", s)
 }
+
+// ParseKey checks a principal given as kind and value (an operator's
+// arguments, a Grafana request, an anomaly's principal) and returns its key
+// with the value in canonical form.
+func ParseKey(kind, value string) (Key, error) {
+	k, err := ParseKind(kind)
+	if err != nil {
+		return Key{}, err
+	}
+	v, err := CanonicalValue(k, value)
+	if err != nil {
+		return Key{}, err
+	}
+	return Key{Kind: k, Value: v}, nil
+}
+
+// Principal returns k as the event's principal.
+func (k Key) Principal() *event.Principal {
+	return &event.Principal{Kind: k.Kind.String(), Value: k.Value}
+}
+
+// String returns "kind value".
+func (k Key) String() string { return k.Kind.String() + " " + k.Value }
 
 // Entry is one block, throttle, revocation or allow entry. Entries are values; the
 // Matcher holds pointers to copies it owns and never changes them.

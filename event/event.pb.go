@@ -26,7 +26,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Decision is what the proxy did with a request.
+// Decision is what the proxy did with a request. It is not an ActionKind,
+// which is done to a principal and lasts (see action.go).
 type Decision int32
 
 const (

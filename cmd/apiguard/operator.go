@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/apiguard/apiguard/enforce/kv"
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/secret"
+	"github.com/apiguard/apiguard/pipeline/responder"
 	"github.com/apiguard/apiguard/pipeline/topology"
 )
 
@@ -27,11 +27,11 @@ import (
 const operatorTimeout = 15 * time.Second
 
 // operatorEnv is what block, unblock, allow, unallow and blocks use: the
-// bucket's writer and the audit stream.
+// bucket's writer and the responder, through which every action goes.
 type operatorEnv struct {
 	js     jetstream.JetStream
 	writer *kv.Writer
-	audit  *topology.Publisher
+	resp   *responder.Responder
 	close  func()
 }
 
@@ -62,7 +62,11 @@ func openOperator(ctx context.Context, cfg Config) (*operatorEnv, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &operatorEnv{js: js, writer: kv.NewWriter(js, bucket), audit: topology.NewPublisher(js), close: nc.Close}, nil
+	w := kv.NewWriter(js, bucket)
+	// No Allows: the responder reads the allow entries from the bucket
+	// before each block, so an allow written a moment ago wins.
+	resp := responder.New(cfg.Responder, w, topology.NewPublisher(js), time.Now, log.With("component", "responder"))
+	return &operatorEnv{js: js, writer: w, resp: resp, close: nc.Close}, nil
 }
 
 func operatorName() string {
@@ -72,19 +76,19 @@ func operatorName() string {
 	return "operator"
 }
 
-func parseTarget(args []string) (enforce.Kind, string, error) {
+// decision returns the operator's decision of kind k on the principal
+// named by args (KIND VALUE), checked before anything is opened: a bad
+// argument is a usage error (exit 2).
+func decision(k event.ActionKind, args []string, ttl time.Duration, reason string) (responder.Decision, error) {
 	if len(args) != 2 {
-		return 0, "", fmt.Errorf("%w: want KIND VALUE, got %d arguments", errUsage, len(args))
+		return responder.Decision{}, fmt.Errorf("%w: want KIND VALUE, got %d arguments", errUsage, len(args))
 	}
-	kind, err := enforce.ParseKind(args[0])
-	if err != nil {
-		return 0, "", fmt.Errorf("%w: %v", errUsage, err)
+	d := responder.Decision{Kind: k, Target: &event.Principal{Kind: args[0], Value: args[1]}, TTL: ttl,
+		Reason: reason, Actor: operatorName()}
+	if err := d.Validate(); err != nil {
+		return responder.Decision{}, fmt.Errorf("%w: %v", errUsage, strings.TrimPrefix(err.Error(), responder.ErrInvalid.Error()+": "))
 	}
-	v, err := enforce.CanonicalValue(kind, args[1])
-	if err != nil {
-		return 0, "", fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return kind, v, nil
+	return d, nil
 }
 
 func cmdBlock(ctx context.Context, args []string, out io.Writer) error {
@@ -96,50 +100,31 @@ func cmdBlock(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	kind, value, err := parseTarget(c.fs.Args())
+	ak, err := event.ParseActionKind(*action)
+	if err == nil && ak == event.ActionKind_ACTION_ALLOW {
+		return fmt.Errorf("%w: --action allow: use 'apiguard allow'", errUsage)
+	}
+	if err != nil || !ak.Puts() {
+		return fmt.Errorf("%w: --action: unknown action %q (want block, throttle or revoke)", errUsage, *action)
+	}
+	d, err := decision(ak, c.fs.Args(), *ttl, *reason)
 	if err != nil {
 		return err
 	}
-	act, err := enforce.ParseAction(*action)
-	if err != nil {
-		return fmt.Errorf("%w: --action: %v", errUsage, err)
-	}
-	if act == enforce.ActionAllow {
-		return fmt.Errorf("%w: --action allow: use 'apiguard allow'", errUsage)
-	}
-	if *ttl != 0 && *ttl < kv.MinTTL {
-		return fmt.Errorf("%w: --ttl %s is shorter than %s", errUsage, *ttl, kv.MinTTL)
-	}
-	kinds := map[enforce.Action]event.ActionKind{enforce.ActionBlock: event.ActionKind_ACTION_BLOCK,
-		enforce.ActionThrottle: event.ActionKind_ACTION_THROTTLE, enforce.ActionRevoke: event.ActionKind_ACTION_REVOKE}
 	return withOperator(ctx, cfg, func(ctx context.Context, env *operatorEnv) error {
-		now := time.Now()
-		// An allow entry wins over an operator's block too: the block is
-		// audited as dry-run and refused, so that removing the allow is a
-		// decision of its own.
-		allow, err := allowedBy(ctx, env, kind, value, now)
+		// An allow entry wins over an operator's block too: the responder
+		// audits the block as dry-run and it is refused here, so that
+		// removing the allow is a decision of its own.
+		res, err := env.resp.Apply(ctx, d)
 		if err != nil {
 			return err
 		}
-		if allow != nil {
-			why := allowText(allow, kind, value)
-			if err := audit(ctx, env, kinds[act], kind, value, *ttl, why+"; "+*reason, true); err != nil {
-				return err
-			}
+		t := res.Action.Target
+		if a := res.SparedBy; a != nil {
 			return fmt.Errorf("%s %s not %s: %s (recorded as dry-run); to %s it, remove the allow entry first: apiguard unallow %s %s",
-				kind, value, pastTense(act), why, act, allow.Kind, allow.Value)
+				t.Kind, t.Value, pastTense(ak), strings.TrimSuffix(res.Action.Reason, "; "+d.Reason), ak.Name(), a.Kind, a.Value)
 		}
-		e := enforce.Entry{Kind: kind, Value: value, Action: act, Reason: *reason, Actor: operatorName(), Created: now}
-		if *ttl > 0 {
-			e.Expires = now.Add(*ttl)
-		}
-		if _, err := env.writer.Put(ctx, e, now); err != nil {
-			return err
-		}
-		if err := audit(ctx, env, kinds[act], kind, value, *ttl, *reason, false); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s %s %s until %s\n", act, kind, value, expiresText(e.Expires))
+		fmt.Fprintf(out, "%s %s %s until %s\n", ak.Name(), t.Kind, t.Value, expiresText(res.Entry.Expires))
 		return nil
 	})
 }
@@ -161,32 +146,18 @@ func cmdAllow(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	kind, value, err := parseTarget(c.fs.Args())
+	d, err := decision(event.ActionKind_ACTION_ALLOW, c.fs.Args(), *ttl, *reason)
 	if err != nil {
 		return err
 	}
-	if *ttl != 0 && *ttl < kv.MinTTL {
-		return fmt.Errorf("%w: --ttl %s is shorter than %s", errUsage, *ttl, kv.MinTTL)
-	}
 	return withOperator(ctx, cfg, func(ctx context.Context, env *operatorEnv) error {
-		now := time.Now()
-		prev, _, err := env.writer.Get(ctx, kind, value, now)
-		if err != nil && !errors.Is(err, kv.ErrNotFound) {
+		res, err := env.resp.Apply(ctx, d)
+		if err != nil {
 			return err
 		}
-		replaces := err == nil && prev.Action != enforce.ActionAllow
-		e := enforce.Entry{Kind: kind, Value: value, Action: enforce.ActionAllow, Reason: *reason, Actor: operatorName(), Created: now}
-		if *ttl > 0 {
-			e.Expires = now.Add(*ttl)
-		}
-		if _, err := env.writer.Put(ctx, e, now); err != nil {
-			return err
-		}
-		if err := audit(ctx, env, event.ActionKind_ACTION_ALLOW, kind, value, *ttl, *reason, false); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "allowed %s %s until %s\n", kind, value, expiresText(e.Expires))
-		if replaces {
+		t := res.Action.Target
+		fmt.Fprintf(out, "allowed %s %s until %s\n", t.Kind, t.Value, expiresText(res.Entry.Expires))
+		if prev := res.Previous; prev != nil && prev.Action != enforce.ActionAllow {
 			fmt.Fprintf(out, "it replaces the %s by %s: %s\n", prev.Action, prev.Actor, oneLine(prev.Reason, 120))
 		}
 		return nil
@@ -199,8 +170,8 @@ func cmdUnallow(ctx context.Context, args []string, out io.Writer) error {
 
 // removeCmd is unblock (allow false) and unallow (allow true): it removes
 // the principal's entry if it is of the right sort, and audits the
-// removal. Without one it says so and fails (exit 1) with no audit row; a
-// removal races no writer (kv.Writer.DeleteRevision).
+// removal (responder.Apply). Without one it says so and fails (exit 1)
+// with no audit row; a removal races no writer (kv.Writer.DeleteRevision).
 func removeCmd(ctx context.Context, name, defaultReason string, allow bool, args []string, out io.Writer) error {
 	c := newCommon(name)
 	reason := c.fs.String("reason", defaultReason, "why, for analysts")
@@ -208,77 +179,41 @@ func removeCmd(ctx context.Context, name, defaultReason string, allow bool, args
 	if err != nil {
 		return err
 	}
-	kind, value, err := parseTarget(c.fs.Args())
+	ak := event.ActionKind_ACTION_UNBLOCK
+	if allow {
+		ak = event.ActionKind_ACTION_UNALLOW
+	}
+	d, err := decision(ak, c.fs.Args(), 0, *reason)
 	if err != nil {
 		return err
 	}
 	return withOperator(ctx, cfg, func(ctx context.Context, env *operatorEnv) error {
-		e, rev, err := env.writer.Get(ctx, kind, value, time.Now())
+		res, err := env.resp.Apply(ctx, d)
+		if errors.Is(err, responder.ErrWrongEntry) {
+			t := d.Target
+			other := "unallow"
+			if allow {
+				other = "unblock"
+			}
+			return fmt.Errorf("%w; remove it with: apiguard %s %s %s", err, other, t.Kind, t.Value)
+		}
 		if err != nil {
 			return err
 		}
-		switch isAllow := e.Action == enforce.ActionAllow; {
-		case allow && !isAllow:
-			return fmt.Errorf("%s %s has a %s entry, not an allow entry; remove it with: apiguard unblock %s %s", kind, value, e.Action, kind, value)
-		case !allow && isAllow:
-			return fmt.Errorf("%s %s has an allow entry, not a block; remove it with: apiguard unallow %s %s", kind, value, kind, value)
-		}
-		if err := env.writer.DeleteRevision(ctx, kind, value, rev); err != nil {
-			return err
-		}
-		ak := event.ActionKind_ACTION_UNBLOCK
-		if allow {
-			ak = event.ActionKind_ACTION_UNALLOW
-		}
-		if err := audit(ctx, env, ak, kind, value, 0, *reason, false); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%sed %s %s (its %s by %s)\n", name, kind, value, e.Action, e.Actor)
+		t, e := res.Action.Target, res.Previous
+		fmt.Fprintf(out, "%sed %s %s (its %s by %s)\n", name, t.Kind, t.Value, e.Action, e.Actor)
 		return nil
 	})
 }
 
-// allowedBy returns the live allow entry covering a principal (for an
-// address, one on a network holding it too), or nil.
-func allowedBy(ctx context.Context, env *operatorEnv, kind enforce.Kind, value string, now time.Time) (*enforce.Entry, error) {
-	entries, errs := env.writer.List(ctx)
-	if len(entries) == 0 && len(errs) > 0 {
-		return nil, errs[0]
-	}
-	m := enforce.NewMatcher()
-	m.Replace(entries)
-	return m.Allowed(enforce.Key{Kind: kind, Value: value}, now), nil
-}
-
-// allowText says which allow entry spares a principal, as the responder does.
-func allowText(a *enforce.Entry, kind enforce.Kind, value string) string {
-	s := "allowed by " + cmp.Or(a.Actor, "an allow entry")
-	if a.Kind != kind || a.Value != value {
-		s += " on " + a.Kind.String() + " " + a.Value
-	}
-	if a.Reason != "" {
-		s += " (" + a.Reason + ")"
-	}
-	return s
-}
-
-func pastTense(a enforce.Action) string {
-	switch a {
-	case enforce.ActionThrottle:
+func pastTense(k event.ActionKind) string {
+	switch k {
+	case event.ActionKind_ACTION_THROTTLE:
 		return "throttled"
-	case enforce.ActionRevoke:
+	case event.ActionKind_ACTION_REVOKE:
 		return "revoked"
 	}
 	return "blocked"
-}
-
-func audit(ctx context.Context, env *operatorEnv, kind event.ActionKind, target enforce.Kind, value string, ttl time.Duration, reason string, dryRun bool) error {
-	now := time.Now()
-	return env.audit.WriteAction(ctx, &event.Action{
-		Schema: event.SchemaVersion, Id: event.NewID(now), TimeUnixNano: now.UnixNano(), Kind: kind,
-		Target: &event.Principal{Kind: target.String(), Value: value}, TtlSeconds: int64(ttl / time.Second),
-		Reason: reason, Actor: operatorName(), DryRun: dryRun,
-	})
 }
 
 func cmdBlocks(ctx context.Context, args []string, out io.Writer) error {

@@ -7,8 +7,8 @@
 package responder
 
 import (
-	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -173,68 +173,61 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 		r.log.Warn("anomaly names an unknown principal kind", "anomaly", a.Id, "kind", a.Principal.Kind)
 		return nil
 	}
-	now := r.now()
-	act := &event.Action{
-		Schema:          event.SchemaVersion,
-		Id:              event.HashID(time.Unix(0, a.TimeUnixNano), "action", a.Id),
-		TimeUnixNano:    now.UnixNano(),
-		Kind:            event.ActionKind_ACTION_BLOCK,
-		Target:          &event.Principal{Kind: a.Principal.Kind, Value: a.Principal.Value},
-		TtlSeconds:      int64(r.cfg.BlockTTL / time.Second),
-		Reason:          fmt.Sprintf("%s anomaly on %s, score %.2f: %s", a.Detector, a.Api, a.Score, a.Summary),
-		AnomalyId:       a.Id,
-		Actor:           Actor,
-		DryRun:          r.cfg.DryRun,
-		TriggerUnixNano: a.TimeUnixNano,
+	trigger := time.Unix(0, a.TimeUnixNano)
+	d := Decision{
+		Kind:      event.ActionKind_ACTION_BLOCK,
+		Target:    &event.Principal{Kind: a.Principal.Kind, Value: a.Principal.Value},
+		TTL:       r.cfg.BlockTTL,
+		Reason:    fmt.Sprintf("%s anomaly on %s, score %.2f: %s", a.Detector, a.Api, a.Score, a.Summary),
+		Actor:     Actor,
+		AnomalyID: a.Id,
+		ID:        event.HashID(trigger, "action", a.Id),
+		Trigger:   trigger,
+		Policy:    true,
 	}
 	sharers, shared := r.shared(kind, a.SharedBy)
 	if !shared {
-		return r.apply(ctx, act, kind, enforce.ActionBlock, r.cfg.BlockTTL, now)
+		return r.applyPolicy(ctx, d)
 	}
 	r.stats.Shared.Add(1)
 	why := fmt.Sprintf("%s %s is shared by about %d established principals (more than max_shared_principals %d)",
 		a.Principal.Kind, a.Principal.Value, sharers, r.cfg.MaxSharedPrincipals)
 	if len(a.Members) == 0 {
 		if r.cfg.SharedThrottleTTL > 0 {
-			act.Kind, act.TtlSeconds = event.ActionKind_ACTION_THROTTLE, int64(r.cfg.SharedThrottleTTL/time.Second)
-			act.Reason = fmt.Sprintf("%s: throttled for %s instead of blocked; %s", why, r.cfg.SharedThrottleTTL, act.Reason)
-			return r.apply(ctx, act, kind, enforce.ActionThrottle, r.cfg.SharedThrottleTTL, now)
+			d.Kind, d.TTL = event.ActionKind_ACTION_THROTTLE, r.cfg.SharedThrottleTTL
+			d.Reason = fmt.Sprintf("%s: throttled for %s instead of blocked; %s", why, r.cfg.SharedThrottleTTL, d.Reason)
+			return r.applyPolicy(ctx, d)
 		}
-		act.DryRun = true
-		act.Reason = fmt.Sprintf("%s: not blocked, and the anomaly names no attacking member; %s", why, act.Reason)
-		return r.apply(ctx, act, kind, enforce.ActionBlock, r.cfg.BlockTTL, now)
+		d.DryRun = true
+		d.Reason = fmt.Sprintf("%s: not blocked, and the anomaly names no attacking member; %s", why, d.Reason)
+		return r.applyPolicy(ctx, d)
 	}
 	var blocked, spared []string
 	for _, m := range a.Members {
-		mk, err := enforce.ParseKind(m.GetKind())
-		if err != nil || m.GetValue() == "" {
+		if _, err := enforce.ParseKind(m.GetKind()); err != nil || m.GetValue() == "" {
 			r.log.Warn("anomaly names a member of an unknown kind", "anomaly", a.Id, "kind", m.GetKind())
 			continue
 		}
 		name := m.Kind + " " + m.Value
-		ma := &event.Action{
-			Schema:          event.SchemaVersion,
-			Id:              event.HashID(time.Unix(0, a.TimeUnixNano), "action", a.Id, m.Kind, m.Value),
-			TimeUnixNano:    now.UnixNano(),
-			Kind:            event.ActionKind_ACTION_BLOCK,
-			Target:          &event.Principal{Kind: m.Kind, Value: m.Value},
-			TtlSeconds:      int64(r.cfg.BlockTTL / time.Second),
-			Reason:          fmt.Sprintf("attacking member of %s %s, blocked instead of it (%s); %s", a.Principal.Kind, a.Principal.Value, why, act.Reason),
-			AnomalyId:       a.Id,
-			Actor:           Actor,
-			DryRun:          r.cfg.DryRun,
-			TriggerUnixNano: a.TimeUnixNano,
+		md := d
+		md.Target = &event.Principal{Kind: m.Kind, Value: m.Value}
+		md.ID = event.HashID(trigger, "action", a.Id, m.Kind, m.Value)
+		md.Reason = fmt.Sprintf("attacking member of %s %s, blocked instead of it (%s); %s", a.Principal.Kind, a.Principal.Value, why, d.Reason)
+		res, err := r.Apply(ctx, md)
+		if errors.Is(err, ErrInvalid) {
+			r.log.Warn("anomaly names an invalid member", "anomaly", a.Id, "kind", m.Kind, "err", err)
+			continue
 		}
-		if err := r.apply(ctx, ma, mk, enforce.ActionBlock, r.cfg.BlockTTL, now); err != nil {
-			return err
+		if err != nil {
+			return fmt.Errorf("acting on anomaly %s: %w", a.Id, err)
 		}
-		if ma.DryRun {
-			spared = append(spared, name)
-		} else {
+		if res.Enforced() {
 			blocked = append(blocked, name)
+		} else {
+			spared = append(spared, name)
 		}
 	}
-	act.DryRun = true
+	d.DryRun = true
 	note := why + ": not blocked"
 	if len(blocked) > 0 {
 		note += "; blocked its attacking members instead: " + strings.Join(blocked, ", ")
@@ -242,8 +235,24 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 	if len(spared) > 0 {
 		note += "; attacking members recorded only (see their actions): " + strings.Join(spared, ", ")
 	}
-	act.Reason = note + "; " + act.Reason
-	return r.apply(ctx, act, kind, enforce.ActionBlock, r.cfg.BlockTTL, now)
+	d.Reason = note + "; " + d.Reason
+	return r.applyPolicy(ctx, d)
+}
+
+// applyPolicy applies one of the policy's decisions. An anomaly whose
+// principal's value is invalid is logged and dropped (a retry cannot fix
+// it); any other error is returned, for the pipeline to retry.
+func (r *Responder) applyPolicy(ctx context.Context, d Decision) error {
+	_, err := r.Apply(ctx, d)
+	if errors.Is(err, ErrInvalid) {
+		r.stats.Ignored.Add(1)
+		r.log.Warn("anomaly names an invalid principal", "anomaly", d.AnomalyID, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("acting on anomaly %s: %w", d.AnomalyID, err)
+	}
+	return nil
 }
 
 // shared returns the estimated number of established principals sharing a
@@ -257,64 +266,15 @@ func (r *Responder) shared(k enforce.Kind, sharedBy uint32) (int, bool) {
 	return n, n > r.cfg.MaxSharedPrincipals
 }
 
-// apply records act, whose target is of kind k: unless it is dry-run
-// already or the safety checks make it so, it first writes the entry
-// (action ea for ttl); then it audits it.
-func (r *Responder) apply(ctx context.Context, act *event.Action, k enforce.Kind, ea enforce.Action, ttl time.Duration, now time.Time) error {
-	if why := r.spared(k, act.Target.Value, now); why != "" {
-		act.DryRun = true
-		act.Reason = why + "; " + act.Reason
-	} else if !act.DryRun && !r.takeSlot(now) {
-		act.DryRun = true
-		act.Reason = fmt.Sprintf("cap of %d actions a minute reached; %s", r.cfg.MaxActionsPerMinute, act.Reason)
-		r.log.Warn("action cap reached, recording only", "anomaly", act.AnomalyId, "cap", r.cfg.MaxActionsPerMinute)
+// spared returns why the never_block lists spare key from the policy's
+// decision, or "". People's decisions are not bound by them.
+func (r *Responder) spared(key enforce.Key, policy bool) string {
+	if !policy {
+		return ""
 	}
-	if !act.DryRun {
-		e := enforce.Entry{Kind: k, Value: act.Target.Value, Action: ea, Reason: act.Reason,
-			AnomalyID: act.AnomalyId, Actor: act.Actor, Created: now, Expires: now.Add(ttl), Trigger: time.Unix(0, act.TriggerUnixNano)}
-		if _, err := r.w.Put(ctx, e, now); err != nil {
-			// The pipeline retries the anomaly: its slot is given back, so
-			// the retry is not recorded as over the cap.
-			r.releaseSlot(now)
-			r.stats.Failures.Add(1)
-			return fmt.Errorf("enforcing action for anomaly %s: %w", act.AnomalyId, err)
-		}
-	}
-	if err := r.audit.WriteAction(ctx, act); err != nil {
-		if !act.DryRun {
-			r.releaseSlot(now)
-		}
-		r.stats.Failures.Add(1)
-		return fmt.Errorf("auditing action for anomaly %s: %w", act.AnomalyId, err)
-	}
-	if act.DryRun {
-		r.stats.DryRun.Add(1)
-	} else {
-		r.stats.Actions.Add(1)
-	}
-	if r.OnAction != nil {
-		r.OnAction(act)
-	}
-	return nil
-}
-
-// spared returns why a principal is never blocked, or "".
-func (r *Responder) spared(kind enforce.Kind, value string, now time.Time) string {
-	if r.Allows != nil {
-		if e := r.Allows.Allowed(enforce.Key{Kind: kind, Value: value}, now); e != nil {
-			why := "allowed by " + cmp.Or(e.Actor, "an allow entry")
-			if e.Kind != kind || e.Value != value {
-				why += " on " + e.Kind.String() + " " + e.Value
-			}
-			if e.Reason != "" {
-				why += " (" + e.Reason + ")"
-			}
-			return why
-		}
-	}
-	switch kind {
+	switch key.Kind {
 	case enforce.KindIP:
-		if a, err := netip.ParseAddr(value); err == nil {
+		if a, err := netip.ParseAddr(key.Value); err == nil {
 			for _, p := range r.never {
 				if p.Contains(a.Unmap()) {
 					return "ip in never_block " + p.String()
@@ -322,7 +282,7 @@ func (r *Responder) spared(kind enforce.Kind, value string, now time.Time) strin
 			}
 		}
 	case enforce.KindKey:
-		if r.keys[value] {
+		if r.keys[key.Value] {
 			return "key in never_block_keys"
 		}
 	}

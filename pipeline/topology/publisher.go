@@ -27,22 +27,7 @@ func (p *Publisher) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 
 // WriteAction publishes act to the audit stream and waits for the ack.
 func (p *Publisher) WriteAction(ctx context.Context, act *event.Action) error {
-	kind := "unknown"
-	switch act.Kind {
-	case event.ActionKind_ACTION_BLOCK:
-		kind = "block"
-	case event.ActionKind_ACTION_THROTTLE:
-		kind = "throttle"
-	case event.ActionKind_ACTION_REVOKE:
-		kind = "revoke"
-	case event.ActionKind_ACTION_UNBLOCK:
-		kind = "unblock"
-	case event.ActionKind_ACTION_ALLOW:
-		kind = "allow"
-	case event.ActionKind_ACTION_UNALLOW:
-		kind = "unallow"
-	}
-	return p.publish(ctx, fmt.Sprintf(event.SubjectActionsT, kind), act)
+	return p.publish(ctx, event.ActionSubject(act.Kind), act)
 }
 
 func (p *Publisher) publish(ctx context.Context, subject string, m event.Message) error {
