@@ -76,6 +76,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzTemplater -fuzztime $(FUZZTIME) ./proxy
 	$(GO) test -run '^$$' -fuzz FuzzQuery -fuzztime $(FUZZTIME) ./proxy
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecords -fuzztime $(FUZZTIME) ./proxy/emit
+	$(GO) test -run '^$$' -fuzz FuzzImportCombined -fuzztime $(FUZZTIME) ./replay
+	$(GO) test -run '^$$' -fuzz FuzzImportNginx -fuzztime $(FUZZTIME) ./replay
+	$(GO) test -run '^$$' -fuzz FuzzImportJSON -fuzztime $(FUZZTIME) ./replay
+	$(GO) test -run '^$$' -fuzz FuzzImportHAR -fuzztime $(FUZZTIME) ./replay
+	$(GO) test -run '^$$' -fuzz FuzzImportRawHTTP -fuzztime $(FUZZTIME) ./replay
 
 clean:
 	rm -rf bin var

@@ -10,13 +10,12 @@ import (
 )
 
 // Raw HTTP/1.1 requests laid end to end, as in the CSIC 2010 data set: a
-// request line, header lines, a blank line, and the body up to the next
-// request line (CSIC's Content-Length does not always count it, so a
-// request starts at a line that reads as a request line, not where the
-// previous body's length says). Lines that are neither part of a request
-// nor blank are reported, one report per run of such lines. There are no
-// timestamps or client addresses: times come from ImportConfig.Start and
-// Interval, and the principal is empty unless a header names one.
+// request line, header lines, a blank line, and a body of Content-Length
+// bytes (none without one; a chunked body runs to the next request line).
+// Lines that are neither part of a request nor blank are reported, one
+// report per run of such lines. There are no timestamps or client
+// addresses: times come from ImportConfig.Start and Interval, and the
+// principal is empty unless a header names one.
 
 type rawHTTPFormat struct{}
 
@@ -27,7 +26,10 @@ type rawRequest struct {
 	inBody   bool
 	body     int64 // bytes of body lines read, CRLF-joined
 	bodySeen bool
-	badLine  string // a header line that does not parse
+	// want is the body's length: Content-Length, 0 without one, -1 for a
+	// chunked body (read to the next request line).
+	want    int64
+	badLine string // a header line that does not parse
 }
 
 func (rawHTTPFormat) parse(in io.Reader, _ string, add func(*logRequest), bad func(int, error)) error {
@@ -93,6 +95,10 @@ func (rawHTTPFormat) parse(in io.Reader, _ string, add func(*logRequest), bad fu
 			}
 		case !cur.inBody && s == "":
 			cur.inBody = true
+			cur.want = cur.bodyLength()
+			if cur.want == 0 {
+				finish()
+			}
 		case !cur.inBody:
 			cur.header(s)
 		case s != "" || cur.bodySeen:
@@ -101,6 +107,9 @@ func (rawHTTPFormat) parse(in io.Reader, _ string, add func(*logRequest), bad fu
 			}
 			cur.body += int64(len(s))
 			cur.bodySeen = true
+			if cur.want >= 0 && cur.body >= cur.want {
+				finish()
+			}
 		}
 	}
 }
@@ -119,6 +128,22 @@ func (rq *rawRequest) header(s string) {
 		rq.lr.header = http.Header{}
 	}
 	rq.lr.header.Add(name, strings.TrimSpace(value))
+}
+
+// bodyLength is the length of the body the headers announce: the
+// Content-Length, -1 for a chunked body, else 0.
+func (rq *rawRequest) bodyLength() int64 {
+	h := rq.lr.header
+	if cl := h.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			return n
+		}
+		return -1
+	}
+	if strings.EqualFold(h.Get("Transfer-Encoding"), "chunked") {
+		return -1
+	}
+	return 0
 }
 
 // finish checks the request as the proxy's HTTP server would.
@@ -147,6 +172,9 @@ func (rq *rawRequest) finish() error {
 			return fmt.Errorf("Content-Length %q: not a length", clipText(cl))
 		}
 		lr.reqBytes = n
+		if rq.body < n {
+			return fmt.Errorf("body of %d bytes, Content-Length %d: the input ends inside it", rq.body, n)
+		}
 	} else {
 		lr.reqBytes = rq.body
 	}

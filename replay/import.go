@@ -306,9 +306,9 @@ type builder struct {
 	// req and ev are reused: an event is encoded before the next is built.
 	req http.Request
 	ev  event.RequestEvent
-	run    []logRequest // requests of the current file at one time
-	n      int          // requests so far, for synthesized times
-	hdr    http.Header  // scratch header for formats without one
+	run []logRequest // requests of the current file at one time
+	n   int          // requests so far, for synthesized times
+	hdr http.Header  // scratch header for formats without one
 }
 
 func (b *builder) bad(line int, err error) {
@@ -362,6 +362,10 @@ func (b *builder) flushRun() {
 			continue
 		}
 		size := ev.SizeVT()
+		if size > maxEvent {
+			b.bad(lr.line, fmt.Errorf("event of %d bytes, over the capture's limit of %d", size, maxEvent))
+			continue
+		}
 		last := len(b.chunks) - 1
 		if last < 0 || cap(b.chunks[last])-len(b.chunks[last]) < size {
 			b.chunks = append(b.chunks, make([]byte, 0, max(size, chunkSize)))
@@ -385,6 +389,11 @@ func (b *builder) flushRun() {
 // event builds the event of lr at t through the proxy's recorder, in
 // b.ev: it is valid until the next call.
 func (b *builder) event(lr *logRequest, t time.Time) *event.RequestEvent {
+	if n := len(lr.method) + len(lr.target); b.cfg.Proxy.MaxHeaderBytes > 0 && n > b.cfg.Proxy.MaxHeaderBytes {
+		b.bad(lr.line, fmt.Errorf("request line of %d bytes, over proxy.max_header_bytes %d: the proxy's server refuses it",
+			n, b.cfg.Proxy.MaxHeaderBytes))
+		return nil
+	}
 	u, lenient := parseTarget(lr.method, lr.target)
 	if u == nil {
 		b.bad(lr.line, fmt.Errorf("request-target %q: not a path or URL", event.Clip(event.ValidUTF8(lr.target), 64)))
@@ -530,7 +539,6 @@ func (l *lineReader) next() ([]byte, error) {
 				long = make([]byte, 0, 2*len(frag))
 			}
 			if len(long)+len(frag) > maxLine {
-				long = long[:0:0]
 				// Skip to the end of the line.
 				for err == bufio.ErrBufferFull {
 					_, err = l.r.ReadSlice('\n')
@@ -556,6 +564,9 @@ func (l *lineReader) next() ([]byte, error) {
 		l.line++
 		if long != nil {
 			frag = append(long, frag...)
+			if len(frag) > maxLine+2 {
+				return nil, errLongLine
+			}
 		}
 		frag = bytes.TrimSuffix(frag, []byte{'\n'})
 		return bytes.TrimSuffix(frag, []byte{'\r'}), nil
