@@ -1,0 +1,60 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/grafana/grafana-plugin-sdk-go/data"
+)
+
+// variable answers QueryTypeVariable with one frame, "values", of one
+// string field, "value", sorted: the APIs with requests in the range
+// (from the rollup), the detectors with anomalies in the range, or the
+// principals with requests in the range, most active first, as
+// "kind:value" (bare values when the query names a kind). Search keeps
+// values containing it, ignoring case; api keeps the detectors and
+// principals of one API.
+func (q *Queries) variable(ctx context.Context, r *queryRequest) (data.Frames, error) {
+	var m VariableQuery
+	if err := decodeModel(r, &m); err != nil {
+		return nil, err
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	b := &sqlBuilder{}
+	switch m.Variable {
+	case VariableAPI:
+		b.add("SELECT api AS value FROM " + q.table("api_minute") + " WHERE 1")
+		b.timeRange("", "minute", r.from/60*60, r.to)
+		searchFilter(b, "api", m.Search)
+		b.add(" GROUP BY value ORDER BY value")
+	case VariableDetector:
+		b.add("SELECT detector AS value FROM " + q.table("anomalies") + " WHERE 1")
+		b.timeRange("date", "time", r.from, r.to).in("api", withOne(nil, m.API))
+		searchFilter(b, "detector", m.Search)
+		b.add(" GROUP BY value ORDER BY value")
+	case VariablePrincipal:
+		if m.PrincipalKind != "" {
+			b.add("SELECT principal AS value FROM "+q.table("events")+" WHERE principal_kind = ?", m.PrincipalKind)
+		} else {
+			b.add("SELECT concat(principal_kind, ':', principal) AS value FROM " + q.table("events") + " WHERE 1")
+		}
+		b.timeRange("date", "time", r.from, r.to).in("api", withOne(nil, m.API))
+		searchFilter(b, "principal", m.Search)
+		b.add(" GROUP BY value ORDER BY count() DESC, value")
+	}
+	fmt.Fprintf(b, " LIMIT %d", m.Limit)
+	f, err := q.readFrame(ctx, "values", b)
+	if err != nil {
+		return nil, err
+	}
+	return data.Frames{f}, nil
+}
+
+// searchFilter keeps rows whose column contains s, ignoring case.
+func searchFilter(b *sqlBuilder, column, s string) {
+	if s != "" {
+		b.add(" AND positionCaseInsensitive("+column+", ?) > 0", s)
+	}
+}
