@@ -56,6 +56,16 @@ type Result struct {
 	// FalsePositivePrincipals counts the distinct clients (not APIs)
 	// named by an anomaly that a normal, unlabelled event triggered.
 	FalsePositivePrincipals int `json:"false_positive_principals"`
+	// FlaggedPrincipals and BlockedPrincipals count the clients an anomaly
+	// named and those the responder's policy would have blocked or
+	// throttled; Verdicts says who, by what, when and why. Set by Judge's
+	// caller (SetVerdicts).
+	FlaggedPrincipals int `json:"flagged_principals"`
+	BlockedPrincipals int `json:"blocked_principals"`
+	// Compare is, under `backtest --compare`, what the old config made of
+	// the same traffic.
+	Compare  *Comparison `json:"compare,omitempty"`
+	Verdicts Verdicts    `json:"-"`
 
 	Events         int              `json:"-"`
 	Labelled       int              `json:"-"`
@@ -232,4 +242,10 @@ func (res *Result) detector(name string) *DetectorResult {
 		res.Detectors[name] = d
 	}
 	return d
+}
+
+// SetVerdicts records what the responder made of the anomalies (Judge).
+func (res *Result) SetVerdicts(vs Verdicts) {
+	res.Verdicts = vs
+	res.FlaggedPrincipals, res.BlockedPrincipals = len(vs.Flagged()), len(vs.Blocked())
 }

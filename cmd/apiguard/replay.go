@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/apiguard/apiguard/detectors"
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/replay"
 )
@@ -19,9 +18,10 @@ import (
 const replayUsage = `apiguard replay generate --seed N --out FILE [--hours H] [--scale S] [--campaigns C]
                                 labelled synthetic traffic: a day of a shop's users, apps,
                                 partners and batch jobs, with every attack kind
-apiguard replay backtest FILE [--config F] [--partitions N] [--openapi F|none]
+apiguard replay backtest FILE [--config F] [--compare OLD] [--partitions N] [--openapi F|none]
                                 run the detectors on event time; per-detector precision,
-                                recall and time to detect, then one JSON line
+                                recall and time to detect, whom the responder would block
+                                (side by side with the OLD config's), then one JSON line
 apiguard replay import --format combined|nginx|json|har|raw-http FILE… --out FILE
                        [--config F] [--log-format S] [--fields F=KEY,…] [--start T] [--interval D]
                                 access logs, HAR files or raw HTTP requests as events, named
@@ -87,6 +87,7 @@ func replayBacktest(args []string, out io.Writer) error {
 	verbose := c.fs.Bool("v", false, "also print every anomaly on an unlabelled event")
 	dump := c.fs.String("anomalies", "", "also write every anomaly, as JSON lines, to this file")
 	openapi := c.fs.String("openapi", "", "declared inventory for the shadow-API detector (default: the generated shop's; none for none)")
+	compare := c.fs.String("compare", "", "old config file: also run it on the same traffic and print, side by side, whom each flags and would block")
 	// The file comes first or last: flags may follow it.
 	var file string
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -102,36 +103,24 @@ func replayBacktest(args []string, out io.Writer) error {
 	if file == "" {
 		return fmt.Errorf("%w: want a capture FILE", errUsage)
 	}
-	dc := cfg.Detectors
-	switch {
-	case *openapi == "none":
-		dc.Inventory.Ops = nil
-	case *openapi != "":
-		dc.Inventory.OpenAPI = *openapi
-		if err := loadInventory(&dc.Inventory); err != nil {
-			return err
-		}
-	case dc.Inventory.Ops == nil:
-		if dc.Inventory.Ops, err = detectors.ParseOpenAPI(replay.ShopOpenAPI); err != nil {
-			return err
-		}
-	}
 	n := *partitions
 	if n == 0 {
 		n = cfg.NATS.Partitions
 	}
-	f, err := os.Open(file)
-	if err != nil {
-		return fmt.Errorf("opening capture: %w", err)
-	}
-	defer f.Close()
-	r, err := replay.NewReader(f, file)
+	res, err := backtestWith(file, cfg, *openapi, n)
 	if err != nil {
 		return err
 	}
-	res, err := replay.Backtest(r, replay.BacktestConfig{Detectors: dc, Partitions: n})
-	if err != nil {
-		return err
+	if *compare != "" {
+		oldCfg, err := loadConfigFile(*compare)
+		if err != nil {
+			return err
+		}
+		old, err := backtestWith(file, oldCfg, *openapi, n)
+		if err != nil {
+			return fmt.Errorf("backtest of --compare %s: %w", *compare, err)
+		}
+		res.Compare = replay.Compare(res.Verdicts, old.Verdicts, old)
 	}
 	if *dump != "" {
 		if err := writeAnomalies(*dump, res.Anomalies); err != nil {
@@ -211,6 +200,12 @@ func printBacktest(out io.Writer, res *replay.Result) {
 	}
 	if len(res.FalsePositives) > 0 {
 		fmt.Fprintf(out, "legitimate principals flagged: %v\n", res.FalsePositives)
+	}
+	switch {
+	case res.Compare != nil:
+		printComparison(out, res.Verdicts, res.Compare)
+	case res.Labelled == 0 && res.Verdicts != nil:
+		printVerdicts(out, res.Verdicts)
 	}
 	b, _ := json.Marshal(res)
 	fmt.Fprintf(out, "%s\n", b)

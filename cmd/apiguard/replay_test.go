@@ -35,13 +35,16 @@ func TestReplayGenerateAndBacktest(t *testing.T) {
 		MacroPrecision          *float64 `json:"macro_precision"`
 		MacroRecall             *float64 `json:"macro_recall"`
 		FalsePositivePrincipals *int     `json:"false_positive_principals"`
+		FlaggedPrincipals       *int     `json:"flagged_principals"`
+		BlockedPrincipals       *int     `json:"blocked_principals"`
 	}
 	dec := json.NewDecoder(strings.NewReader(lines[len(lines)-1]))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&res); err != nil {
 		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
 	}
-	if res.MacroPrecision == nil || res.MacroRecall == nil || res.FalsePositivePrincipals == nil || len(res.Detectors) != 10 {
+	if res.MacroPrecision == nil || res.MacroRecall == nil || res.FalsePositivePrincipals == nil || len(res.Detectors) != 10 ||
+		res.FlaggedPrincipals == nil || res.BlockedPrincipals == nil || *res.BlockedPrincipals == 0 {
 		t.Fatalf("last line lacks fields: %s", lines[len(lines)-1])
 	}
 	for name, d := range res.Detectors {
