@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -222,20 +221,10 @@ func Import(cfg ImportConfig, inputs []Input, w *Writer) (*ImportSummary, error)
 			b.fileError(err)
 		}
 	}
-	slices.SortStableFunc(b.out, func(x, y imported) int {
-		switch {
-		case x.t != y.t:
-			return cmpInt(x.t, y.t)
-		case x.file != y.file:
-			return int(x.file) - int(y.file)
-		}
-		return int(x.line) - int(y.line)
-	})
-	for _, im := range b.out {
-		if err := w.writeEncoded(b.chunks[im.chunk][im.off : im.off+im.n]); err != nil {
-			return b.sum, err
-		}
-		b.sum.Written++
+	n, err := b.col.WriteTo(w)
+	b.sum.Written = n
+	if err != nil {
+		return b.sum, err
 	}
 	return b.sum, w.Flush()
 }
@@ -265,44 +254,16 @@ func decompress(r io.Reader) (io.Reader, error) {
 	return br, nil
 }
 
-// imported is one encoded event in the builder's arena, with its sort key.
-type imported struct {
-	t             int64
-	chunk, off, n int32
-	file, line    int32
-}
-
-// chunkSize is the size of the builder's arena chunks.
-const chunkSize = 4 << 20
-
-// writeEncoded appends an unlabelled record whose event is already
-// encoded (event.AppendMarshal), in the layout Writer.Write writes.
-func (w *Writer) writeEncoded(ev []byte) error {
-	w.buf = binary.AppendUvarint(append(w.buf[:0], 0), uint64(len(ev)))
-	if _, err := w.w.Write(w.buf); err != nil {
-		return fmt.Errorf("writing capture record %d: %w", w.n, err)
-	}
-	if _, err := w.w.Write(ev); err != nil {
-		return fmt.Errorf("writing capture record %d: %w", w.n, err)
-	}
-	w.n++
-	return nil
-}
-
 // builder turns logRequests into events and keeps the summary.
 type builder struct {
-	cfg  ImportConfig
-	rec  *proxy.OfflineRecorder
-	sum  *ImportSummary
-	file int
-	name string
-	// Events are kept encoded, back to back in chunks that are never
-	// copied, so that holding millions costs the garbage collector and
-	// the allocator little.
-	out    []imported
-	chunks [][]byte
-	base   string // the file's base name, in event ids
-	slots  [3][]string
+	cfg   ImportConfig
+	rec   *proxy.OfflineRecorder
+	sum   *ImportSummary
+	file  int
+	name  string
+	col   Collector
+	base  string // the file's base name, in event ids
+	slots [3][]string
 	// req and ev are reused: an event is encoded before the next is built.
 	req http.Request
 	ev  event.RequestEvent
@@ -361,26 +322,9 @@ func (b *builder) flushRun() {
 		if ev == nil {
 			continue
 		}
-		size := ev.SizeVT()
-		if size > maxEvent {
-			b.bad(lr.line, fmt.Errorf("event of %d bytes, over the capture's limit of %d", size, maxEvent))
-			continue
-		}
-		last := len(b.chunks) - 1
-		if last < 0 || cap(b.chunks[last])-len(b.chunks[last]) < size {
-			b.chunks = append(b.chunks, make([]byte, 0, max(size, chunkSize)))
-			last++
-		}
-		c := b.chunks[last]
-		off := len(c)
-		c, err := event.AppendMarshal(c, ev)
-		if err != nil {
+		if err := b.col.Add(ev, int32(b.file), int32(lr.line)); err != nil {
 			b.bad(lr.line, err)
-			continue
 		}
-		b.chunks[last] = c
-		b.out = append(b.out, imported{t: ev.TimeUnixNano, chunk: int32(last), off: int32(off), n: int32(len(c) - off),
-			file: int32(b.file), line: int32(lr.line)})
 	}
 	clear(b.run)
 	b.run = b.run[:0]

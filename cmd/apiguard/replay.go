@@ -25,7 +25,11 @@ apiguard replay backtest FILE [--config F] [--compare OLD] [--partitions N] [--o
 apiguard replay import --format combined|nginx|json|har|raw-http FILE… --out FILE
                        [--config F] [--log-format S] [--fields F=KEY,…] [--start T] [--interval D]
                                 access logs, HAR files or raw HTTP requests as events, named
-                                as the proxy of --config would have named them`
+                                as the proxy of --config would have named them
+apiguard replay capture --since 24h|T [--until D|T] [--api A] [--principal kind:value] --out FILE
+                        [--from stream|clickhouse] [--config F] [--nats URL] [--clickhouse ADDR]
+                                the events of a time range, from the stream (the capture
+                                buffer) or from ClickHouse, as a capture in event-time order`
 
 // cmdReplay generates labelled traffic and backtests the detectors on it.
 func cmdReplay(args []string, out io.Writer) error {
@@ -41,6 +45,8 @@ func cmdReplay(args []string, out io.Writer) error {
 		return replaySend(args[1:], out)
 	case "import":
 		return replayImport(args[1:], out, os.Stderr)
+	case "capture":
+		return replayCapture(args[1:], out, os.Stderr)
 	}
 	return fmt.Errorf("%w: unknown replay command %q:\n%s\n%s", errUsage, args[0], replayUsage, replaySendUsage)
 }
