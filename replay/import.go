@@ -160,6 +160,10 @@ type ImportSummary struct {
 	// the first MaxReported of them, "file:line: reason".
 	Bad      int
 	Reported []string
+	// Refused counts the requests, among Requests and in Bad, that parsed
+	// but that the proxy would not have recorded: a request line over
+	// proxy.max_header_bytes, a target that is no path.
+	Refused int
 	// Missing counts, by field name, the events whose input did not
 	// record it (left empty in the event).
 	Missing map[string]int
@@ -283,6 +287,13 @@ func (b *builder) bad(line int, err error) {
 	}
 }
 
+// refuse reports a request that parsed but that the proxy would not have
+// recorded (or a capture cannot hold).
+func (b *builder) refuse(line int, err error) {
+	b.sum.Refused++
+	b.bad(line, err)
+}
+
 func (b *builder) fileError(err error) {
 	msg := fmt.Sprintf("%s: %v", b.name, err)
 	b.sum.FileErrors = append(b.sum.FileErrors, msg)
@@ -323,7 +334,7 @@ func (b *builder) flushRun() {
 			continue
 		}
 		if err := b.col.Add(ev, int32(b.file), int32(lr.line)); err != nil {
-			b.bad(lr.line, err)
+			b.refuse(lr.line, err)
 		}
 	}
 	clear(b.run)
@@ -334,13 +345,13 @@ func (b *builder) flushRun() {
 // b.ev: it is valid until the next call.
 func (b *builder) event(lr *logRequest, t time.Time) *event.RequestEvent {
 	if n := len(lr.method) + len(lr.target); b.cfg.Proxy.MaxHeaderBytes > 0 && n > b.cfg.Proxy.MaxHeaderBytes {
-		b.bad(lr.line, fmt.Errorf("request line of %d bytes, over proxy.max_header_bytes %d: the proxy's server refuses it",
+		b.refuse(lr.line, fmt.Errorf("request line of %d bytes, over proxy.max_header_bytes %d: the proxy's server refuses it",
 			n, b.cfg.Proxy.MaxHeaderBytes))
 		return nil
 	}
 	u, lenient := parseTarget(lr.method, lr.target)
 	if u == nil {
-		b.bad(lr.line, fmt.Errorf("request-target %q: not a path or URL", event.Clip(event.ValidUTF8(lr.target), 64)))
+		b.refuse(lr.line, fmt.Errorf("request-target %q: not a path or URL", event.Clip(event.ValidUTF8(lr.target), 64)))
 		return nil
 	}
 	host := lr.host
@@ -380,7 +391,7 @@ func (b *builder) event(lr *logRequest, t time.Time) *event.RequestEvent {
 	id := event.HashID(t, b.base, lineString(lr.line))
 	ev := &b.ev
 	if err := b.rec.Record(ev, r, t, id, b.cfg.Partitions); err != nil {
-		b.bad(lr.line, err)
+		b.refuse(lr.line, err)
 		return nil
 	}
 	if lenient {
@@ -554,10 +565,13 @@ func (s *ImportSummary) missingList() []string {
 	return out
 }
 
+// Inputs is the number of lines (entries, requests) read, parsed or not.
+func (s *ImportSummary) Inputs() int { return s.Requests + s.Bad - s.Refused }
+
 // String is the summary as the command prints it.
 func (s *ImportSummary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d files, %d requests read, %d events written, %d not parsed", s.Files, s.Requests, s.Written, s.Bad)
+	fmt.Fprintf(&b, "%d files, %d requests read, %d events written, %d not parsed or refused", s.Files, s.Requests, s.Written, s.Bad)
 	if s.Bad > len(s.Reported) {
 		fmt.Fprintf(&b, " (first %d reported)", len(s.Reported))
 	}

@@ -24,7 +24,7 @@ func TestReplayImportAndCompare(t *testing.T) {
 	if err := cmdReplay([]string{"import", "--format", "combined", log, "--out", capture}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "19629 events written, 100 not parsed") {
+	if !strings.Contains(out.String(), "19629 events written, 100 not parsed or refused") {
 		t.Errorf("import said %q", out.String())
 	}
 	newCfg := filepath.Join(dir, "new.yaml")

@@ -80,8 +80,8 @@ func replayImport(args []string, out, report io.Writer) error {
 		return fmt.Errorf("writing capture %s: %w", *path, err)
 	}
 	took := time.Since(began)
-	fmt.Fprintf(out, "wrote %s in %s (%.0f requests/s)\n%s", *path, took.Round(time.Millisecond),
-		float64(sum.Requests+sum.Bad)/max(took.Seconds(), 1e-9), sum)
+	fmt.Fprintf(out, "wrote %s in %s (%.0f lines/s)\n%s", *path, took.Round(time.Millisecond),
+		float64(sum.Inputs())/max(took.Seconds(), 1e-9), sum)
 	if sum.Written == 0 {
 		return fmt.Errorf("import: no request in the input could be read as %s", *format)
 	}
