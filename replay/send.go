@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // How a captured request is sent again (Send).
@@ -85,6 +86,11 @@ type SendConfig struct {
 	ProgressEvery time.Duration
 	// Limit stops after this many requests (0: all).
 	Limit int
+	// EchoHeader, when set, names a header that carries the captured
+	// status and response size ("404 1532") to a stub upstream
+	// (EchoUpstream), so that the detectors behind the target see the
+	// answers the capture recorded: misses, failed logins, large pages.
+	EchoHeader string
 }
 
 // Report is what Send did. Its JSON form is the last line
@@ -333,11 +339,6 @@ func (rep *Report) finish(elapsed time.Duration) {
 	rep.P50ms, rep.P90ms, rep.P99ms, rep.MaxMs = q(0.5), q(0.9), q(0.99), q(1)
 }
 
-// BodyPrefix begins the name of a body parameter in an event's query
-// list (proxy.capture): "body.$.a.b" is the JSON leaf at a.b,
-// "body.name" the form field name.
-const BodyPrefix = "body."
-
 // build turns an event into a request, as the comment at the top of this
 // file describes.
 func (cfg *SendConfig) build(ctx context.Context, base *url.URL, ev *event.RequestEvent) (job, error) {
@@ -362,7 +363,7 @@ func (cfg *SendConfig) build(ctx context.Context, base *url.URL, ev *event.Reque
 	var body []*event.QueryParam
 	values := false
 	for _, qp := range ev.Query {
-		if strings.HasPrefix(qp.Name, BodyPrefix) {
+		if strings.HasPrefix(qp.Name, proxy.BodyParamPrefix) {
 			body = append(body, qp)
 			values = values || qp.Value != ""
 			continue
@@ -416,6 +417,9 @@ func (cfg *SendConfig) build(ctx context.Context, base *url.URL, ev *event.Reque
 			req.Header.Set("X-Forwarded-For", ip)
 		}
 	}
+	if cfg.EchoHeader != "" && ev.Status != 0 {
+		req.Header.Set(cfg.EchoHeader, strconv.FormatUint(uint64(ev.Status), 10)+" "+strconv.FormatInt(max(ev.ResponseBytes, 0), 10))
+	}
 	j.req = req
 	return j, nil
 }
@@ -450,16 +454,16 @@ func replayToken(ev *event.RequestEvent) string {
 // a form otherwise. JSON leaves are sent as strings: the capture does not
 // keep their type.
 func rebuildBody(params []*event.QueryParam) (body, contentType string) {
-	if !strings.HasPrefix(params[0].Name, BodyPrefix+"$") {
+	if !strings.HasPrefix(params[0].Name, proxy.BodyParamPrefix+"$") {
 		form := url.Values{}
 		for _, p := range params {
-			form.Add(strings.TrimPrefix(p.Name, BodyPrefix), p.Value)
+			form.Add(strings.TrimPrefix(p.Name, proxy.BodyParamPrefix), p.Value)
 		}
 		return form.Encode(), "application/x-www-form-urlencoded"
 	}
 	root := map[string]any{}
 	for _, p := range params {
-		path := strings.TrimPrefix(strings.TrimPrefix(p.Name, BodyPrefix+"$"), ".")
+		path := strings.TrimPrefix(strings.TrimPrefix(p.Name, proxy.BodyParamPrefix+"$"), ".")
 		setPath(root, strings.Split(path, "."), p.Value)
 	}
 	b, _ := json.Marshal(root)
@@ -535,4 +539,38 @@ func (rep *Report) Summary() string {
 	return fmt.Sprintf("sent %d in %s (%.0f/s), %d errors, %d refused; status %s; latency p50 %.1fms p90 %.1fms p99 %.1fms max %.1fms; %d bodies rebuilt, %d sent without their body (not captured)",
 		rep.Sent, rep.Elapsed.Round(time.Millisecond), rep.Rate, rep.Errors, rep.Refused, st.String(),
 		rep.P50ms, rep.P90ms, rep.P99ms, rep.MaxMs, rep.BodiesSent, rep.BodiesMissing)
+}
+
+// maxEchoBytes bounds the body EchoUpstream writes.
+const maxEchoBytes = 1 << 20
+
+// EchoUpstream is a stub upstream for replays: it answers each request
+// with the status and the number of body bytes its header names
+// ("404 1532", SendConfig.EchoHeader), 200 and nothing without it. Behind
+// a proxy it reproduces what the captured upstream answered, so a replayed
+// scan still misses and a replayed stuffing run still fails.
+func EchoUpstream(header string) http.Handler {
+	filler := strings.Repeat("x", 4096)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		status, size := http.StatusOK, 0
+		if st, n, ok := strings.Cut(r.Header.Get(header), " "); ok {
+			if v, err := strconv.Atoi(st); err == nil && v >= 200 && v <= 599 {
+				status = v
+			}
+			if v, err := strconv.Atoi(n); err == nil && v > 0 {
+				size = min(v, maxEchoBytes)
+			}
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		w.WriteHeader(status)
+		for size > 0 {
+			n := min(size, len(filler))
+			if _, err := io.WriteString(w, filler[:n]); err != nil {
+				return
+			}
+			size -= n
+		}
+	})
 }

@@ -246,3 +246,39 @@ func atoi(s string) int {
 	_ = json.Unmarshal([]byte(s), &n)
 	return n
 }
+
+// TestSendEcho: with an echo header, a stub upstream behind the real
+// proxy answers each replayed request with the captured status and size,
+// and the proxy records them as the original proxy did.
+func TestSendEcho(t *testing.T) {
+	up := httptest.NewServer(EchoUpstream("X-Replay-Echo"))
+	defer up.Close()
+	cfg := proxy.DefaultConfig()
+	cfg.Upstream, cfg.Instance = up.URL, "test"
+	em := &events{}
+	p, err := proxy.New(cfg, nil, em, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	evs := []*event.RequestEvent{
+		{Id: "1", TimeUnixNano: t0, Method: "GET", Path: "/.env", Status: 404, ResponseBytes: 19},
+		{Id: "2", TimeUnixNano: t0 + 1, Method: "GET", Path: "/products/1", Status: 200, ResponseBytes: 9000},
+		{Id: "3", TimeUnixNano: t0 + 2, Method: "POST", Path: "/login", Status: 401, ResponseBytes: 0},
+	}
+	rep, err := Send(context.Background(), captureOf(t, evs), SendConfig{Target: srv.URL, Concurrency: 1, EchoHeader: "X-Replay-Echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status[404] != 1 || rep.Status[200] != 1 || rep.Status[401] != 1 || rep.Refused != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	for i, ev := range em.evs {
+		if ev.Status != evs[i].Status || ev.ResponseBytes != evs[i].ResponseBytes {
+			t.Errorf("event %d: proxy recorded %d with %d bytes, capture %d with %d", i, ev.Status, ev.ResponseBytes, evs[i].Status, evs[i].ResponseBytes)
+		}
+	}
+}

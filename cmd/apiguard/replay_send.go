@@ -17,7 +17,8 @@ import (
 )
 
 const replaySendUsage = `apiguard replay send FILE --target URL [--speed 1|10|max] [--concurrency N]
-                                [--keys FILE | --key-suffix S] [--forwarded-for] [--limit N] [--config F]
+                                [--keys FILE | --key-suffix S] [--forwarded-for] [--echo-header H]
+                                [--limit N] [--config F]
                                 re-send captured requests to a running proxy, each principal's in
                                 order at the capture's pace times --speed; statuses, refusals,
                                 latency percentiles, then one JSON line (docs/replay.md)`
@@ -32,6 +33,7 @@ func replaySend(args []string, out io.Writer) error {
 	suffix := c.fs.String("key-suffix", "replay", "secret sent as \"<id>.<suffix>\" for a key id not in --keys")
 	xff := c.fs.Bool("forwarded-for", false, "send the captured client address in X-Forwarded-For (the target must trust the sender: proxy.trusted_proxies)")
 	limit := c.fs.Int("limit", 0, "stop after this many requests (0: all)")
+	echo := c.fs.String("echo-header", "", "send the captured status and size in this header, for a stub upstream that answers with them")
 	var file string
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		file, args = args[0], args[1:]
@@ -47,7 +49,7 @@ func replaySend(args []string, out io.Writer) error {
 		return fmt.Errorf("%w: want a capture FILE and --target URL:\n%s", errUsage, replaySendUsage)
 	}
 	sc := replay.SendConfig{Target: *target, Concurrency: *conc, APIKeyHeader: cfg.Proxy.APIKeyHeader,
-		KeySuffix: *suffix, ForwardedFor: *xff, Limit: *limit}
+		KeySuffix: *suffix, ForwardedFor: *xff, Limit: *limit, EchoHeader: *echo}
 	if *speed != "max" {
 		if sc.Speed, err = strconv.ParseFloat(*speed, 64); err != nil || !(sc.Speed > 0) {
 			return fmt.Errorf("%w: --speed %q, want a number above 0 or max", errUsage, *speed)
