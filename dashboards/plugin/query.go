@@ -196,12 +196,30 @@ func (b *sqlBuilder) add(s string, args ...any) *sqlBuilder {
 	return b
 }
 
-// in writes " AND has(?, column)" when vals is not empty. has() rather
-// than IN (?): clickhouse-go sends a bound slice as an array.
+// in writes " AND column IN (?, …)" when vals is not empty, one bound
+// value per placeholder: ClickHouse tests IN against a hash set and can
+// use the primary key for it (has() on an array does neither), and
+// clickhouse-go sends a bound slice as an array, which IN would not
+// take on 18.16.
 func (b *sqlBuilder) in(column string, vals []string) *sqlBuilder {
 	if len(vals) > 0 {
-		b.add(" AND has(?, "+column+")", vals)
+		b.WriteString(" AND ")
+		b.inList(column, "IN", vals)
 	}
+	return b
+}
+
+// inList writes "column IN (?, …)" (op IN or NOT IN) with vals bound; vals
+// must not be empty.
+func (b *sqlBuilder) inList(column, op string, vals []string) *sqlBuilder {
+	b.WriteString(column + " " + op + " (")
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.add("?", v)
+	}
+	b.WriteString(")")
 	return b
 }
 

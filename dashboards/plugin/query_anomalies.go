@@ -256,8 +256,14 @@ func (q *Queries) eventsByID(ctx context.Context, ids []string, most int, at tim
 		ids = ids[:most]
 	}
 	b := &sqlBuilder{}
-	b.add("SELECT "+eventColumns+" FROM "+q.table("events")+" WHERE has(?, event_id)", ids)
-	fmt.Fprintf(b, " AND date BETWEEN toDate(toDateTime(%d)) AND toDate(toDateTime(%d))",
+	if len(ids) == 0 {
+		ids = []string{""} // no event has an empty id: an empty frame of the right fields
+	}
+	// PREWHERE: the other columns are read only for the rows found, which
+	// 18.16 does not arrange by itself here.
+	b.add("SELECT " + eventColumns + " FROM " + q.table("events") + " PREWHERE ")
+	b.inList("event_id", "IN", ids)
+	fmt.Fprintf(b, " WHERE date BETWEEN toDate(toDateTime(%d)) AND toDate(toDateTime(%d))",
 		at.Add(-eventLookback).Unix(), at.Add(time.Hour).Unix())
 	fmt.Fprintf(b, " ORDER BY time, event_id LIMIT 1 BY event_id LIMIT %d", most)
 	return q.readFrame(ctx, "events", b)

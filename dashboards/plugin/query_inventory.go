@@ -88,7 +88,8 @@ FROM ` + q.table("events") + ` WHERE 1`)
 	b.timeRange("date", "time", r.from, r.to)
 	b.add(" AND ((check_name = 'schema' AND startsWith(reason, 'undeclared operation'))")
 	if len(m.Declared) > 0 {
-		b.add(" OR (NOT has(?, api) AND decision = 'allow' AND status >= 200 AND status < 400)", m.Declared)
+		b.add(" OR (")
+		b.inList("api", "NOT IN", m.Declared).add(" AND decision = 'allow' AND status >= 200 AND status < 400)")
 	}
 	b.add(") GROUP BY api, inv_status")
 	if err := q.scan(ctx, b, func(scan func(...any) error) error {
@@ -118,7 +119,7 @@ FROM ` + q.table("events") + ` WHERE 1`)
 	}
 	if len(apis) > 0 {
 		b = &sqlBuilder{}
-		b.add("SELECT api, count() AS requests, uniq(principal) AS principals FROM "+q.table("events")+" WHERE has(?, api)", apis)
+		b.add("SELECT api, count() AS requests, uniq(principal) AS principals FROM "+q.table("events")+" WHERE 1").in("api", apis)
 		b.timeRange("date", "time", r.from, r.to)
 		b.add(" AND decision = 'allow' AND status >= 200 AND status < 400 GROUP BY api")
 		if err := q.scan(ctx, b, func(scan func(...any) error) error {

@@ -9,23 +9,27 @@ import (
 	"github.com/apiguard/apiguard/event"
 )
 
-// eventsFilter writes the condition on the events table that selects the
-// requests of p: by client address for ip and cidr (whatever identifier
-// the request also carried), by any fingerprint for fp, by the stored
-// principal for key, token and sub.
+// eventsFilter writes " PREWHERE <condition>" on the events table that
+// selects the requests of p: by client address for ip and cidr (whatever
+// identifier the request also carried), by any fingerprint for fp, by the
+// stored principal for key, token and sub. PREWHERE, because one
+// principal is a small share of the rows: the other columns are read for
+// its rows only, which 18.16 does not arrange by itself. The caller
+// writes the WHERE clause after it.
 func eventsFilter(b *sqlBuilder, p principalFilter) {
+	b.WriteString(" PREWHERE ")
 	switch p.kind {
 	case event.KindIP:
-		b.add(" AND client_ip = ?", p.value)
+		b.add("client_ip = ?", p.value)
 	case event.KindCIDR:
 		// client_ip_num is the address as 16 bytes, IPv4 mapped, so a
 		// prefix is a range of byte strings.
 		lo, hi := prefixRange(p)
-		b.add(" AND client_ip_num BETWEEN ? AND ?", lo, hi)
+		b.add("client_ip_num BETWEEN ? AND ?", lo, hi)
 	case event.KindFP:
-		b.add(" AND (tls_fingerprint = ? OR tls_ja3 = ? OR header_fingerprint = ?)", p.value, p.value, p.value)
+		b.add("(tls_fingerprint = ? OR tls_ja3 = ? OR header_fingerprint = ?)", p.value, p.value, p.value)
 	default:
-		b.add(" AND principal_kind = ? AND principal = ?", p.kind, p.value)
+		b.add("principal_kind = ? AND principal = ?", p.kind, p.value)
 	}
 }
 
@@ -62,10 +66,11 @@ func (q *Queries) principalTimeline(ctx context.Context, r *queryRequest) (data.
 	}
 	if m.View == ViewSeries {
 		b := &sqlBuilder{}
-		fmt.Fprintf(b, "SELECT intDiv(toUInt32(time), %d) * %[1]d AS t, toString(decision) AS decision, count() AS v FROM %s WHERE 1",
+		fmt.Fprintf(b, "SELECT intDiv(toUInt32(time), %d) * %[1]d AS t, toString(decision) AS decision, count() AS v FROM %s",
 			r.step, q.table("events"))
-		b.timeRange("date", "time", r.from, r.to)
 		eventsFilter(b, p)
+		b.add(" WHERE 1")
+		b.timeRange("date", "time", r.from, r.to)
 		writeGroupBy(b, []string{"decision"})
 		return q.series(ctx, r, b, "requests", []string{"decision"})
 	}
@@ -83,9 +88,10 @@ FROM `+q.table("actions")+` WHERE target_kind = ? AND target = ?`, p.kind, p.val
 UNION ALL
 SELECT time, concat('request_', toString(decision)) AS type, api, concat(method, ' ', path, ' ', toString(status),
     if(check_name != '', concat(' ', check_name, ': ', reason), '')) AS detail, event_id AS id
-FROM ` + q.table("events") + ` WHERE 1`)
-	b.timeRange("date", "time", r.from, r.to)
+FROM ` + q.table("events"))
 	eventsFilter(b, p)
+	b.add(" WHERE 1")
+	b.timeRange("date", "time", r.from, r.to)
 	if !m.IncludeAllowed {
 		b.add(" AND decision != 'allow'")
 	}
