@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -183,6 +184,31 @@ func TestCardNumber(t *testing.T) {
 	} {
 		if cardNumber(v) != want {
 			t.Errorf("cardNumber(%q) = %v", v, !want)
+		}
+	}
+}
+
+// TestCaptureOffline: an imported request records the query as the proxy
+// would, per route and redacted (OfflineRecorder).
+func TestCaptureOffline(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Routes = []string{"GET /search"}
+	on := true
+	cfg.Capture.Routes = map[string]RouteCapture{"GET /search": {QueryValues: &on}}
+	o, err := NewOfflineRecorder(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, want := range map[string]string{
+		"/search?q=shoes&access_token=abc": "q=shoes\naccess_token=[redacted]\n",
+		"/other?q=shoes":                   "q=\n",
+	} {
+		ev := &event.RequestEvent{}
+		if err := o.Record(ev, httptest.NewRequest("GET", target, nil), time.Now(), "id", 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := params(ev); got != want {
+			t.Errorf("%s: recorded %q, want %q", target, got, want)
 		}
 	}
 }

@@ -12,18 +12,18 @@ import (
 // not serve itself: a line of an access log, an entry of a HAR file, a raw
 // HTTP request. It applies the proxy's own rules, from the same Config:
 // route templating (Templater), lenient query reading (queryParams, with
-// values only where capture_query_values is set), client identity
-// (Identifier: trusted proxies and X-Forwarded-For, API keys, bearer
-// tokens) and partitioning, so that an imported request names the same API
-// and principal the proxy would have named. It is immutable and safe for
-// concurrent use.
+// values only where proxy.capture records them, redacted as the proxy
+// redacts them), client identity (Identifier: trusted proxies and
+// X-Forwarded-For, API keys, bearer tokens) and partitioning, so that an
+// imported request names the same API and principal the proxy would have
+// named. It is immutable and safe for concurrent use.
 //
 // TestOfflineMatchesProxy holds it to what exchange records for the same
 // request.
 type OfflineRecorder struct {
 	routes   *Templater
 	ident    *Identifier
-	values   bool
+	capture  *capturer
 	instance string
 }
 
@@ -39,8 +39,8 @@ func NewOfflineRecorder(cfg Config) (*OfflineRecorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &OfflineRecorder{routes: routes, ident: NewIdentifier(trusted, cfg.APIKeyHeader), values: cfg.CaptureQueryValues,
-		instance: cfg.Instance}, nil
+	return &OfflineRecorder{routes: routes, ident: NewIdentifier(trusted, cfg.APIKeyHeader),
+		capture: newCapturer(cfg.Capture, cfg.CaptureQueryValues), instance: cfg.Instance}, nil
 }
 
 // Record sets ev (reset first) to the event the proxy records for r,
@@ -86,7 +86,7 @@ func (o *OfflineRecorder) Record(ev *event.RequestEvent, r *http.Request, t time
 		ev.Auth = event.AuthOutcome_AUTH_UNSPECIFIED
 	}
 	if r.URL.RawQuery != "" {
-		ev.Query = queryParams(r.URL.RawQuery, o.values)
+		ev.Query = o.capture.query(ev.Api, r.URL.RawQuery)
 	}
 	kind, value := event.PrincipalOf(ev)
 	ev.Partition = uint32(event.Partition(kind, value, partitions))
