@@ -2,10 +2,26 @@ package replay
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// cpuTime is the CPU time (user and system) the process has used. On a
+// shared machine the benchmarks report lines per CPU-second next to lines
+// per second: with GOMAXPROCS=1 it is the rate of one core of our own.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // combinedLines returns n access-log lines in Apache's combined format,
 // a few clients a second, as a busy site writes them.
@@ -31,6 +47,7 @@ func BenchmarkImportCombined(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
+	cpu := cpuTime()
 	for range b.N {
 		w, _ := NewWriter(io.Discard)
 		sum, err := Import(cfg, []Input{{Name: "bench.log", R: bytes.NewReader(data)}}, w)
@@ -39,4 +56,47 @@ func BenchmarkImportCombined(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(float64(n*b.N)/(cpuTime()-cpu).Seconds(), "lines/cpu-s")
+}
+
+// BenchmarkImportSharedData imports the real access logs and the CSIC
+// 2010 requests of ../shared/data (gzip included); lines/s counts the
+// lines of the decompressed input.
+func BenchmarkImportSharedData(b *testing.B) {
+	for _, tc := range []struct{ file, format string }{
+		{"real-access-logs/elastic-semicomplete-17-18may2015.log.gz", "combined"},
+		{"real-access-logs/honeynet-2004-apr-may.log.gz", "combined"},
+		{"csic2010/normalTrafficTraining.txt.gz", "raw-http"},
+	} {
+		b.Run(filepath.Base(tc.file), func(b *testing.B) {
+			path := filepath.Join("..", "..", "shared", "data", tc.file)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				b.Skipf("%s is absent (the shared evaluation data, see ../shared/data/README.md): %v", path, err)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				b.Fatal(err)
+			}
+			plain, err := io.ReadAll(zr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lines := bytes.Count(plain, []byte{'\n'})
+			cfg := DefaultImportConfig()
+			cfg.Format = tc.format
+			b.SetBytes(int64(len(plain)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := cpuTime()
+			for range b.N {
+				w, _ := NewWriter(io.Discard)
+				if _, err := Import(cfg, []Input{{Name: path, R: bytes.NewReader(data)}}, w); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(lines*b.N)/b.Elapsed().Seconds(), "lines/s")
+			b.ReportMetric(float64(lines*b.N)/(cpuTime()-cpu).Seconds(), "lines/cpu-s")
+		})
+	}
 }
