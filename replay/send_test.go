@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +54,9 @@ func realProxy(t *testing.T, checks ...proxy.Check) (string, func() []seen, *eve
 	var mu sync.Mutex
 	var got []seen
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("slow") {
+			time.Sleep(3 * time.Millisecond)
+		}
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		got = append(got, seen{r.Method, r.URL.RequestURI(), r.Header.Get("X-API-Key"), r.Header.Get("Authorization"),
@@ -170,8 +174,9 @@ func principal(ev *event.RequestEvent) string {
 }
 
 // TestSendOrderTimingRefusals: each principal's requests arrive in the
-// capture's order with many senders, the captured gaps are kept at the
-// chosen speed, and refusals are counted per principal.
+// capture's order with many senders, also when some answers are slow, the
+// captured gaps are kept at the chosen speed, and refusals are counted
+// per principal.
 func TestSendOrderTimingRefusals(t *testing.T) {
 	target, got, _ := realProxy(t, denyKey("bad"))
 	var evs []*event.RequestEvent
@@ -198,6 +203,26 @@ func TestSendOrderTimingRefusals(t *testing.T) {
 		n := atoi(strings.TrimPrefix(s.uri[strings.Index(s.uri, "?"):], "?n="))
 		if p, ok := last[s.key]; ok && n < p {
 			t.Errorf("key %s: request %d arrived after %d", s.key, n, p)
+		}
+		last[s.key] = n
+	}
+	// As fast as possible, with every third answer slow: a principal's
+	// next request must still wait for its previous one.
+	for _, ev := range evs {
+		if atoi(ev.Query[0].Value)%3 == 0 {
+			ev.Query = append(ev.Query, &event.QueryParam{Name: "slow"})
+		}
+	}
+	start := len(got())
+	if _, err := Send(context.Background(), captureOf(t, evs), SendConfig{Target: target, Concurrency: 8, APIKeyHeader: "X-API-Key"}); err != nil {
+		t.Fatal(err)
+	}
+	last = map[string]int{}
+	for _, s := range got()[start:] {
+		q, _ := url.ParseQuery(s.uri[strings.Index(s.uri, "?")+1:])
+		n := atoi(q.Get("n"))
+		if p, ok := last[s.key]; ok && n < p {
+			t.Errorf("speed max: key %s: request %d arrived after %d", s.key, n, p)
 		}
 		last[s.key] = n
 	}
