@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,7 @@ type harEntry struct {
 	Request         struct {
 		Method      string    `json:"method"`
 		URL         string    `json:"url"`
+		HTTPVersion string    `json:"httpVersion"`
 		Headers     []harPair `json:"headers"`
 		HeadersSize int64     `json:"headersSize"`
 		BodySize    int64     `json:"bodySize"`
@@ -189,6 +191,11 @@ func harRequest(e *harEntry, lr *logRequest) error {
 				continue
 			}
 			lr.header.Add(h.Name, h.Value)
+			if strings.HasPrefix(strings.ToUpper(rq.HTTPVersion), "HTTP/1") {
+				// The order of an HTTP/1.x request as sent; an HTTP/2
+				// one's names are lower case, its order not the client's.
+				lr.order = append(lr.order, h.Name)
+			}
 		}
 		if hh := lr.header.Get("Host"); hh != "" {
 			lr.host = hh

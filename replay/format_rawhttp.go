@@ -128,6 +128,7 @@ func (rq *rawRequest) header(s string) {
 		rq.lr.header = http.Header{}
 	}
 	rq.lr.header.Add(name, strings.TrimSpace(value))
+	rq.lr.order = append(rq.lr.order, name)
 }
 
 // bodyLength is the length of the body the headers announce: the

@@ -85,11 +85,12 @@ const (
 	fieldUserAgent
 	fieldReferer
 	fieldHeaders
+	fieldHeaderOrder
 	numFields = iota
 )
 
 var fieldNames = [numFields]string{"time", "client_ip", "host", "status", "response_bytes", "request_bytes",
-	"duration", "user_agent", "referer", "headers"}
+	"duration", "user_agent", "referer", "headers", "header_fingerprint"}
 
 // logRequest is one request as an input format holds it, before the
 // proxy's rules turn it into an event.
@@ -111,7 +112,10 @@ type logRequest struct {
 	// used when header is nil.
 	ua, referer, xff string
 	hdrs             [][2]string // other headers a log recorded, name and value
-	status           int
+	// order is the header names of an HTTP/1.x request as sent, case
+	// kept, when the format records them: the header-order fingerprint.
+	order  []string
+	status int
 	// reqBytes and respBytes are byte counts; duration and upstream
 	// the request's and the upstream's time.
 	reqBytes, respBytes int64
@@ -399,6 +403,10 @@ func (b *builder) event(lr *logRequest, t time.Time) *event.RequestEvent {
 	}
 	if !utf8.ValidString(u.Path) {
 		b.sum.NotUTF8Paths++
+	}
+	if len(lr.order) > 0 {
+		ev.HeaderFingerprint = proxy.HeaderOrderFingerprint(lr.order)
+		lr.has |= fieldHeaderOrder
 	}
 	ev.Decision = event.Decision_DECISION_ALLOW // it reached the server that logged it
 	ev.Status = uint32(max(lr.status, 0))

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // importString imports one input and reads the capture back.
@@ -86,7 +87,7 @@ garbage that is not a log line
 	if evs[2].UserAgent != `Mozilla/5.0 "quoted"` {
 		t.Errorf("user agent %q: want the escaped quotes read", evs[2].UserAgent)
 	}
-	if sum.Missing["user_agent"] != 1 || sum.Missing["referer"] != 2 || sum.Missing["host"] != 3 {
+	if sum.Missing["user_agent"] != 1 || sum.Missing["referer"] != 2 || sum.Missing["host"] != 3 || sum.Missing["header_fingerprint"] != 3 {
 		t.Errorf("missing %v", sum.Missing)
 	}
 	// Deterministic: the same input gives the same ids.
@@ -191,7 +192,8 @@ func TestImportRawHTTP(t *testing.T) {
 			t.Errorf("reported %q, want %q", sum.Reported, want)
 		}
 	}
-	if evs[0].Host != "localhost:8080" || evs[0].UserAgent != "Konqueror" || evs[0].Path != "/tienda1/index.jsp" {
+	if evs[0].Host != "localhost:8080" || evs[0].UserAgent != "Konqueror" || evs[0].Path != "/tienda1/index.jsp" ||
+		evs[0].HeaderFingerprint != proxy.HeaderOrderFingerprint([]string{"User-Agent", "Host"}) {
 		t.Errorf("first %v", evs[0])
 	}
 	if evs[1].RequestBytes != 10 || evs[1].Method != "POST" || evs[1].TimeUnixNano-evs[0].TimeUnixNano != int64(time.Second) {
