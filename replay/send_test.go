@@ -188,12 +188,17 @@ func TestSendOrderTimingRefusals(t *testing.T) {
 	}
 	began := time.Now()
 	// 200 requests 5ms apart: a second of capture, 250ms at speed 4.
-	rep, err := Send(context.Background(), captureOf(t, evs), SendConfig{Target: target, Speed: 4, Concurrency: 8, APIKeyHeader: "X-API-Key"})
+	var progress []Report
+	rep, err := Send(context.Background(), captureOf(t, evs), SendConfig{Target: target, Speed: 4, Concurrency: 8, APIKeyHeader: "X-API-Key",
+		Progress: func(r Report) { progress = append(progress, r) }, ProgressEvery: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(began); took < 240*time.Millisecond {
 		t.Errorf("speed 4 over a second of capture took %s, want ≥ 250ms", took)
+	}
+	if n := len(progress); n < 3 || progress[n-1].Sent == 0 || progress[n-1].Sent >= 200 {
+		t.Errorf("progress reported %d times during a 250ms replay, each with what was sent so far: %+v", n, progress)
 	}
 	if rep.Sent != 200 || rep.Refused != 50 || rep.Principals["key:bad"][403] != 50 || rep.Principals["key:a"][200] != 50 {
 		t.Fatalf("report %+v principals %v", rep, rep.Principals)
