@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/testutil"
 	"github.com/apiguard/apiguard/replay"
+	"github.com/apiguard/apiguard/sinks/clickhouse"
 )
 
 // publishEvents publishes n events of the last n seconds, from 4 client
@@ -134,4 +136,52 @@ func BenchmarkReplayCapture(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestReplayCaptureFromClickHouse captures a range older than the stream
+// from the events table of a real ClickHouse.
+func TestReplayCaptureFromClickHouse(t *testing.T) {
+	srv := testutil.StartClickHouse(t)
+	ctx := context.Background()
+	cfg := DefaultConfig().ClickHouse
+	cfg.Addr = []string{srv.Addr}
+	ch, err := clickhouse.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	if _, err := ch.Migrate(ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 10, 1, 12, 0, 0, 0, time.UTC)
+	var recs [][]byte
+	for i := range 50 {
+		at := t0.Add(time.Duration(49-i) * time.Minute) // stored newest first
+		ev := &event.RequestEvent{Id: event.HashID(at, "e", fmt.Sprint(i)), TimeUnixNano: at.UnixNano(), Api: "GET /a", Method: "GET",
+			Path: "/a", ClientIp: event.ClientIPBytes(netip.MustParseAddr("198.51.100.9")), Status: 200}
+		b, err := event.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, b)
+	}
+	if _, err := clickhouse.NewWriter(ch).Events().Store(ctx, recs, false); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "old.cap")
+	var out bytes.Buffer
+	args := []string{"--from", "clickhouse", "--clickhouse", srv.Addr, "--since", t0.Add(10 * time.Minute).Format(time.RFC3339),
+		"--until", t0.Add(30 * time.Minute).Format(time.RFC3339), "--principal", "ip:198.51.100.9", "--out", path}
+	if err := replayCapture(args, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	evs := readCapture(t, path)
+	if len(evs) != 20 || evs[0].TimeUnixNano != t0.Add(10*time.Minute).UnixNano() {
+		t.Fatalf("%d events from %v, want 20 from %s; said %q", len(evs), evs[0].TimeUnixNano, t0.Add(10*time.Minute), out.String())
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].TimeUnixNano <= evs[i-1].TimeUnixNano {
+			t.Fatalf("event %d out of order", i)
+		}
+	}
 }
