@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -30,7 +31,9 @@ const (
 // zombie, by the deviating feature); requests the proxy refused as
 // undeclared operations (check schema); and, when the query lists the
 // declared APIs, every other API served in the range. Status keeps one
-// status.
+// status. Requests served come from the per-minute rollup (so
+// first_seen and last_seen of a shadow API found from the events are
+// whole minutes), principals from those APIs' events.
 func (q *Queries) inventory(ctx context.Context, r *queryRequest) (data.Frames, error) {
 	var m InventoryQuery
 	if err := decodeModel(r, &m); err != nil {
@@ -79,62 +82,73 @@ FROM `+q.table("anomalies")+` WHERE detector = ?`, inventoryDetector)
 	}); err != nil {
 		return nil, err
 	}
-	// 2. Requests refused as undeclared, and (with a declared list)
-	// requests served on any other API.
+	// 2. Requests refused as undeclared: few rows, found by their check
+	// first.
 	b = &sqlBuilder{}
-	b.add(`SELECT api, multiIf(check_name = 'schema' AND startsWith(reason, 'undeclared operation'), 'undeclared', 'shadow') AS inv_status,
-    count() AS requests, uniq(principal) AS principals, min(time) AS first_seen, max(time) AS last_seen, any(reason) AS summary
-FROM ` + q.table("events") + ` WHERE 1`)
+	b.add(`SELECT api, count() AS requests, uniq(principal) AS principals, min(time) AS first_seen, max(time) AS last_seen,
+    any(reason) AS summary
+FROM ` + q.table("events") + ` PREWHERE check_name = 'schema' WHERE startsWith(reason, 'undeclared operation')`)
 	b.timeRange("date", "time", r.from, r.to)
-	b.add(" AND ((check_name = 'schema' AND startsWith(reason, 'undeclared operation'))")
-	if len(m.Declared) > 0 {
-		b.add(" OR (")
-		b.inList("api", "NOT IN", m.Declared).add(" AND decision = 'allow' AND status >= 200 AND status < 400)")
-	}
-	b.add(") GROUP BY api, inv_status")
+	b.add(" GROUP BY api")
 	if err := q.scan(ctx, b, func(scan func(...any) error) error {
-		var api, status, summary string
+		var api, summary string
 		var requests, principals uint64
 		var first, last time.Time
-		if err := scan(&api, &status, &requests, &principals, &first, &last, &summary); err != nil {
+		if err := scan(&api, &requests, &principals, &first, &last, &summary); err != nil {
 			return err
 		}
-		source := "events"
-		if status == StatusUndeclared {
-			source = "schema"
-		} else {
-			summary = ""
-		}
-		add(api, status, source, summary, 0, requests, principals, first, last)
+		add(api, StatusUndeclared, "schema", summary, 0, requests, principals, first, last)
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	// 3. Traffic of the detector's APIs, which the events above lack.
+	// 3. With a declared list, every other API served; and the traffic of
+	// the detector's APIs. Requests from the per-minute rollup (allowed,
+	// answered without a 4xx or 5xx), principals from the events of
+	// those APIs only (the primary key starts with the API).
+	if len(m.Declared) > 0 {
+		err := q.served(ctx, r, "NOT IN", m.Declared, func(api string, requests uint64, first, last time.Time) {
+			add(api, StatusShadow, "events", "", 0, requests, 0, first, last)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	var apis []string
 	for k, x := range found {
-		if x.source == "detector" {
+		if x.status != StatusUndeclared && !slices.Contains(apis, k[0]) {
 			apis = append(apis, k[0])
 		}
 	}
 	if len(apis) > 0 {
+		err := q.served(ctx, r, "IN", apis, func(api string, requests uint64, _, _ time.Time) {
+			for _, st := range []string{StatusShadow, StatusZombie} {
+				if x := found[[2]string{api, st}]; x != nil && x.source == "detector" {
+					x.requests = requests
+				}
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
 		b = &sqlBuilder{}
-		b.add("SELECT api, count() AS requests, uniq(principal) AS principals FROM "+q.table("events")+" WHERE 1").in("api", apis)
+		b.add("SELECT api, uniq(principal) FROM "+q.table("events")+" WHERE 1").in("api", apis)
 		b.timeRange("date", "time", r.from, r.to)
-		b.add(" AND decision = 'allow' AND status >= 200 AND status < 400 GROUP BY api")
-		if err := q.scan(ctx, b, func(scan func(...any) error) error {
+		b.add(" AND decision = 'allow' AND status < 400 GROUP BY api")
+		err = q.scan(ctx, b, func(scan func(...any) error) error {
 			var api string
-			var requests, principals uint64
-			if err := scan(&api, &requests, &principals); err != nil {
+			var principals uint64
+			if err := scan(&api, &principals); err != nil {
 				return err
 			}
 			for _, st := range []string{StatusShadow, StatusZombie} {
-				if x := found[[2]string{api, st}]; x != nil && x.source == "detector" {
-					x.requests, x.principals = requests, principals
+				if x := found[[2]string{api, st}]; x != nil {
+					x.principals = principals
 				}
 			}
 			return nil
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -162,6 +176,30 @@ FROM ` + q.table("events") + ` WHERE 1`)
 		f.AppendRow(x.api, x.status, x.source, x.reports, x.requests, x.principals, x.first, x.last, x.summary)
 	}
 	return data.Frames{tableFrame(f)}, nil
+}
+
+// served calls each for every API op (IN or NOT IN) apis with requests
+// served in the range, from api_minute: the allowed requests without a
+// 4xx or 5xx answer, and the first and last minute.
+func (q *Queries) served(ctx context.Context, r *queryRequest, op string, apis []string,
+	each func(api string, requests uint64, first, last time.Time)) error {
+	b := &sqlBuilder{}
+	b.add(`SELECT api, toUInt64(countMerge(requests) - sumMerge(server_errors) - sumMerge(client_errors)) AS served,
+    min(minute) AS first_seen, max(minute) AS last_seen
+FROM ` + q.table("api_minute") + ` WHERE decision = 'allow' AND `)
+	b.inList("api", op, apis)
+	b.timeRange("", "minute", r.from/60*60, r.to)
+	b.add(" GROUP BY api HAVING served > 0")
+	return q.scan(ctx, b, func(scan func(...any) error) error {
+		var api string
+		var requests uint64
+		var first, last time.Time
+		if err := scan(&api, &requests, &first, &last); err != nil {
+			return err
+		}
+		each(api, requests, first, last)
+		return nil
+	})
 }
 
 // scan runs a query and calls each for every row with the row's Scan.
