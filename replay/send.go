@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -81,7 +82,8 @@ type SendConfig struct {
 	// 30s timeout).
 	Client *http.Client
 	// Progress, when set, is called with the report so far about every
-	// ProgressEvery, from Send's goroutine.
+	// ProgressEvery (250ms), from Send's goroutine: counts and statuses,
+	// without Principals or percentiles, which the final report has.
 	Progress      func(Report)
 	ProgressEvery time.Duration
 	// Limit stops after this many requests (0: all).
@@ -251,6 +253,8 @@ func Send(ctx context.Context, r *Reader, cfg SendConfig) (*Report, error) {
 				lastProgress = time.Now()
 				mu.Lock()
 				snap := *rep
+				snap.Status = maps.Clone(rep.Status)
+				snap.Principals, snap.latencies = nil, nil // not copied: too large to copy often
 				mu.Unlock()
 				snap.Elapsed = time.Since(began)
 				cfg.Progress(snap)
