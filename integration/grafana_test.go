@@ -51,18 +51,20 @@ type grafanaPlugin struct {
 	data        pluginv2.DataClient
 	stream      pluginv2.StreamClient
 	settings    *pluginv2.DataSourceInstanceSettings
+	logs        *syncWriter // the plugin's log, as Grafana would copy it
 }
 
 // startGrafanaPlugin builds cmd/apiguard-grafana and starts it; it is
 // killed when the test ends, and its log printed if the test failed.
 func startGrafanaPlugin(t *testing.T, jsonData map[string]any, secure map[string]string) *grafanaPlugin {
 	t.Helper()
+	p := &grafanaPlugin{}
 	bin := filepath.Join(t.TempDir(), "apiguard-grafana")
 	build := exec.Command("go", "build", "-o", bin, "../cmd/apiguard-grafana")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building apiguard-grafana: %v\n%s", err, out)
 	}
-	logs := &bytes.Buffer{}
+	logs := &syncWriter{buf: &bytes.Buffer{}}
 	c := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: goplugin.HandshakeConfig{ProtocolVersion: grpcplugin.ProtocolVersion,
 			MagicCookieKey: grpcplugin.MagicCookieKey, MagicCookieValue: grpcplugin.MagicCookieValue},
@@ -72,20 +74,20 @@ func startGrafanaPlugin(t *testing.T, jsonData map[string]any, secure map[string
 		}},
 		Cmd:              exec.Command(bin),
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		Logger:           hclog.New(&hclog.LoggerOptions{Output: &syncWriter{buf: logs}, Level: hclog.Debug}),
+		Logger:           hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info}),
 		StartTimeout:     30 * time.Second,
 	})
 	t.Cleanup(func() {
 		c.Kill()
 		if t.Failed() {
-			t.Logf("--- log of apiguard-grafana ---\n%s", logs.String())
+			t.Logf("--- log of apiguard-grafana ---\n%s", p.log())
 		}
 	})
 	rpc, err := c.Client()
 	if err != nil {
 		t.Fatalf("starting apiguard-grafana over go-plugin: %v", err)
 	}
-	p := &grafanaPlugin{client: c}
+	p.client, p.logs = c, logs
 	for name, dst := range map[string]any{"diagnostics": &p.diagnostics, "resource": &p.resource, "data": &p.data, "stream": &p.stream} {
 		raw, err := rpc.Dispense(name)
 		if err != nil {
@@ -106,6 +108,13 @@ func startGrafanaPlugin(t *testing.T, jsonData map[string]any, secure map[string
 	p.settings = &pluginv2.DataSourceInstanceSettings{Id: 1, Uid: "apiguard-test", Name: "apiguard", JsonData: js,
 		DecryptedSecureJsonData: secure, LastUpdatedMS: time.Now().UnixMilli()}
 	return p
+}
+
+// log returns what the plugin has logged so far.
+func (p *grafanaPlugin) log() string {
+	p.logs.mu.Lock()
+	defer p.logs.mu.Unlock()
+	return p.logs.buf.String()
 }
 
 // pctx is the plugin context Grafana sends for user (role "" for none).
@@ -215,7 +224,7 @@ func TestGrafanaPlugin(t *testing.T) {
 	}
 
 	p := startGrafanaPlugin(t, map[string]any{"natsUrl": srv.ClientURL(), "clickhouseAddr": ch.Addr, "timeout": "2s"},
-		map[string]string{plugin.SecureClickHousePassword: ""})
+		map[string]string{plugin.SecureNATSToken: "tok-hunter2-secret"})
 	ctx := context.Background()
 
 	// CheckHealth: every part OK, with the schema version.
@@ -260,7 +269,8 @@ func TestGrafanaPlugin(t *testing.T) {
 
 	// Editors' blocks are enforced by the running proxy: action → enforced.
 	var enforced []time.Duration
-	for i := range 20 {
+	const blocks = 50
+	for i := range blocks {
 		key := fmt.Sprintf("attacker-%d", i)
 		t0 := time.Now()
 		code, ar := p.act(t, "alice", "Editor", "block", fmt.Sprintf(`{"kind":"key","value":%q,"ttl":"10m","reason":"from the test"}`, key))
@@ -283,7 +293,7 @@ func TestGrafanaPlugin(t *testing.T) {
 		t.Error("a client nobody blocked is refused")
 	}
 	frames := p.query(t, plugin.QueryTypeEnforcement, map[string]any{}, began, time.Now())
-	if len(frames) != 1 || frames[0].Rows() != 20 {
+	if len(frames) != 1 || frames[0].Rows() != blocks {
 		t.Errorf("enforcement query: %d frames, %v", len(frames), frames)
 	}
 	frames = p.query(t, plugin.QueryTypeAnomalies, map[string]any{"live": true}, began, time.Now())
@@ -363,5 +373,52 @@ func TestGrafanaPlugin(t *testing.T) {
 		percentile(live, 50), percentile(live, 99), percentile(live, 100))
 	if p99 := percentile(live, 99); p99 > time.Second {
 		t.Errorf("live stream p99 %s, want at most 1s", p99)
+	}
+
+	// The actions stream carries an analyst's action as it is audited.
+	as, err := p.stream.RunStream(sctx, &pluginv2.RunStreamRequest{PluginContext: p.pctx("bob", "Viewer"), Path: "actions"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actionFrames := make(chan map[string]any, 64)
+	go func() {
+		defer close(actionFrames)
+		for {
+			pk, err := as.Recv()
+			if err != nil {
+				return
+			}
+			var f data.Frame
+			if json.Unmarshal(pk.Data, &f) != nil || f.Rows() != 1 {
+				continue
+			}
+			row := map[string]any{}
+			for _, fl := range f.Fields {
+				row[fl.Name], _ = fl.ConcreteAt(0)
+			}
+			actionFrames <- row
+		}
+	}()
+	var row map[string]any
+	for i := 0; row == nil && i < 50; i++ {
+		if code, ar := p.act(t, "root", "Admin", "allow", fmt.Sprintf(`{"kind":"ip","value":"198.51.100.%d","reason":"partner"}`, i)); code != 200 || !ar.Done {
+			t.Fatalf("admin's allow: %d %+v", code, ar)
+		}
+		select {
+		case row = <-actionFrames:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if row == nil || row["action"] != "allow" || row["actor"] != "grafana:root" || row["target_kind"] != "ip" {
+		t.Errorf("actions stream frame: %v", row)
+	}
+
+	// Grafana logs the plugin's lines at their level; no secret in them.
+	lines := p.log()
+	if !strings.Contains(lines, "[INFO]  apiguard-grafana: action:") || !strings.Contains(lines, "actor=grafana:alice") {
+		t.Errorf("the plugin's log lacks the actions at INFO:\n%s", lines)
+	}
+	if strings.Contains(lines, "hunter2") {
+		t.Error("the plugin's log shows the NATS token")
 	}
 }

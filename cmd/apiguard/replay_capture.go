@@ -26,6 +26,7 @@ func replayCapture(args []string, out, progress io.Writer) error {
 	api := c.fs.String("api", "", "only this API (route template with its method: \"GET /orders/{id}\")")
 	principal := c.fs.String("principal", "", "only this principal, kind:value (ip:203.0.113.7, key:k1, sub:alice, token:…); read from its partition alone, so nats.partitions must be the proxy's")
 	path := c.fs.String("out", "", "capture file to write")
+	late := c.fs.Duration("late", time.Hour, "with --until, stop reading the stream at events stored this long after it (a proxy's spool sends events late after an outage of NATS)")
 	from := c.fs.String("from", "stream", "stream (APIGUARD_EVENTS, as far back as nats.max_age) or clickhouse (older ranges)")
 	setCH := clickhouseFlag(c)
 	cfg, err := c.load(args, setCH)
@@ -56,7 +57,7 @@ func replayCapture(args []string, out, progress io.Writer) error {
 	var read uint64
 	switch *from {
 	case "stream":
-		read, err = captureStream(ctx, cfg, &f, &col, progress)
+		read, err = captureStream(ctx, cfg, &f, *late, &col, progress)
 	case "clickhouse":
 		read, err = captureClickHouse(ctx, cfg, &f, &col, progress)
 	default:
@@ -88,9 +89,11 @@ func replayCapture(args []string, out, progress io.Writer) error {
 	return nil
 }
 
-// captureStream reads the stream from f.Since to the end (or f.Until). A
-// --principal narrows the read to its partition's subject.
-func captureStream(ctx context.Context, cfg Config, f *replay.CaptureFilter, col *replay.Collector, progress io.Writer) (uint64, error) {
+// captureStream reads the stream from f.Since to its end, or with
+// f.Until to the first event stored late after it. A --principal narrows
+// the read to its partition's subject.
+func captureStream(ctx context.Context, cfg Config, f *replay.CaptureFilter, late time.Duration, col *replay.Collector,
+	progress io.Writer) (uint64, error) {
 	url := cfg.NATS.URL
 	if url == "" {
 		url = secret.URL("nats://" + cfg.NATS.Listen) // the embedded server of 'apiguard up'
@@ -106,17 +109,18 @@ func captureStream(ctx context.Context, cfg Config, f *replay.CaptureFilter, col
 	}
 	var read, bad uint64
 	var last time.Time
-	err = topology.ReadEvents(ctx, js, subject, f.Since, func(seq uint64, data []byte) error {
+	err = topology.ReadEvents(ctx, js, subject, f.Since, func(seq uint64, stored time.Time, data []byte) error {
+		if !f.Until.IsZero() && stored.After(f.Until.Add(late)) {
+			// An event is stored when the proxy publishes it: at once, or
+			// when its spool drains after an outage of NATS. Past --late
+			// after the range, none of it is left to come.
+			return topology.ErrStop
+		}
 		read++
 		ev := new(event.RequestEvent)
 		if err := event.UnmarshalEvent(data, ev); err != nil {
 			bad++ // counted and reported below; the pipeline terminates such messages too
 			return nil
-		}
-		if !f.Until.IsZero() && ev.TimeUnixNano >= f.Until.UnixNano()+int64(time.Minute) {
-			// Events are stored in about event-time order; a minute past
-			// the end, none of the range is left.
-			return topology.ErrStop
 		}
 		if f.Keep(ev) {
 			return col.Add(ev, 0, int32(col.Len()))

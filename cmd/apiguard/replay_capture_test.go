@@ -93,6 +93,8 @@ func TestReplayCaptureFromStream(t *testing.T) {
 		{"range", []string{"--since", now.Add(-300 * time.Second).Format(time.RFC3339Nano), "--until",
 			now.Add(-100 * time.Second).Format(time.RFC3339Nano)}, 200},
 		{"api", []string{"--since", "1h", "--api", "POST /login"}, 133},
+		// Every event was stored after the range ended: later than --late.
+		{"late", []string{"--since", "1h", "--until", "100s", "--late", "1ms"}, 0},
 		{"principal", []string{"--since", "1h", "--principal", "ip:203.0.113.1"}, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

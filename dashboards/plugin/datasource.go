@@ -53,9 +53,12 @@ type Datasource struct {
 	ch       driver.Conn
 	queries  *Queries
 
-	mu   sync.Mutex
-	resp *responder.Responder // built on the first action (the bucket must exist)
-	w    *kv.Writer
+	mu        sync.Mutex
+	resp      *responder.Responder // built on first use (the bucket must exist)
+	w         *kv.Writer
+	watcher   *kv.Watcher        // keeps the responder's allow entries equal to the bucket
+	stopWatch context.CancelFunc // ends the watcher's goroutine
+	watchDone chan struct{}      // closed when it has ended
 
 	// now is the wall clock (TTLs left, audit times).
 	now func() time.Time
@@ -109,9 +112,16 @@ func NewDatasource(cfg Settings, log *slog.Logger) (*Datasource, error) {
 		queries: NewQueries(ch, cfg.ClickHouseDatabase), now: time.Now}, nil
 }
 
-// Dispose closes the connections. Streams still running end with their
-// contexts, which Grafana cancels.
+// Dispose stops the allow entries' watcher and closes the connections.
+// Streams still running end with their contexts, which Grafana cancels.
 func (d *Datasource) Dispose() {
+	d.mu.Lock()
+	stop, done := d.stopWatch, d.watchDone
+	d.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 	d.nc.Close()
 	if err := d.ch.Close(); err != nil {
 		d.log.Warn("closing ClickHouse", "err", err)
@@ -211,32 +221,65 @@ func EntriesFrame(entries []enforce.Entry, now time.Time) *data.Frame {
 
 // writer returns the bucket's writer, opening the bucket on first use.
 func (d *Datasource) writer(ctx context.Context) (*kv.Writer, error) {
-	_, w, err := d.responder(ctx)
+	_, w, _, err := d.build(ctx)
 	return w, err
 }
 
 // responder returns the responder through which the data source's actions
 // go, and the bucket's writer, building them on first use (the bucket must
-// exist: the pipeline creates it).
+// exist: the pipeline creates it). The responder's allow entries come from
+// a watcher (enforce/kv.Watcher) that this data source runs until Dispose,
+// so an action costs a few reads however large the bucket; responder
+// returns once the watcher has loaded the bucket, or fails when ctx ends
+// first.
 func (d *Datasource) responder(ctx context.Context) (*responder.Responder, *kv.Writer, error) {
+	resp, w, watcher, err := d.build(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for !watcher.Synced() {
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("loading the allow entries from %s: %w", event.BucketEnforcement, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return resp, w, nil
+}
+
+// build makes the responder, the writer and the watcher once, and starts
+// the watcher's goroutine, which Dispose ends.
+func (d *Datasource) build(ctx context.Context) (*responder.Responder, *kv.Writer, *kv.Watcher, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.resp != nil {
-		return d.resp, d.w, nil
+		return d.resp, d.w, d.watcher, nil
 	}
 	bucket, err := d.js.KeyValue(ctx, event.BucketEnforcement)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, nil, fmt.Errorf("bucket %s does not exist: start the apiguard pipeline first", event.BucketEnforcement)
+		return nil, nil, nil, fmt.Errorf("bucket %s does not exist: start the apiguard pipeline first", event.BucketEnforcement)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening bucket %s: %w", event.BucketEnforcement, err)
+		return nil, nil, nil, fmt.Errorf("opening bucket %s: %w", event.BucketEnforcement, err)
 	}
+	allows := enforce.NewMatcher()
+	d.watcher = kv.NewWatcher(kv.Bucket(bucket), allows, d.log.With("component", "allow-watcher"))
+	// A watch that spanned a server restart can be left silent: reload.
+	d.nc.SetReconnectHandler(func(*nats.Conn) { d.watcher.Resync() })
+	wctx, stop := context.WithCancel(context.Background())
+	d.stopWatch, d.watchDone = stop, make(chan struct{})
+	go func(w *kv.Watcher, done chan struct{}) {
+		defer close(done)
+		if err := w.Run(wctx); err != nil {
+			d.log.Error("allow entries' watcher stopped", "err", err)
+		}
+	}(d.watcher, d.watchDone)
 	d.w = kv.NewWriter(d.js, bucket)
-	// No Allows: the responder reads the allow entries from the bucket
-	// before each block, so an allow written a moment ago wins. The
-	// policy's caps do not bind people (responder.Decision.Policy).
+	// The policy's caps do not bind people (responder.Decision.Policy);
+	// allow entries do.
 	d.resp = responder.New(responder.DefaultConfig(), d.w, auditStream{d.js}, d.now, d.log.With("component", "responder"))
-	return d.resp, d.w, nil
+	d.resp.Allows = allows
+	return d.resp, d.w, d.watcher, nil
 }
 
 // auditStream publishes actions to the audit stream, as

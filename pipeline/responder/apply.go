@@ -159,6 +159,11 @@ type EntryLister interface {
 // returns what it did. It is the one way actions are taken: the policy
 // (WriteAnomaly), the operators' commands and the Grafana plugin call it.
 //
+// Before a person's decision Apply reads the principal's own entry (when
+// the writer is an EntryStore): it says what is replaced, and an allow
+// entry there spares a sanction even if Allows, fed by a watcher, has not
+// seen it yet.
+//
 // A decision that an allow entry or a safety cap spares is recorded as
 // dry-run with the reason and returns no error: the Result says so
 // (SparedBy, Action.DryRun). Errors: ErrInvalid before anything is
@@ -201,10 +206,25 @@ func (r *Responder) Apply(ctx context.Context, d Decision) (Result, error) {
 func (r *Responder) put(ctx context.Context, act *event.Action, key enforce.Key, d Decision, now time.Time) (Result, error) {
 	var res Result
 	ea, _ := enforce.ActionOf(d.Kind)
+	if st, ok := r.w.(EntryStore); ok && !d.Policy {
+		// The entry read here is also the freshest word on an allow of
+		// this very principal, which a watcher-fed Allows may not have
+		// seen yet: a sanction must never replace it.
+		prev, _, err := st.Get(ctx, key.Kind, key.Value, now)
+		switch {
+		case err == nil:
+			res.Previous = &prev
+		case !errors.Is(err, kv.ErrNotFound):
+			return Result{}, fmt.Errorf("reading the entry of %s: %w", key, err)
+		}
+	}
 	if ea != enforce.ActionAllow {
 		allow, err := r.allowedBy(ctx, key, now, d.Policy)
 		if err != nil {
 			return Result{}, err
+		}
+		if allow == nil && res.Previous != nil && res.Previous.Action == enforce.ActionAllow {
+			allow = res.Previous
 		}
 		if allow != nil {
 			res.SparedBy = allow
@@ -223,12 +243,9 @@ func (r *Responder) put(ctx context.Context, act *event.Action, key enforce.Key,
 			r.log.Warn("action cap reached, recording only", "anomaly", act.AnomalyId, "cap", r.cfg.MaxActionsPerMinute)
 		}
 	}
-	if !act.DryRun {
-		if st, ok := r.w.(EntryStore); ok && !d.Policy {
-			if prev, _, err := st.Get(ctx, key.Kind, key.Value, now); err == nil {
-				res.Previous = &prev
-			}
-		}
+	if act.DryRun {
+		res.Previous = nil // nothing was replaced
+	} else {
 		e := enforce.Entry{Kind: key.Kind, Value: key.Value, Action: ea, Reason: act.Reason,
 			AnomalyID: act.AnomalyId, Actor: act.Actor, Created: now}
 		if d.TTL > 0 {

@@ -137,3 +137,23 @@ func TestApplyPeople(t *testing.T) {
 		t.Errorf("audit: %s, want %s", got, want)
 	}
 }
+
+// TestApplyAllowNotYetWatched: a person's block of a principal whose allow
+// entry the watcher-fed Allows has not seen yet is still spared, from the
+// entry Apply reads itself; the allow stays.
+func TestApplyAllowNotYetWatched(t *testing.T) {
+	e := newEnv(t)
+	r := responder.New(responder.DefaultConfig(), e.writer, e.audit, time.Now, slog.New(slog.DiscardHandler))
+	r.Allows = enforce.NewMatcher() // empty: the watcher lags
+	ctx := context.Background()
+	if _, err := r.Apply(ctx, person(event.ActionKind_ACTION_ALLOW, "key", "partner", 0)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Apply(ctx, person(event.ActionKind_ACTION_BLOCK, "key", "partner", time.Hour))
+	if err != nil || res.Enforced() || res.SparedBy == nil || res.Previous != nil {
+		t.Fatalf("block of an allowed key: %+v, %v", res, err)
+	}
+	if got, _, _ := e.writer.Get(ctx, enforce.KindKey, "partner", time.Now()); got.Action != enforce.ActionAllow {
+		t.Errorf("the block replaced the allow: %+v", got)
+	}
+}

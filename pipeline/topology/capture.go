@@ -17,8 +17,8 @@ var ErrStop = errors.New("stop reading")
 
 // ReadEvents reads the event stream (the capture buffer) from the first
 // event stored at or after since through the last one stored when it is
-// called, and calls fn with each message's stream sequence and data, in
-// stream order. subject filters the read: event.SubjectEvents for every
+// called, and calls fn with each message's stream sequence, the time the
+// stream stored it, and its data, in stream order. subject filters the read: event.SubjectEvents for every
 // partition, one partition's subject (event.SubjectEventsT) for the
 // principals that hash to it.
 //
@@ -30,7 +30,7 @@ var ErrStop = errors.New("stop reading")
 // returns nil at the end or when fn returns ErrStop, fn's other errors,
 // and ctx's error if ctx ends first.
 func ReadEvents(ctx context.Context, js jetstream.JetStream, subject string, since time.Time,
-	fn func(seq uint64, data []byte) error, progress func(read, total uint64)) error {
+	fn func(seq uint64, stored time.Time, data []byte) error, progress func(read, total uint64)) error {
 	cons, err := js.OrderedConsumer(ctx, event.StreamEvents, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
@@ -74,7 +74,7 @@ func ReadEvents(ctx context.Context, js jetstream.JetStream, subject string, sin
 			return fmt.Errorf("reading %s: message %d: %w", event.StreamEvents, read, err)
 		}
 		read++
-		if err := fn(md.Sequence.Stream, m.Data()); err != nil {
+		if err := fn(md.Sequence.Stream, md.Timestamp, m.Data()); err != nil {
 			report()
 			if errors.Is(err, ErrStop) {
 				return nil

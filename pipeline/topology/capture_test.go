@@ -31,7 +31,10 @@ func TestReadEvents(t *testing.T) {
 	publish(10, 2500)
 	read := func(subject string, since time.Time, stopAt int) (seqs []uint64, data []byte, progress [][2]uint64) {
 		t.Helper()
-		err := topology.ReadEvents(ctx, js, subject, since, func(seq uint64, d []byte) error {
+		err := topology.ReadEvents(ctx, js, subject, since, func(seq uint64, stored time.Time, d []byte) error {
+			if stored.Before(since) {
+				t.Errorf("message %d stored at %s, before %s", seq, stored, since)
+			}
 			seqs = append(seqs, seq)
 			data = append(data, d...)
 			if len(seqs) == stopAt {
@@ -62,7 +65,7 @@ func TestReadEvents(t *testing.T) {
 		t.Errorf("read %d from the future", len(seqs))
 	}
 	boom := errors.New("boom")
-	if err := topology.ReadEvents(ctx, js, event.SubjectEvents, time.Time{}, func(uint64, []byte) error { return boom }, nil); !errors.Is(err, boom) {
+	if err := topology.ReadEvents(ctx, js, event.SubjectEvents, time.Time{}, func(uint64, time.Time, []byte) error { return boom }, nil); !errors.Is(err, boom) {
 		t.Errorf("err %v, want fn's", err)
 	}
 }
