@@ -42,8 +42,8 @@ type ImportConfig struct {
 	Proxy proxy.Config
 	// Partitions is the number of event partitions (nats.partitions).
 	Partitions int
-	// LogFormat is an nginx log_format string, for the "nginx" format
-	// (default: nginx's "combined").
+	// LogFormat is an nginx log_format string, for the "nginx" format;
+	// "" or "combined" is nginx's predefined combined format.
 	LogFormat string
 	// Fields maps event fields to the keys of a JSON-lines record, for the
 	// "json" format; unset fields take the usual names (JSONFields).
@@ -135,7 +135,7 @@ type importer interface {
 var formats = map[string]func(ImportConfig) (importer, error){
 	"combined": func(ImportConfig) (importer, error) { return newLogFormat(apacheCombined) },
 	"nginx": func(c ImportConfig) (importer, error) {
-		if c.LogFormat == "" {
+		if c.LogFormat == "" || c.LogFormat == "combined" {
 			return newLogFormat(nginxCombined)
 		}
 		return newLogFormat(c.LogFormat)
