@@ -151,3 +151,10 @@ func clipCol(s string, n int) string {
 	}
 	return event.Clip(s, n-3) + "…"
 }
+
+// Interface guards: the responder runs offline on replay.Actions.
+var (
+	_ responder.EntryWriter = (*replay.Actions)(nil)
+	_ responder.AuditSink   = (*replay.Actions)(nil)
+	_ replay.AnomalyWriter  = (*responder.Responder)(nil)
+)
