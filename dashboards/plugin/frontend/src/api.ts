@@ -2,19 +2,19 @@ import type { DataFrame } from '@grafana/data';
 import { getBackendSrv, toDataQueryResponse, type FetchError } from '@grafana/runtime';
 import { lastValueFrom } from 'rxjs';
 
-import type { PrincipalKind, QueryType } from './datasource/types';
+import type { ApiguardQuery, PrincipalKind, QueryType } from './datasource/types';
 
 /** The nested data source's plugin id; its backend answers queries and actions. */
 export const DATASOURCE_ID = 'apiguard-datasource';
 
-export type ActionName = 'block' | 'unblock' | 'throttle' | 'revoke' | 'allow';
+export type ActionName = 'block' | 'unblock' | 'throttle' | 'revoke' | 'allow' | 'unallow';
 
-/** The body of POST …/resources/actions, as the backend's CallResource reads it. */
+/** The body of POST …/resources/actions (ActionRequest in dashboards/plugin/actions.go). */
 export interface ActionRequest {
   action: ActionName;
   kind: PrincipalKind;
   value: string;
-  /** Go duration, e.g. "1h"; left out where the action has no expiry (unblock). */
+  /** Go duration, e.g. "1h" ("" or "0": until removed); left out for removals (unblock, unallow). */
   ttl?: string;
   reason: string;
 }
@@ -24,13 +24,25 @@ export function actionsURL(dsUid: string): string {
   return `/api/datasources/uid/${encodeURIComponent(dsUid)}/resources/actions`;
 }
 
+/** The backend's answer to an action (ActionResponse in actions.go). */
+export interface ActionResponse {
+  /** True when the enforcement bucket was changed. */
+  done: boolean;
+  /** What was done, or why not, in one sentence. */
+  message: string;
+  action?: Record<string, unknown>;
+  previous?: Record<string, unknown>;
+  sparedBy?: Record<string, unknown>;
+}
+
 /**
- * postAction sends one action to the backend and returns its answer (what was
- * done). A refusal rejects with the FetchError; errorMessage reads it.
+ * postAction sends one action to the backend and returns its answer. A
+ * refusal (4xx, 5xx) rejects with the FetchError, whose data is the
+ * backend's ActionResponse; errorMessage reads it.
  */
-export async function postAction(dsUid: string, body: ActionRequest): Promise<unknown> {
+export async function postAction(dsUid: string, body: ActionRequest): Promise<ActionResponse> {
   const res = await lastValueFrom(
-    getBackendSrv().fetch<unknown>({ url: actionsURL(dsUid), method: 'POST', data: body, showErrorAlert: false })
+    getBackendSrv().fetch<ActionResponse>({ url: actionsURL(dsUid), method: 'POST', data: body, showErrorAlert: false })
   );
   return res.data;
 }
@@ -44,10 +56,11 @@ export function errorMessage(err: unknown): string {
   return [status, detail || e?.message].filter(Boolean).join(': ') || 'request failed';
 }
 
-/** A query of the Investigate page: its refId names the section it fills. */
+/** A query of the Investigate page: its refId names the section it fills; model adds to the query. */
 export interface SectionQuery {
   refId: string;
   queryType: QueryType;
+  model?: Partial<ApiguardQuery>;
 }
 
 /** What one section got back: frames, or the error the backend gave for it. */
@@ -69,6 +82,7 @@ export async function queryPrincipal(
   to = 'now'
 ): Promise<Record<string, SectionResult>> {
   const queries = sections.map((s) => ({
+    ...s.model,
     refId: s.refId,
     datasource: ds,
     queryType: s.queryType,

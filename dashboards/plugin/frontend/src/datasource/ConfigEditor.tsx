@@ -1,4 +1,4 @@
-import React, { type ChangeEvent } from 'react';
+import React from 'react';
 import type { DataSourcePluginOptionsEditorProps } from '@grafana/data';
 import { Field, FieldSet, Input, SecretInput } from '@grafana/ui';
 
@@ -6,58 +6,68 @@ import type { ApiguardOptions, ApiguardSecureOptions } from './types';
 
 type Props = DataSourcePluginOptionsEditorProps<ApiguardOptions, ApiguardSecureOptions>;
 
-type TextOption = 'natsUrl' | 'clickhouseAddr' | 'clickhouseDatabase' | 'clickhouseUser';
+type TextOption = Exclude<keyof ApiguardOptions, keyof import('@grafana/data').DataSourceJsonData>;
+type SecretOption = keyof ApiguardSecureOptions;
 
 /**
- * ConfigEditor edits where the backend finds NATS and ClickHouse. Addresses
- * and the user go to jsonData; the ClickHouse password goes to
- * secureJsonData only, which Grafana encrypts and never sends back (the form
- * only learns whether it is set, from secureJsonFields).
+ * ConfigEditor edits where the backend finds NATS and ClickHouse
+ * (dashboards/plugin/settings.go). Addresses, users and the timeout go to
+ * jsonData; passwords and the NATS token go to secureJsonData only, which
+ * Grafana encrypts and never sends back: the form only learns whether each
+ * is set, from secureJsonFields. Empty fields take the backend's defaults.
  */
 export function ConfigEditor({ options, onOptionsChange }: Props) {
-  const jsonData = options.jsonData;
-  const passwordSet = Boolean(options.secureJsonFields?.clickhousePassword);
+  const text = (key: TextOption, label: string, placeholder: string, description?: string) => (
+    <Field label={label} description={description}>
+      <Input
+        id={`apiguard-${key}`}
+        width={50}
+        placeholder={placeholder}
+        value={options.jsonData[key] ?? ''}
+        onChange={(e) =>
+          onOptionsChange({ ...options, jsonData: { ...options.jsonData, [key]: e.currentTarget.value } })
+        }
+      />
+    </Field>
+  );
 
-  const setText = (key: TextOption) => (e: ChangeEvent<HTMLInputElement>) =>
-    onOptionsChange({ ...options, jsonData: { ...jsonData, [key]: e.target.value } });
-
-  const setPassword = (e: ChangeEvent<HTMLInputElement>) =>
-    onOptionsChange({ ...options, secureJsonData: { ...options.secureJsonData, clickhousePassword: e.target.value } });
-
-  const resetPassword = () =>
-    onOptionsChange({
-      ...options,
-      secureJsonFields: { ...options.secureJsonFields, clickhousePassword: false },
-      secureJsonData: { ...options.secureJsonData, clickhousePassword: '' },
-    });
+  const secret = (key: SecretOption, label: string, description?: string) => (
+    <Field label={label} description={description}>
+      <SecretInput
+        id={`apiguard-${key}`}
+        width={50}
+        isConfigured={Boolean(options.secureJsonFields?.[key])}
+        value={options.secureJsonData?.[key] ?? ''}
+        onChange={(e) =>
+          onOptionsChange({ ...options, secureJsonData: { ...options.secureJsonData, [key]: e.currentTarget.value } })
+        }
+        onReset={() =>
+          onOptionsChange({
+            ...options,
+            secureJsonFields: { ...options.secureJsonFields, [key]: false },
+            secureJsonData: { ...options.secureJsonData, [key]: '' },
+          })
+        }
+      />
+    </Field>
+  );
 
   return (
     <>
       <FieldSet label="NATS">
-        <Field label="URL" description="The JetStream cluster apiguard publishes to, e.g. nats://nats:4222">
-          <Input id="nats-url" width={50} value={jsonData.natsUrl ?? ''} placeholder="nats://localhost:4222" onChange={setText('natsUrl')} />
-        </Field>
+        {text('natsUrl', 'URL', 'nats://127.0.0.1:4222', 'The JetStream server, or a comma-separated list of a cluster’s')}
+        {text('natsUser', 'User', 'none')}
+        {secret('natsPassword', 'Password', 'With the user; or a token instead')}
+        {secret('natsToken', 'Token')}
       </FieldSet>
       <FieldSet label="ClickHouse">
-        <Field label="Address" description="host:port of the native protocol">
-          <Input id="clickhouse-addr" width={50} value={jsonData.clickhouseAddr ?? ''} placeholder="localhost:9000" onChange={setText('clickhouseAddr')} />
-        </Field>
-        <Field label="Database">
-          <Input id="clickhouse-database" width={50} value={jsonData.clickhouseDatabase ?? ''} placeholder="apiguard" onChange={setText('clickhouseDatabase')} />
-        </Field>
-        <Field label="User">
-          <Input id="clickhouse-user" width={50} value={jsonData.clickhouseUser ?? ''} placeholder="default" onChange={setText('clickhouseUser')} />
-        </Field>
-        <Field label="Password">
-          <SecretInput
-            id="clickhouse-password"
-            width={50}
-            isConfigured={passwordSet}
-            value={options.secureJsonData?.clickhousePassword ?? ''}
-            onChange={setPassword}
-            onReset={resetPassword}
-          />
-        </Field>
+        {text('clickhouseAddr', 'Address', '127.0.0.1:9000', 'host:port of the native protocol')}
+        {text('clickhouseDatabase', 'Database', 'apiguard')}
+        {text('clickhouseUser', 'User', 'default', 'A read-only user is enough')}
+        {secret('clickhousePassword', 'Password')}
+      </FieldSet>
+      <FieldSet label="Connections">
+        {text('timeout', 'Timeout', '5s', 'For each connection attempt and health check')}
       </FieldSet>
     </>
   );

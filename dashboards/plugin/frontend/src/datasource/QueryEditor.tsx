@@ -1,4 +1,4 @@
-import React, { type ChangeEvent } from 'react';
+import React from 'react';
 import type { QueryEditorProps, SelectableValue } from '@grafana/data';
 import { InlineField, InlineFieldRow, InlineSwitch, Input, RadioButtonGroup, Select, TextArea } from '@grafana/ui';
 
@@ -37,20 +37,58 @@ const typeOptions: Array<SelectableValue<QueryType>> = Object.values(QueryTypes)
 
 const kindOptions = PrincipalKinds.map((value) => ({ value, label: value }));
 
-function choices<K extends 'orderBy' | 'status' | 'variable'>(
-  ...values: Array<NonNullable<ApiguardQuery[K]>>
-): Array<SelectableValue<NonNullable<ApiguardQuery[K]>>> {
-  return values.map((value) => ({ value, label: value === 'api' ? 'API' : value }));
-}
+type TextOption = 'api' | 'principalValue' | 'detector' | 'anomalyId' | 'actor' | 'search';
+type ChoiceOption = 'groupBy' | 'metric' | 'minSeverity' | 'orderBy' | 'view' | 'status' | 'dryRun' | 'variable';
 
-const orderByOptions = choices<'orderBy'>('risk', 'anomalies');
-const statusOptions = choices<'status'>('all', 'shadow', 'zombie');
-const variableOptions = choices<'variable'>('api', 'principal', 'detector');
+/** The values of each choice, as the backend names them. */
+const choices: { [K in ChoiceOption]: Array<NonNullable<ApiguardQuery[K]>> } = {
+  groupBy: ['api_decision', 'api', 'decision', 'total'],
+  metric: ['requests', 'server_errors', 'client_errors'],
+  minSeverity: ['low', 'medium', 'high', 'critical'],
+  orderBy: ['risk', 'anomalies'],
+  view: ['series', 'events'],
+  status: ['all', 'shadow', 'zombie', 'undeclared'],
+  dryRun: ['', 'only', 'exclude'],
+  variable: ['api', 'principal', 'detector'],
+};
+
+const labels: Record<QueryOption, string> = {
+  api: 'API',
+  principalKind: 'Kind',
+  principalValue: 'Principal',
+  detector: 'Detector',
+  groupBy: 'Group by',
+  metric: 'Metric',
+  minSeverity: 'Min severity',
+  minScore: 'Min score',
+  orderBy: 'Rank by',
+  limit: 'Limit',
+  anomalyId: 'Anomaly id',
+  eventLimit: 'Events',
+  referenceHours: 'Reference hours',
+  view: 'View',
+  includeAllowed: 'Allowed requests',
+  status: 'APIs',
+  actor: 'Actor',
+  dryRun: 'Dry run',
+  rawSql: 'SQL',
+  variable: 'Values of',
+  search: 'Search',
+  live: 'Live',
+};
+
+const placeholders: Partial<Record<TextOption, string>> = {
+  api: 'all APIs, or e.g. POST /orders/{id}',
+  principalValue: 'e.g. 203.0.113.7',
+  detector: 'any',
+  actor: 'any, or e.g. grafana:alice',
+};
 
 /**
  * QueryEditor picks the query type and shows only the options that type
  * reads (queryOptions in types.ts). Changing the type drops the options the
- * new type does not read and runs the query.
+ * new type does not read, fills its defaults and runs the query; a text or
+ * number option runs the query when it loses focus, a choice at once.
  */
 export function QueryEditor({ query, onChange, onRunQuery }: Props) {
   const type = query.queryType ?? QueryTypes.series;
@@ -60,105 +98,83 @@ export function QueryEditor({ query, onChange, onRunQuery }: Props) {
       onRunQuery();
     }
   };
-  const text = (key: 'api' | 'principalValue' | 'detector' | 'anomalyId') => ({
-    value: query[key] ?? '',
-    onChange: (e: ChangeEvent<HTMLInputElement>) => set({ [key]: e.target.value }),
-    onBlur: onRunQuery,
-  });
-  const num = (key: 'minScore' | 'limit') => ({
-    type: 'number',
-    value: query[key] ?? '',
-    onChange: (e: ChangeEvent<HTMLInputElement>) =>
-      set({ [key]: e.target.value === '' ? undefined : Number(e.target.value) }),
-    onBlur: onRunQuery,
-  });
 
-  const editors: Record<QueryOption, React.ReactNode> = {
-    api: (
-      <InlineField label="API" tooltip="Route template, e.g. POST /orders/{id}; empty for all">
-        <Input aria-label="API" width={30} placeholder="all APIs" {...text('api')} />
-      </InlineField>
-    ),
-    principalKind: (
-      <InlineField label="Kind">
-        <Select
-          aria-label="Principal kind"
-          width={12}
-          isClearable
-          options={kindOptions}
-          value={query.principalKind ?? null}
-          onChange={(v) => set({ principalKind: v?.value }, true)}
-        />
-      </InlineField>
-    ),
-    principalValue: (
-      <InlineField label="Principal">
-        <Input aria-label="Principal" width={30} placeholder="e.g. 203.0.113.7" {...text('principalValue')} />
-      </InlineField>
-    ),
-    detector: (
-      <InlineField label="Detector">
-        <Input aria-label="Detector" width={20} placeholder="any" {...text('detector')} />
-      </InlineField>
-    ),
-    minScore: (
-      <InlineField label="Min score">
-        <Input aria-label="Min score" width={10} min={0} max={1} step={0.05} {...num('minScore')} />
-      </InlineField>
-    ),
-    orderBy: (
-      <InlineField label="Rank by">
-        <RadioButtonGroup
-          options={orderByOptions}
-          value={query.orderBy}
-          onChange={(v) => set({ orderBy: v }, true)}
-        />
-      </InlineField>
-    ),
-    limit: (
-      <InlineField label="Limit">
-        <Input aria-label="Limit" width={10} min={1} {...num('limit')} />
-      </InlineField>
-    ),
-    anomalyId: (
-      <InlineField label="Anomaly id">
-        <Input aria-label="Anomaly id" width={40} {...text('anomalyId')} />
-      </InlineField>
-    ),
-    status: (
-      <InlineField label="APIs">
-        <RadioButtonGroup
-          options={statusOptions}
-          value={query.status}
-          onChange={(v) => set({ status: v }, true)}
-        />
-      </InlineField>
-    ),
-    rawSql: (
-      <InlineField label="SQL" grow tooltip="One SELECT; $__timeFilter(column) and $__interval_s are expanded">
-        <TextArea
-          aria-label="SQL"
-          rows={4}
-          value={query.rawSql ?? ''}
-          onChange={(e) => set({ rawSql: e.currentTarget.value })}
-          onBlur={onRunQuery}
-        />
-      </InlineField>
-    ),
-    variable: (
-      <InlineField label="Values of">
-        <RadioButtonGroup
-          options={variableOptions}
-          value={query.variable}
-          onChange={(v) => set({ variable: v }, true)}
-        />
-      </InlineField>
-    ),
-    live: (
-      <InlineField label="Live" tooltip="Stream new rows as they reach NATS">
-        <InlineSwitch aria-label="Live" value={Boolean(query.live)} onChange={(e) => set({ live: e.currentTarget.checked }, true)} />
-      </InlineField>
-    ),
+  const editor = (option: QueryOption): React.ReactElement<any> => {
+    const label = labels[option];
+    switch (option) {
+      case 'principalKind':
+        return (
+          <Select
+            aria-label={label}
+            width={12}
+            isClearable
+            options={kindOptions}
+            value={query.principalKind ?? null}
+            onChange={(v) => set({ principalKind: v?.value }, true)}
+          />
+        );
+      case 'rawSql':
+        return (
+          <TextArea
+            aria-label={label}
+            rows={4}
+            value={query.rawSql ?? ''}
+            onChange={(e) => set({ rawSql: e.currentTarget.value })}
+            onBlur={onRunQuery}
+          />
+        );
+      case 'minScore':
+      case 'limit':
+      case 'eventLimit':
+      case 'referenceHours':
+        return (
+          <Input
+            aria-label={label}
+            type="number"
+            width={10}
+            min={0}
+            step={option === 'minScore' ? 0.05 : 1}
+            value={query[option] ?? ''}
+            onChange={(e) => set({ [option]: e.currentTarget.value === '' ? undefined : Number(e.currentTarget.value) })}
+            onBlur={onRunQuery}
+          />
+        );
+      case 'includeAllowed':
+      case 'live':
+        return (
+          <InlineSwitch
+            aria-label={label}
+            value={Boolean(query[option])}
+            onChange={(e) => set({ [option]: e.currentTarget.checked }, true)}
+          />
+        );
+      case 'groupBy':
+      case 'metric':
+      case 'minSeverity':
+      case 'orderBy':
+      case 'view':
+      case 'status':
+      case 'dryRun':
+      case 'variable':
+        return (
+          <RadioButtonGroup<string>
+            options={(choices[option] as string[]).map((v) => ({ value: v, label: v === '' ? 'all' : v }))}
+            value={query[option]}
+            onChange={(v) => set({ [option]: v }, true)}
+          />
+        );
+      default:
+        return (
+          <Input
+            aria-label={label}
+            width={option === 'anomalyId' ? 40 : 30}
+            placeholder={placeholders[option]}
+            value={query[option] ?? ''}
+            onChange={(e) => set({ [option]: e.currentTarget.value })}
+            onBlur={onRunQuery}
+          />
+        );
+    }
   };
 
   return (
@@ -180,9 +196,12 @@ export function QueryEditor({ query, onChange, onRunQuery }: Props) {
       </InlineFieldRow>
       <InlineFieldRow>
         {queryOptions[type].map((option) => (
-          <React.Fragment key={option}>{editors[option]}</React.Fragment>
+          <InlineField key={option} label={labels[option]} grow={option === 'rawSql'}>
+            {editor(option)}
+          </InlineField>
         ))}
       </InlineFieldRow>
     </>
   );
 }
+

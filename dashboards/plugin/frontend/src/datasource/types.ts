@@ -2,7 +2,7 @@ import type { DataQuery, DataSourceJsonData } from '@grafana/data';
 
 /**
  * Query types the backend's QueryData answers. The names mirror
- * dashboards/plugin/querytypes.go; a name the backend does not know is
+ * dashboards/plugin/querytypes.go (enforcement: datasource.go); a name the backend does not know is
  * refused there with a message the panel shows.
  */
 export const QueryTypes = {
@@ -25,7 +25,12 @@ export type QueryType = (typeof QueryTypes)[keyof typeof QueryTypes];
 export const PrincipalKinds = ['ip', 'cidr', 'key', 'token', 'sub', 'fp'] as const;
 export type PrincipalKind = (typeof PrincipalKinds)[number];
 
-/** The query model sent to QueryData. Each type reads only the options listed in queryOptions. */
+/**
+ * The query model sent to QueryData: the union of the backend's typed models
+ * (SeriesQuery, TopPrincipalsQuery, … in querytypes.go), with their JSON
+ * names. Each type reads only the options listed in queryOptions; the
+ * backend validates them and fills its own defaults for what is unset.
+ */
 export interface ApiguardQuery extends DataQuery {
   queryType?: QueryType;
   /** API route template, e.g. "POST /orders/{id}"; empty means every API. */
@@ -33,19 +38,35 @@ export interface ApiguardQuery extends DataQuery {
   principalKind?: PrincipalKind;
   principalValue?: string;
   detector?: string;
-  /** Anomalies at or above this score, in [0,1]. */
+  /** series: api_decision (default), api, decision or total. */
+  groupBy?: 'api_decision' | 'api' | 'decision' | 'total';
+  /** series: requests (default), server_errors or client_errors. */
+  metric?: 'requests' | 'server_errors' | 'client_errors';
+  /** anomalies: low, medium, high or critical. */
+  minSeverity?: 'low' | 'medium' | 'high' | 'critical';
+  /** anomalies: at or above this score, in [0,1]. */
   minScore?: number;
-  /** top_principals: rank by "risk" or by "anomalies". */
+  /** top_principals: rank by "risk" (default) or by "anomalies". */
   orderBy?: 'risk' | 'anomalies';
   limit?: number;
-  /** anomaly_detail: the anomaly's id. */
+  /** anomaly_detail: the anomaly's id, and how many triggering events. */
   anomalyId?: string;
-  /** inventory: "shadow", "zombie" or "all". */
-  status?: 'all' | 'shadow' | 'zombie';
-  /** sql: a single SELECT; $__timeFilter(column) and $__interval_s are expanded by the backend. */
+  eventLimit?: number;
+  /** baselines: hours before the range that the reference covers (default 24). */
+  referenceHours?: number;
+  /** principal_timeline: series (requests by decision) or events (anomalies, actions, refusals). */
+  view?: 'series' | 'events';
+  includeAllowed?: boolean;
+  /** inventory: all (default), shadow, zombie or undeclared. */
+  status?: 'all' | 'shadow' | 'zombie' | 'undeclared';
+  /** audit: one actor ("policy:default", "grafana:<login>"), and dry-run rows: "" (all), only, exclude. */
+  actor?: string;
+  dryRun?: '' | 'only' | 'exclude';
+  /** sql: one SELECT; $__timeFilter(column), $__timeFrom, $__timeTo and $__interval_s are expanded by the backend. */
   rawSql?: string;
-  /** variable: which values to list. */
+  /** variable: which values to list, and a case-insensitive filter. */
   variable?: 'api' | 'principal' | 'detector';
+  search?: string;
   /** anomalies, audit: answer with a live channel (stream path "anomalies" or "actions"). */
   live?: boolean;
 }
@@ -54,42 +75,48 @@ export interface ApiguardQuery extends DataQuery {
 export type QueryOption = Exclude<keyof ApiguardQuery, keyof DataQuery>;
 
 export const queryOptions: Record<QueryType, QueryOption[]> = {
-  series: ['api'],
-  top_principals: ['api', 'orderBy', 'limit'],
-  anomalies: ['api', 'principalKind', 'principalValue', 'detector', 'minScore', 'limit', 'live'],
-  anomaly_detail: ['anomalyId'],
-  baselines: ['api'],
-  principal_timeline: ['principalKind', 'principalValue'],
+  series: ['api', 'groupBy', 'metric'],
+  top_principals: ['orderBy', 'limit', 'api', 'detector'],
+  anomalies: ['api', 'detector', 'minSeverity', 'minScore', 'principalKind', 'principalValue', 'limit', 'live'],
+  anomaly_detail: ['anomalyId', 'eventLimit'],
+  baselines: ['api', 'referenceHours'],
+  principal_timeline: ['principalKind', 'principalValue', 'view', 'includeAllowed', 'limit'],
   inventory: ['status'],
-  audit: ['principalKind', 'principalValue', 'limit', 'live'],
+  audit: ['principalKind', 'principalValue', 'actor', 'dryRun', 'limit', 'live'],
   sql: ['rawSql'],
-  variable: ['variable', 'api'],
-  enforcement: ['principalKind'],
+  variable: ['variable', 'principalKind', 'api', 'search', 'limit'],
+  enforcement: [],
 };
 
-/** Defaults filled in when a query switches to a type. */
+/** Defaults filled in when a query switches to a type: the backend's own, made visible. */
 export const queryDefaults: Partial<Record<QueryType, Partial<ApiguardQuery>>> = {
+  series: { groupBy: 'api_decision', metric: 'requests' },
   top_principals: { orderBy: 'risk', limit: 20 },
   anomalies: { limit: 100 },
-  principal_timeline: { principalKind: 'ip' },
+  principal_timeline: { principalKind: 'ip', view: 'series' },
   inventory: { status: 'all' },
-  audit: { limit: 100 },
+  audit: { limit: 500 },
   sql: { rawSql: 'SELECT api, count() AS requests FROM events WHERE $__timeFilter(time) GROUP BY api ORDER BY requests DESC LIMIT 20' },
   variable: { variable: 'api' },
 };
 
 export const DEFAULT_QUERY: Partial<ApiguardQuery> = { queryType: QueryTypes.series };
 
-/** Settings stored in the data source's jsonData (never secret). */
+/** Settings stored in the data source's jsonData (never secret); settings.go reads them. */
 export interface ApiguardOptions extends DataSourceJsonData {
   natsUrl?: string;
+  natsUser?: string;
   clickhouseAddr?: string;
   clickhouseDatabase?: string;
   clickhouseUser?: string;
+  /** Connection and health-check timeout, a duration string ("5s"). */
+  timeout?: string;
 }
 
 /** Settings stored in secureJsonData: write-only from the browser, never sent back. */
 export interface ApiguardSecureOptions {
+  natsPassword?: string;
+  natsToken?: string;
   clickhousePassword?: string;
 }
 

@@ -18,7 +18,7 @@ import { PrincipalKinds, QueryTypes, type PrincipalKind } from '../datasource/ty
 
 /** The page's sections, each one query of the data source for the principal. */
 const sections: Array<SectionQuery & { title: string }> = [
-  { refId: 'timeline', queryType: QueryTypes.principalTimeline, title: 'Timeline' },
+  { refId: 'timeline', queryType: QueryTypes.principalTimeline, model: { view: 'events' }, title: 'Timeline' },
   { refId: 'anomalies', queryType: QueryTypes.anomalies, title: 'Anomalies' },
   { refId: 'actions', queryType: QueryTypes.audit, title: 'Actions taken' },
 ];
@@ -36,7 +36,7 @@ const buttons: Array<{ action: ActionName; variant: 'destructive' | 'secondary' 
   { action: 'allow', variant: 'primary' },
 ];
 
-type Answer = { ok: boolean; title: string; body: string };
+type Answer = { severity: 'success' | 'warning' | 'error'; title: string; body?: string };
 
 function isKind(s: unknown): s is PrincipalKind {
   return typeof s === 'string' && (PrincipalKinds as readonly string[]).includes(s);
@@ -110,10 +110,15 @@ export function Investigate() {
     };
     try {
       const res = await postAction(ds.uid, body);
-      setAnswer({ ok: true, title: `${action} ${kind} ${principal}: done`, body: JSON.stringify(res, null, 2) });
+      const { done, message, ...detail } = res;
+      setAnswer({
+        severity: done ? 'success' : 'warning',
+        title: message || `${action} ${kind} ${principal}: ${done ? 'done' : 'not done'}`,
+        body: Object.keys(detail).length > 0 ? JSON.stringify(detail, null, 2) : undefined,
+      });
       run();
     } catch (err) {
-      setAnswer({ ok: false, title: `${action} ${kind} ${principal}: refused`, body: errorMessage(err) });
+      setAnswer({ severity: 'error', title: `${action} ${kind} ${principal} refused`, body: errorMessage(err) });
     } finally {
       setActing(false);
     }
@@ -176,7 +181,7 @@ export function Investigate() {
 
       <div className={styles.act}>
         <Stack gap={2} alignItems="flex-end" wrap="wrap">
-          <Field label="TTL" description="block and allow expire after this">
+          <Field label="TTL" description="block and allow expire after this; 0 keeps them">
             <Input aria-label="TTL" width={10} value={ttl} onChange={(e) => setTtl(e.currentTarget.value)} />
           </Field>
           <Field label="Reason" description="recorded in the audit">
@@ -198,8 +203,8 @@ export function Investigate() {
           </Field>
         </Stack>
         {answer && (
-          <Alert severity={answer.ok ? 'success' : 'error'} title={answer.title} onRemove={() => setAnswer(undefined)}>
-            <pre className={styles.answer}>{answer.body}</pre>
+          <Alert severity={answer.severity} title={answer.title} onRemove={() => setAnswer(undefined)}>
+            {answer.body && <pre className={styles.answer}>{answer.body}</pre>}
           </Alert>
         )}
       </div>
