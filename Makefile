@@ -7,7 +7,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_VTPROTO := github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test test-rules test-short bench bench-go bench-detect bench-proxy bench-loop bench-clickhouse generate lint fuzz clean
+.PHONY: all build up test test-rules test-plugin plugin test-short bench bench-go bench-detect bench-proxy bench-loop bench-clickhouse generate lint fuzz clean
 
 all: build
 
@@ -19,7 +19,7 @@ up: build
 	./$(BIN) up --demo
 
 ## test: vet, then every unit, fuzz-seed and end-to-end test, with the race detector.
-test: test-rules
+test: test-rules test-plugin
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -28,6 +28,26 @@ test-rules:
 	@command -v $(PROMTOOL) >/dev/null || { echo "promtool not found: apt-get install prometheus" >&2; exit 1; }
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
 	$(PROMTOOL) test rules deploy/prometheus/rules_test.yml
+
+## plugin: the Grafana plugin into dashboards/plugin/frontend/dist/: the app and its
+## data source's frontend (npm ci, webpack), and the data source's backend
+## executable for linux/amd64 and linux/arm64 in dist/datasource/ (docs/grafana.md).
+PLUGIN_FRONTEND := dashboards/plugin/frontend
+PLUGIN_DIST     := $(PLUGIN_FRONTEND)/dist
+plugin: $(PLUGIN_FRONTEND)/node_modules/.package-lock.json
+	cd $(PLUGIN_FRONTEND) && npm run build
+	for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags='-s -w' \
+			-o $(PLUGIN_DIST)/datasource/gpx_apiguard_linux_$$arch ./cmd/apiguard-grafana || exit 1; \
+	done
+
+## test-plugin: the frontend's Jest tests (query editor, config editor, Investigate page).
+test-plugin: $(PLUGIN_FRONTEND)/node_modules/.package-lock.json
+	cd $(PLUGIN_FRONTEND) && npm run test:ci
+
+# npm ci again only when the lock file changed since the last install.
+$(PLUGIN_FRONTEND)/node_modules/.package-lock.json: $(PLUGIN_FRONTEND)/package-lock.json
+	cd $(PLUGIN_FRONTEND) && npm ci --no-audit --no-fund
 
 test-short:
 	$(GO) test -short -count=1 ./...
