@@ -50,3 +50,22 @@ func TestCheckHealthFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckHealthNoSchema: a ClickHouse that answers but where no
+// migration was applied is an error that says to run 'apiguard migrate'.
+func TestCheckHealthNoSchema(t *testing.T) {
+	ch := testutil.StartClickHouse(t)
+	js, _ := testutil.Topology(t)
+	cfg := plugin.DefaultSettings()
+	cfg.NATSURL, cfg.ClickHouseAddr, cfg.Timeout = js.Conn().ConnectedUrl(), ch.Addr, "2s"
+	ds, err := plugin.NewDatasource(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Dispose()
+	r, err := ds.CheckHealth(context.Background(), &backend.CheckHealthRequest{})
+	if err != nil || r.Status != backend.HealthStatusError || !strings.Contains(r.Message, "streams and enforcement bucket present") ||
+		!strings.Contains(r.Message, "run 'apiguard migrate'") {
+		t.Errorf("health: %v %v %q", err, r.Status, r.Message)
+	}
+}
