@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
+	"mime"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/apiguard/apiguard/event"
@@ -24,6 +28,7 @@ type OfflineRecorder struct {
 	routes   *Templater
 	ident    *Identifier
 	capture  *capturer
+	json     JSONLimits
 	instance string
 }
 
@@ -40,7 +45,7 @@ func NewOfflineRecorder(cfg Config) (*OfflineRecorder, error) {
 		return nil, err
 	}
 	return &OfflineRecorder{routes: routes, ident: NewIdentifier(trusted, cfg.APIKeyHeader),
-		capture: newCapturer(cfg.Capture, cfg.CaptureQueryValues), instance: cfg.Instance}, nil
+		capture: newCapturer(cfg.Capture, cfg.CaptureQueryValues), json: cfg.Inspection.JSON, instance: cfg.Instance}, nil
 }
 
 // Record sets ev (reset first) to the event the proxy records for r,
@@ -96,3 +101,34 @@ func (o *OfflineRecorder) Record(ev *event.RequestEvent, r *http.Request, t time
 // API returns the route template of method and path (decoded), as the
 // proxy names a request's API.
 func (o *OfflineRecorder) API(method, path string) string { return o.routes.API(method, path) }
+
+// RecordBody adds to ev, after Record, the body parameters the proxy
+// records of body where proxy.capture asks for them on ev's API: the
+// fields of a form, the leaves of a JSON document (by their path), with
+// values where they are captured, redacted as the proxy redacts them.
+// Inspection reads the body in the live proxy; as there, a form that Go's
+// url.ParseQuery refuses records nothing (the proxy refuses the request),
+// and a JSON document records the leaves read before a fault or a limit
+// (inspection.json). Other content types record nothing.
+func (o *OfflineRecorder) RecordBody(ev *event.RequestEvent, contentType string, body []byte) {
+	_, mode := o.capture.route(ev.Api)
+	if mode == CaptureOff || len(body) == 0 {
+		return
+	}
+	capture := &bodyCapture{c: o.capture, values: mode == CaptureValues, ev: ev}
+	ctype, _, _ := mime.ParseMediaType(contentType)
+	switch {
+	case ctype == "application/json" || strings.HasSuffix(ctype, "+json"):
+		_ = scanJSON(bytes.NewReader(body), o.json, func([]byte, bool) bool { return true }, func(path, v []byte) {
+			val := ""
+			if capture.values {
+				val = string(v)
+			}
+			capture.add(string(path), val)
+		})
+	case ctype == "application/x-www-form-urlencoded":
+		if _, err := url.ParseQuery(string(body)); err == nil {
+			capture.form(string(body))
+		}
+	}
+}

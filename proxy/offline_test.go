@@ -72,3 +72,51 @@ func TestOfflineMatchesProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestOfflineBodyMatchesProxy holds RecordBody to the body parameters the
+// proxy's inspection records, names and values, redaction included.
+func TestOfflineBodyMatchesProxy(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Upstream = "http://127.0.0.1:1"
+	cfg.Capture.Body = CaptureValues
+	bodies := []struct{ ctype, body string }{
+		{"application/x-www-form-urlencoded", "user=alice&password=hunter2&qty=3&note=a+b%21"},
+		{"application/json; charset=utf-8", `{"items":[{"sku":"A1","qty":2}],"card":"4111 1111 1111 1111","ok":true}`},
+		{"application/x-www-form-urlencoded", "bad=%zz"},
+		{"text/plain", "just text"},
+	}
+	events := &collector{}
+	p, err := New(cfg, []Check{NewInspection(cfg.Inspection)}, events, 4, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := NewOfflineRecorder(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range bodies {
+		mk := func() *http.Request {
+			r := httptest.NewRequest("POST", "/orders?x=1", strings.NewReader(b.body))
+			r.Header.Set("Content-Type", b.ctype)
+			return r
+		}
+		p.ServeHTTP(httptest.NewRecorder(), mk())
+		live := events.last(t)
+		got := new(event.RequestEvent)
+		if err := o.Record(got, mk(), time.Unix(0, live.TimeUnixNano), live.Id, 4); err != nil {
+			t.Fatal(err)
+		}
+		o.RecordBody(got, b.ctype, []byte(b.body))
+		if i < 2 && len(live.Query) < 4 {
+			t.Fatalf("body %d: the proxy recorded %v, want the body's parameters", i, live.Query)
+		}
+		if len(got.Query) != len(live.Query) {
+			t.Fatalf("body %d: offline %v, proxy %v", i, got.Query, live.Query)
+		}
+		for j := range got.Query {
+			if !proto.Equal(got.Query[j], live.Query[j]) {
+				t.Errorf("body %d, parameter %d: offline %v, proxy %v", i, j, got.Query[j], live.Query[j])
+			}
+		}
+	}
+}

@@ -32,7 +32,8 @@ type harEntry struct {
 		HeadersSize int64     `json:"headersSize"`
 		BodySize    int64     `json:"bodySize"`
 		PostData    *struct {
-			Text string `json:"text"`
+			MimeType string `json:"mimeType"`
+			Text     string `json:"text"`
 		} `json:"postData"`
 	} `json:"request"`
 	Response struct {
@@ -218,6 +219,15 @@ func harRequest(e *harEntry, lr *logRequest) error {
 		lr.respBytes, lr.has = e.Response.BodySize, lr.has|fieldResponseBytes
 	case e.Response.Content.Size >= 0:
 		lr.respBytes, lr.has = e.Response.Content.Size, lr.has|fieldResponseBytes
+	}
+	if rq.PostData != nil && rq.PostData.Text != "" {
+		lr.body = []byte(rq.PostData.Text)
+		if lr.header == nil {
+			lr.header = http.Header{}
+		}
+		if lr.header.Get("Content-Type") == "" && rq.PostData.MimeType != "" {
+			lr.header.Set("Content-Type", rq.PostData.MimeType)
+		}
 	}
 	lr.peer = e.ClientIPAddress
 	if lr.method == "" {

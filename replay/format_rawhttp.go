@@ -104,9 +104,13 @@ func (rawHTTPFormat) parse(in io.Reader, _ string, add func(*logRequest), bad fu
 		case s != "" || cur.bodySeen:
 			if cur.bodySeen {
 				cur.body += 2
+				cur.lr.body = append(cur.lr.body, "\r\n"...)
 			}
 			cur.body += int64(len(s))
 			cur.bodySeen = true
+			if len(cur.lr.body) < maxLine {
+				cur.lr.body = append(cur.lr.body, s...)
+			}
 			if cur.want >= 0 && cur.body >= cur.want {
 				finish()
 			}

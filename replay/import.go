@@ -114,7 +114,10 @@ type logRequest struct {
 	hdrs             [][2]string // other headers a log recorded, name and value
 	// order is the header names of an HTTP/1.x request as sent, case
 	// kept, when the format records them: the header-order fingerprint.
-	order  []string
+	order []string
+	// body is the request's body where the format records it, for the
+	// body parameters proxy.capture asks for (its Content-Type in header).
+	body   []byte
 	status int
 	// reqBytes and respBytes are byte counts; duration and upstream
 	// the request's and the upstream's time.
@@ -403,6 +406,9 @@ func (b *builder) event(lr *logRequest, t time.Time) *event.RequestEvent {
 	}
 	if !utf8.ValidString(u.Path) {
 		b.sum.NotUTF8Paths++
+	}
+	if len(lr.body) > 0 {
+		b.rec.RecordBody(ev, h.Get("Content-Type"), lr.body)
 	}
 	if len(lr.order) > 0 {
 		ev.HeaderFingerprint = proxy.HeaderOrderFingerprint(lr.order)
