@@ -38,6 +38,8 @@ func TestBadInput(t *testing.T) {
 		{"bad cidr", QueryTypeAudit, `{"principalKind":"cidr","principalValue":"10.0.0.0/33"}`, backend.StatusBadRequest, "not a CIDR prefix"},
 		{"view", QueryTypePrincipalTimeline, `{"principalValue":"ip:10.0.0.1","view":"graph"}`, backend.StatusBadRequest, "view"},
 		{"missing anomaly id", QueryTypeAnomalyDetail, `{}`, backend.StatusBadRequest, "anomalyId: required"},
+		{"event limit", QueryTypeAnomalyDetail, `{"anomalyId":"a","eventLimit":10000}`, backend.StatusBadRequest, "eventLimit: 10000, want 1 to 5000"},
+		{"long list", QueryTypeSeries, `{"apis":["` + strings.Repeat("x", 1000) + strings.Repeat(`","`+strings.Repeat("x", 1000), 99) + `"]}`, backend.StatusBadRequest, "apis: 100000 bytes in all, at most 65536"},
 		{"reference", QueryTypeBaselines, `{"referenceHours":-1}`, backend.StatusBadRequest, "referenceHours"},
 		{"inventory status", QueryTypeInventory, `{"status":"ghost"}`, backend.StatusBadRequest, "status"},
 		{"action kind", QueryTypeAudit, `{"kinds":["ban"]}`, backend.StatusBadRequest, `kinds: "ban"`},

@@ -130,8 +130,9 @@ type AnomaliesQuery struct {
 type AnomalyDetailQuery struct {
 	// AnomalyID is required.
 	AnomalyID string `json:"anomalyId"`
-	// EventLimit bounds the triggering events returned, 1 to 10000
-	// (default 1000).
+	// EventLimit bounds the triggering events returned, 1 to 5000
+	// (default 1000; their ids are written into the SQL, which
+	// ClickHouse bounds to 256 KiB).
 	EventLimit int `json:"eventLimit,omitempty"`
 }
 
@@ -320,13 +321,23 @@ func checkList(name string, vals []string) error {
 	if len(vals) > 1000 {
 		return invalidf("%s: %d values, at most 1000", name, len(vals))
 	}
+	total := 0
 	for _, v := range vals {
 		if len(v) > maxValueLen {
 			return invalidf("%s: a value of %d bytes, at most %d", name, len(v), maxValueLen)
 		}
+		total += len(v)
+	}
+	if total > maxListBytes {
+		return invalidf("%s: %d bytes in all, at most %d", name, total, maxListBytes)
 	}
 	return nil
 }
+
+// maxListBytes bounds a list filter's text, which is written into the SQL:
+// ClickHouse refuses a query longer than max_query_size (256 KiB by
+// default).
+const maxListBytes = 64 << 10
 
 // withOne returns list with one added when one is set.
 func withOne(list []string, one string) []string {
@@ -409,7 +420,7 @@ func (m *AnomalyDetailQuery) validate() (err error) {
 	if len(m.AnomalyID) > 64 {
 		return invalidf("anomalyId: %q is not an anomaly id", m.AnomalyID)
 	}
-	m.EventLimit, err = modelLimit("eventLimit", m.EventLimit, 1000, 10000)
+	m.EventLimit, err = modelLimit("eventLimit", m.EventLimit, 1000, 5000)
 	return err
 }
 
