@@ -177,6 +177,9 @@ func (rq *rawRequest) finish() error {
 			return fmt.Errorf("Content-Length %q: not a length", clipText(cl))
 		}
 		lr.reqBytes = n
+		if int64(len(lr.body)) > n {
+			lr.body = lr.body[:n] // the line ending after the body
+		}
 		if rq.body < n {
 			return fmt.Errorf("body of %d bytes, Content-Length %d: the input ends inside it", rq.body, n)
 		}

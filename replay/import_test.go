@@ -306,3 +306,28 @@ func TestImportSharedData(t *testing.T) {
 		})
 	}
 }
+
+// TestImportBodyCapture: with proxy.capture.body set, a raw request's form
+// body and a HAR entry's JSON body become body parameters, as the proxy
+// records them.
+func TestImportBodyCapture(t *testing.T) {
+	cfg := importConfig("raw-http")
+	cfg.Proxy.Capture.Body = proxy.CaptureValues
+	in := "POST /login HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 25\r\n\r\n" +
+		"user=bob&pwd=x&q=%27+OR+1\r\n\r\n"
+	_, evs := importString(t, cfg, in)
+	var got []string
+	for _, q := range evs[0].Query {
+		got = append(got, q.Name+"="+q.Value)
+	}
+	if want := []string{"body.user=bob", "body.pwd=" + proxy.Redacted, "body.q=' OR 1"}; !slices.Equal(got, want) {
+		t.Errorf("parameters %q, want %q", got, want)
+	}
+	cfg.Format = "har"
+	har := `{"log":{"entries":[{"startedDateTime":"2024-03-01T10:00:00Z","request":{"method":"POST","url":"http://h/orders",
+ "postData":{"mimeType":"application/json","text":"{\"sku\":\"A1\"}"}},"response":{"status":201}}]}}`
+	_, evs = importString(t, cfg, har)
+	if len(evs) != 1 || len(evs[0].Query) != 1 || evs[0].Query[0].Name != "body.$.sku" || evs[0].Query[0].Value != "A1" {
+		t.Errorf("HAR events %v", evs)
+	}
+}
