@@ -72,7 +72,7 @@ func (q *Queries) principalTimeline(ctx context.Context, r *queryRequest) (data.
 		b.add(" WHERE 1")
 		b.timeRange("date", "time", r.from, r.to)
 		writeGroupBy(b, []string{"decision"})
-		return q.series(ctx, r, b, "requests", []string{"decision"})
+		return q.series(ctx, r, b, "requests", []string{"decision"}, 0)
 	}
 	b := &sqlBuilder{}
 	b.add(`SELECT time, type, api, detail, id FROM (

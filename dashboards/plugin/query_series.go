@@ -1,8 +1,10 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,7 +55,7 @@ func (q *Queries) requestSeries(ctx context.Context, r *queryRequest) (data.Fram
 	}
 	b.in("api", m.APIs).in("toString(decision)", m.Decisions)
 	writeGroupBy(b, labels)
-	return q.series(ctx, r, b, m.Metric, labels)
+	return q.series(ctx, r, b, m.Metric, labels, m.Limit)
 }
 
 // labelColumns is the SELECT list of the label columns, each after a
@@ -83,8 +85,9 @@ func writeGroupBy(b *sqlBuilder, labels []string) {
 // frame per combination of labels (timeseries-multi): a time field and a
 // value field named name with the labels, every bucket of the range
 // present (0 where no row is), in the order the combinations first
-// appear.
-func (q *Queries) series(ctx context.Context, r *queryRequest, b *sqlBuilder, name string, labels []string) (data.Frames, error) {
+// appear. With most > 0 only the most series with the largest totals are
+// kept, and the first frame's notice says how many there were.
+func (q *Queries) series(ctx context.Context, r *queryRequest, b *sqlBuilder, name string, labels []string, most int) (data.Frames, error) {
 	rows, err := q.conn.Query(ctx, b.String(), b.args...)
 	if err != nil {
 		return nil, fmt.Errorf("querying ClickHouse: %w", err)
@@ -134,6 +137,21 @@ func (q *Queries) series(ctx context.Context, r *queryRequest, b *sqlBuilder, na
 	for i := range times {
 		times[i] = time.Unix(first+int64(i)*r.step, 0).UTC()
 	}
+	var notice []data.Notice
+	if most > 0 && len(order) > most {
+		totals := make(map[*series]uint64, len(order))
+		for _, s := range order {
+			for _, v := range s.vals {
+				totals[s] += v
+			}
+		}
+		kept := slices.Clone(order)
+		slices.SortStableFunc(kept, func(a, b *series) int { return cmp.Compare(totals[b], totals[a]) })
+		kept = kept[:most]
+		order = slices.DeleteFunc(order, func(s *series) bool { return !slices.Contains(kept, s) })
+		notice = []data.Notice{{Severity: data.NoticeSeverityWarning,
+			Text: fmt.Sprintf("showing the %d largest of %d series: raise limit or filter by API or decision", most, len(totals))}}
+	}
 	frames := make(data.Frames, 0, len(order))
 	for _, s := range order {
 		vf := data.NewField(name, s.labels, s.vals)
@@ -147,6 +165,9 @@ func (q *Queries) series(ctx context.Context, r *queryRequest, b *sqlBuilder, na
 		f := data.NewFrame(name, data.NewField("time", nil, times), vf)
 		f.SetMeta(&data.FrameMeta{Type: data.FrameTypeTimeSeriesMulti, TypeVersion: data.FrameTypeVersion{0, 1},
 			Custom: map[string]any{"intervalSeconds": r.step}})
+		if len(frames) == 0 {
+			f.Meta.Notices = notice
+		}
 		frames = append(frames, f)
 	}
 	return frames, nil

@@ -96,6 +96,16 @@ func TestQueries(t *testing.T) {
 		}
 	})
 
+	t.Run("series limited to the largest", func(t *testing.T) {
+		frames := run(t, typedQuery(QueryTypeSeries, `{"groupBy":"api","limit":1}`, hourFrom, hourTo, 10*time.Minute))
+		if len(frames) != 1 || frames[0].Fields[1].Labels["api"] != apiOrders {
+			t.Fatalf("%d frames, first %v; want the orders series only", len(frames), frames[0].Fields[1].Labels)
+		}
+		if n := frames[0].Meta.Notices; len(n) != 1 || !strings.Contains(n[0].Text, "the 1 largest of 4 series") {
+			t.Errorf("notices %v", n)
+		}
+	})
+
 	t.Run("top principals by risk", func(t *testing.T) {
 		f := run(t, typedQuery(QueryTypeTopPrincipals, ``, hourFrom, hourTo, time.Minute))[0]
 		queryFields(t, f, map[string]data.FieldType{"kind": data.FieldTypeString, "principal": data.FieldTypeString,

@@ -86,6 +86,9 @@ type SeriesQuery struct {
 	// Metric is requests (default), server_errors (5xx) or
 	// client_errors (4xx).
 	Metric string `json:"metric,omitempty"`
+	// Limit is the most series returned, those with the largest totals,
+	// 1 to 1000 (default 100).
+	Limit int `json:"limit,omitempty"`
 }
 
 // Orderings of TopPrincipalsQuery.
@@ -347,8 +350,11 @@ func withOne(list []string, one string) []string {
 	return append(list, one)
 }
 
-func (m *SeriesQuery) validate() error {
+func (m *SeriesQuery) validate() (err error) {
 	m.APIs = withOne(m.APIs, m.API)
+	if m.Limit, err = modelLimit("limit", m.Limit, 100, 1000); err != nil {
+		return err
+	}
 	if m.GroupBy == "" {
 		m.GroupBy = GroupByAPIDecision
 	}
