@@ -104,6 +104,10 @@ func TestRecordedAttacks(t *testing.T) {
 	}
 	for _, ra := range recordedAttacks {
 		t.Run(ra.name, func(t *testing.T) {
+			// Each replay mostly waits on its capture's pace, in its own
+			// loop (JetStream, proxy, pipeline on their own ports): they
+			// run side by side.
+			t.Parallel()
 			file := filepath.Join("testdata", "captures", ra.name+".capture")
 			if st, err := os.Stat(file); err != nil || st.Size() > 1<<20 {
 				t.Fatalf("capture %s: %v (want a file under 1 MiB; -update-captures makes it)", file, err)
