@@ -68,6 +68,7 @@ func BenchmarkQueryData(b *testing.B) {
 		{"sql", QueryTypeSQL, `{"rawSql":"SELECT api, count() AS requests FROM ` + c.Database() + `.events WHERE $__timeFilter(time) GROUP BY api ORDER BY requests DESC LIMIT 20"}`, time.Minute},
 		{"variable/api", QueryTypeVariable, `{"variable":"api"}`, time.Minute},
 		{"variable/principal", QueryTypeVariable, `{"variable":"principal"}`, time.Minute},
+		{"variable/principal_anomalies", QueryTypeVariable, `{"variable":"principal","source":"anomalies"}`, time.Minute},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			dq := typedQuery(bc.queryType, bc.model, from, to, bc.interval)

@@ -45,6 +45,7 @@ func TestBadInput(t *testing.T) {
 		{"action kind", QueryTypeAudit, `{"kinds":["ban"]}`, backend.StatusBadRequest, `kinds: "ban"`},
 		{"dry run", QueryTypeAudit, `{"dryRun":"maybe"}`, backend.StatusBadRequest, "dryRun"},
 		{"variable", QueryTypeVariable, `{"variable":"host"}`, backend.StatusBadRequest, `variable: "host", want one of api, principal, detector`},
+		{"variable source", QueryTypeVariable, `{"variable":"principal","source":"logs"}`, backend.StatusBadRequest, "source"},
 		{"variable kind", QueryTypeVariable, `{"variable":"principal","principalKind":"user"}`, backend.StatusBadRequest, "principalKind"},
 		{"empty SQL", QueryTypeSQL, `{"rawSql":"  "}`, backend.StatusBadRequest, "rawSql: required"},
 		{"two statements", QueryTypeSQL, `{"rawSql":"SELECT 1; SELECT 2"}`, backend.StatusBadRequest, "one statement only"},

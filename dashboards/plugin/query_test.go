@@ -364,6 +364,7 @@ FROM ` + c.Database() + `.events WHERE $__timeFilter(time) AND api = 'POST /logi
 			{`{"variable":"principal","principalKind":"ip","limit":1}`, []string{ipStuffer}},
 			{`{"variable":"principal","api":"GET /internal/debug"}`, []string{"key:" + keyGood}},
 			{`{"variable":"detector","api":"POST /login"}`, []string{"credential_stuffing"}},
+			{`{"variable":"principal","source":"anomalies"}`, []string{"key:" + keyGood, "ip:" + ipStuffer}},
 		} {
 			frames := run(t, typedQuery(QueryTypeVariable, tc.model, hourFrom, hourTo, time.Minute))
 			f := frames[0]

@@ -13,7 +13,8 @@ import (
 // principals with requests in the range, most active first, as
 // "kind:value" (bare values when the query names a kind). Search keeps
 // values containing it, ignoring case; api keeps the detectors and
-// principals of one API.
+// principals of one API. With source anomalies, principals are those the
+// anomalies in the range name, most anomalies first.
 func (q *Queries) variable(ctx context.Context, r *queryRequest) (data.Frames, error) {
 	var m VariableQuery
 	if err := decodeModel(r, &m); err != nil {
@@ -41,7 +42,11 @@ func (q *Queries) variable(ctx context.Context, r *queryRequest) (data.Frames, e
 		if m.PrincipalKind != "" {
 			value = "principal"
 		}
-		b.add("SELECT " + value + " AS value FROM (SELECT principal_kind, principal, count() AS n FROM " + q.table("events") + " WHERE 1")
+		table, where := q.table("events"), " WHERE 1"
+		if m.Source == SourceAnomalies {
+			table, where = q.table("anomalies"), " WHERE principal_kind != 'api'"
+		}
+		b.add("SELECT " + value + " AS value FROM (SELECT principal_kind, principal, count() AS n FROM " + table + where)
 		if m.PrincipalKind != "" {
 			b.add(" AND principal_kind = ?", m.PrincipalKind)
 		}

@@ -226,6 +226,12 @@ const (
 	VariableDetector  = "detector"
 )
 
+// Sources of the principal variable.
+const (
+	SourceEvents    = "events"
+	SourceAnomalies = "anomalies"
+)
+
 // VariableQuery lists a template variable's values in the time range.
 type VariableQuery struct {
 	// Variable is api, principal or detector.
@@ -235,6 +241,10 @@ type VariableQuery struct {
 	PrincipalKind string `json:"principalKind,omitempty"`
 	// API restricts principals and detectors to those of one API.
 	API string `json:"api,omitempty"`
+	// Source of principals: events (default: those with requests, most
+	// active first) or anomalies (those anomalies name, most anomalies
+	// first; far cheaper over a long range).
+	Source string `json:"source,omitempty"`
 	// Search keeps values containing it (case-insensitive).
 	Search string `json:"search,omitempty"`
 	// Limit is 1 to 10000 (default 1000).
@@ -497,6 +507,12 @@ func (m *VariableQuery) validate() (err error) {
 	}
 	if len(m.API) > maxValueLen {
 		return invalidf("api: %d bytes, at most %d", len(m.API), maxValueLen)
+	}
+	if m.Source == "" {
+		m.Source = SourceEvents
+	}
+	if err := checkOneOf("source", []string{m.Source}, []string{SourceEvents, SourceAnomalies}); err != nil {
+		return err
 	}
 	if len(m.Search) > maxValueLen {
 		return invalidf("search: %d bytes, at most %d", len(m.Search), maxValueLen)
