@@ -105,7 +105,7 @@ func startGrafanaPlugin(t *testing.T, jsonData map[string]any, secure map[string
 		}
 	}
 	js, _ := json.Marshal(jsonData)
-	p.settings = &pluginv2.DataSourceInstanceSettings{Id: 1, Uid: "apiguard-test", Name: "apiguard", JsonData: js,
+	p.settings = &pluginv2.DataSourceInstanceSettings{Uid: "apiguard-test", Name: "apiguard", JsonData: js,
 		DecryptedSecureJsonData: secure, LastUpdatedMS: time.Now().UnixMilli()}
 	return p
 }
