@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // fuzzImport imports data as format: it must not fail or panic, every
@@ -16,6 +17,7 @@ func fuzzImport(t *testing.T, format string, data []byte) {
 	cfg.Proxy.Routes = []string{"GET /orders/{id}", "* /login"}
 	cfg.Proxy.TrustedProxies = []string{"10.0.0.0/8"}
 	cfg.Proxy.CaptureQueryValues = true
+	cfg.Proxy.Capture.Body = proxy.CaptureValues
 	if format == "nginx" {
 		cfg.LogFormat = `$remote_addr [$msec] "$request" $status $request_time "$http_authorization" $host`
 	}
