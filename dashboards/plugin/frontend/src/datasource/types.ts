@@ -96,7 +96,7 @@ export const queryDefaults: Partial<Record<QueryType, Partial<ApiguardQuery>>> =
   principal_timeline: { principalKind: 'ip', view: 'series' },
   inventory: { status: 'all' },
   audit: { limit: 500 },
-  sql: { rawSql: 'SELECT api, count() AS requests FROM events WHERE $__timeFilter(time) GROUP BY api ORDER BY requests DESC LIMIT 20' },
+  sql: { rawSql: 'SELECT api, count() AS requests FROM apiguard.events WHERE $__timeFilter(time) GROUP BY api ORDER BY requests DESC LIMIT 20' },
   variable: { variable: 'api' },
 };
 
