@@ -41,7 +41,7 @@ plugin: $(PLUGIN_FRONTEND)/node_modules/.package-lock.json
 			-o $(PLUGIN_DIST)/datasource/gpx_apiguard_linux_$$arch ./cmd/apiguard-grafana || exit 1; \
 	done
 
-## test-plugin: the frontend's Jest tests (query editor, config editor, Investigate page).
+## test-plugin: type-check the frontend, then its Jest tests (query editor, config editor, Investigate page).
 test-plugin: $(PLUGIN_FRONTEND)/node_modules/.package-lock.json
 	cd $(PLUGIN_FRONTEND) && npm run test:ci
 

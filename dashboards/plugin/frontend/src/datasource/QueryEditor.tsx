@@ -38,7 +38,7 @@ const typeOptions: Array<SelectableValue<QueryType>> = Object.values(QueryTypes)
 const kindOptions = PrincipalKinds.map((value) => ({ value, label: value }));
 
 type TextOption = 'api' | 'principalValue' | 'detector' | 'anomalyId' | 'actor' | 'search';
-type ChoiceOption = 'groupBy' | 'metric' | 'minSeverity' | 'orderBy' | 'view' | 'status' | 'dryRun' | 'variable';
+type ChoiceOption = 'groupBy' | 'metric' | 'minSeverity' | 'orderBy' | 'view' | 'status' | 'dryRun' | 'variable' | 'source';
 
 /** The values of each choice, as the backend names them. */
 const choices: { [K in ChoiceOption]: Array<NonNullable<ApiguardQuery[K]>> } = {
@@ -50,6 +50,7 @@ const choices: { [K in ChoiceOption]: Array<NonNullable<ApiguardQuery[K]>> } = {
   status: ['all', 'shadow', 'zombie', 'undeclared'],
   dryRun: ['', 'only', 'exclude'],
   variable: ['api', 'principal', 'detector'],
+  source: ['events', 'anomalies'],
 };
 
 const labels: Record<QueryOption, string> = {
@@ -74,6 +75,7 @@ const labels: Record<QueryOption, string> = {
   rawSql: 'SQL',
   variable: 'Values of',
   search: 'Search',
+  source: 'From',
   live: 'Live',
 };
 
@@ -156,6 +158,7 @@ export function QueryEditor({ query, onChange, onRunQuery }: Props) {
       case 'status':
       case 'dryRun':
       case 'variable':
+      case 'source':
         return (
           <RadioButtonGroup<string>
             options={(choices[option] as string[]).map((v) => ({ value: v, label: v === '' ? 'all' : v }))}
