@@ -87,13 +87,13 @@ export function Investigate() {
     }
   }, [ds, kind, principal, from]);
 
-  // A principal given in the URL is shown at once.
+  // A principal given in the URL is shown at once, on the first render
+  // only: later edits wait for the Investigate button.
   useEffect(() => {
     if (initial.value) {
       run();
     }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
+  }, []); // eslint-disable-line react-hooks/exhaustive-deps
 
   const act = async (action: ActionName) => {
     if (!ds) {
