@@ -13,11 +13,16 @@ const madScale = 1.4826
 // on demand. Each sample carries a hash of the principal that gave it, so
 // a warm-up can ask for samples from several principals. Exported fields
 // are the checkpointed state; the rest is a cache.
+//
+// The ring is allocated at the first sample, not before: most APIs a
+// scanner's unique paths create never give one, and must not each hold
+// rings of Cap samples.
 type robust struct {
 	Samples []float32
 	Owners  []uint32
 	Next    int
 	Full    bool
+	Cap     int // the ring's length once allocated
 
 	dirty       bool
 	median, mad float64
@@ -27,10 +32,13 @@ type robust struct {
 }
 
 func newRobust(capacity int) robust {
-	return robust{Samples: make([]float32, capacity), Owners: make([]uint32, capacity), dirty: true}
+	return robust{Cap: capacity, dirty: true}
 }
 
 func (r *robust) add(v float64, owner uint32) {
+	if r.Samples == nil {
+		r.Samples, r.Owners = make([]float32, r.Cap), make([]uint32, r.Cap)
+	}
 	r.Samples[r.Next] = float32(v)
 	r.Owners[r.Next] = owner
 	r.Next++

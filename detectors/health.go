@@ -83,7 +83,7 @@ func (*health) name() string { return HealthName }
 
 func (d *health) observe(e *Engine, x *ctx, out []finding) []finding {
 	h := &x.api.Health
-	if h.Totals.Samples == nil {
+	if h.Totals.Cap == 0 {
 		h.Totals = newRobust(recentMinutes)
 		h.Lat = newRobust(recentMinutes)
 	}
