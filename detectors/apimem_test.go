@@ -2,7 +2,9 @@ package detectors
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -36,4 +38,28 @@ func TestUniquePathsCostLittle(t *testing.T) {
 		t.Errorf("%.0f bytes per API that never gave a sample, want at most 4 KiB", per)
 	}
 	runtime.KeepAlive(e)
+}
+
+// TestIdleAPIsThatLearntNothingAreDropped: once idle for idle_after, the
+// APIs a scan created (none warm, though the first got a sample) are
+// dropped, and an API whose baselines are warm is kept however long it is
+// quiet.
+func TestIdleAPIsThatLearntNothingAreDropped(t *testing.T) {
+	e := newEngine(t, nil)
+	runAll(e, sorted(crowd(1, "user", 10, map[string]float64{"GET /search": 1}, 0, 5*time.Minute)))
+	scanner := who{ip: "203.0.113.9", ua: "Nuclei", hdr: "h1:scan"}
+	for i := range 1000 {
+		path := fmt.Sprintf("/scan/%d/admin.php", i)
+		ev := scanner.event(5*time.Minute+time.Duration(i)*10*time.Millisecond, "GET "+path, path)
+		ev.Status = 404
+		e.Observe(ev)
+	}
+	if len(e.st.APIs) != 1001 {
+		t.Fatalf("%d APIs before the idle time, want 1001", len(e.st.APIs))
+	}
+	e.Observe(member("late", 1).event(3*time.Hour, "GET /late", "/late"))
+	got := slices.Sorted(maps.Keys(e.st.APIs))
+	if !slices.Equal(got, []string{"GET /late", "GET /search"}) {
+		t.Errorf("after idle_after: %d APIs %q, want GET /search (it learnt) and GET /late", len(got), got)
+	}
 }

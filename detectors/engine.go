@@ -202,7 +202,7 @@ func (e *Engine) prepare(ev *event.RequestEvent) *ctx {
 		a := x.netPrefix.Addr().As16()
 		x.netKey = hashStrings(string(a[:])) // no allocation: the conversion does not escape
 	}
-	x.api = e.apiFor(ev.Api)
+	x.api = e.apiFor(ev.Api, x.t)
 	x.object, x.objectNum, x.hasNum = objectOf(ev.Api, ev.Path)
 	if x.allowed {
 		x.pair = e.pairFor(hashStrings(ev.Api, x.kind, x.val), x)

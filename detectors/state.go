@@ -24,6 +24,25 @@ type apiState struct {
 	Health  healthState
 	// ParamRequests counts requests with parameters (parameters.go).
 	ParamRequests uint32
+	// LastNs is the event time of the API's last event: an API idle for
+	// IdleAfter that learnt nothing is dropped (sweep).
+	LastNs int64
+}
+
+// learnt reports whether any of the API's baselines has learnt enough to
+// be used (WarmupSamples, or the parameter models' MinSamples). An API
+// that has not is what a scanner's request on a path of its own creates;
+// kept once idle, a scan of a million paths would fill the memory. A real
+// API that is quiet for a while and dropped only warms up again.
+func (e *Engine) learnt(a *apiState) bool {
+	n := e.cfg.WarmupSamples
+	for w := range a.Rate {
+		if a.Rate[w].len() >= n {
+			return true
+		}
+	}
+	return a.KiB.len() >= n || a.Objs.len() >= n || a.Profile.N >= n || a.Health.Totals.len() >= n ||
+		a.Health.Lat.len() >= n || int(a.ParamRequests) >= e.cfg.Params.MinSamples
 }
 
 // ratio is a slowly forgetting ratio of hits to trials (half-life about
@@ -57,8 +76,9 @@ func (r ratio) value(floor float64) float64 {
 // profileDims are the window-profile features (profile.go).
 const profileDims = 4
 
-func (e *Engine) apiFor(name string) *apiState {
+func (e *Engine) apiFor(name string, t int64) *apiState {
 	if a := e.st.APIs[name]; a != nil {
+		a.LastNs = max(a.LastNs, t)
 		return a
 	}
 	a := &apiState{Object: strings.Contains(name, "{"), Login: e.cfg.Stuffing.isLogin(name), Profile: newCovariance(profileDims)}
@@ -67,6 +87,7 @@ func (e *Engine) apiFor(name string) *apiState {
 	}
 	a.KiB = newRobust(e.cfg.BaselineSamples)
 	a.Objs = newRobust(e.cfg.BaselineSamples)
+	a.LastNs = t
 	// Keys outlive the event, whose strings may share its buffer: clone.
 	e.st.APIs[strings.Clone(name)] = a
 	return a
@@ -210,7 +231,8 @@ func (e *Engine) sampleRates(p *pair, a *apiState, x *ctx, now int64) {
 const gapAlpha = 0.05
 
 // sweep drops pairs, credentials and login counters idle for IdleAfter,
-// and expired cooldowns, at most once per IdleAfter/4 of event time.
+// APIs as idle that learnt nothing, and expired cooldowns, at most once
+// per IdleAfter/4 of event time.
 func (e *Engine) sweep(now uint32) {
 	idle := uint32(e.cfg.IdleAfter.Seconds())
 	if now-e.st.Swept < idle/4 || now < e.st.Swept {
@@ -220,6 +242,11 @@ func (e *Engine) sweep(now uint32) {
 	for k, p := range e.st.Pairs {
 		if now-uint32(p.LastNs/1e9) > idle {
 			delete(e.st.Pairs, k)
+		}
+	}
+	for k, a := range e.st.APIs {
+		if now-uint32(a.LastNs/1e9) > idle && !e.learnt(a) {
+			delete(e.st.APIs, k)
 		}
 	}
 	for k, p := range e.st.Principals {
