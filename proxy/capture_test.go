@@ -138,7 +138,14 @@ func TestCaptureOffAllocatesNothing(t *testing.T) {
 			}
 		})
 	}
-	if off, none := run(true), run(false); off != none {
+	// The race detector makes sync.Pool drop items at random, so a pooled
+	// buffer is sometimes allocated afresh: a slack of 2 there, where a
+	// regression (an allocation per captured leaf) costs several.
+	slack := 0.0
+	if raceEnabled {
+		slack = 2
+	}
+	if off, none := run(true), run(false); off > none+slack {
 		t.Errorf("inspection with capture off: %v allocations, without capture %v", off, none)
 	}
 	// Without a leaf callback, numbers, literals and arrays cost the
@@ -151,7 +158,7 @@ func TestCaptureOffAllocatesNothing(t *testing.T) {
 		})
 	}
 	quoted := strings.NewReplacer(`:2}`, `:"2"}`, `:1}`, `:"1"}`, `:true`, `:"true"`, `:null`, `:"null"`).Replace(order)
-	if full, strs := scan(order), scan(quoted); full != strs {
+	if full, strs := scan(order), scan(quoted); full > strs+slack {
 		t.Errorf("scanning an order without capture: %v allocations, the same with strings only %v", full, strs)
 	}
 }
