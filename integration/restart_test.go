@@ -116,6 +116,15 @@ func publishNormal(ctx context.Context, t *testing.T, js jetstream.JetStream, se
 				}
 				futures = append(futures, f)
 				n++
+				// Keep the outstanding publishes bounded: past the
+				// client's limit a publish stalls and fails.
+				if n%500 == 0 {
+					select {
+					case <-js.PublishAsyncComplete():
+					case <-ctx.Done():
+						t.Fatal(ctx.Err())
+					}
+				}
 			}
 		}
 	}

@@ -317,7 +317,14 @@ func (v *JWTVerifier) watch(ctx context.Context, is *issuer) {
 }
 
 func (v *JWTVerifier) fetch(ctx context.Context, is *issuer) error {
-	is.lastTry.Store(time.Now().UnixNano())
+	// Never backwards: an early refresh may have set it from a token's
+	// clock ahead of this one.
+	for t := time.Now().UnixNano(); ; {
+		last := is.lastTry.Load()
+		if last >= t || is.lastTry.CompareAndSwap(last, t) {
+			break
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, is.cfg.JWKSURL, nil)
 	if err != nil {
 		return err
@@ -471,7 +478,12 @@ func (v *JWTVerifier) key(is *issuer, alg jose.SignatureAlgorithm, kid string, n
 			return k.Key, nil
 		}
 	}
-	if kid != "" && is.cfg.JWKSURL != "" && now.UnixNano()-is.lastTry.Load() > int64(30*time.Second) {
+	// One early refresh per 30 s on the caller's clock: the request itself
+	// moves lastTry, so the tokens that arrive while it is in flight do
+	// not queue another; none before the first fetch has begun (lastTry
+	// 0), which Run makes at once anyway.
+	if last := is.lastTry.Load(); kid != "" && is.cfg.JWKSURL != "" && last != 0 && now.UnixNano()-last > int64(30*time.Second) &&
+		is.lastTry.CompareAndSwap(last, now.UnixNano()) {
 		select {
 		case is.refresh <- struct{}{}:
 		default:
