@@ -90,6 +90,9 @@ type wireEntry struct {
 	Created   time.Time `json:"created"`
 	Expires   time.Time `json:"expires,omitzero"`
 	Trigger   time.Time `json:"trigger,omitzero"`
+	// Rate is a throttle's requests per second; absent (0) in values
+	// written before rates existed and on other actions.
+	Rate float64 `json:"rate,omitempty"`
 }
 
 // EncodeEntry returns the bucket key and value of e.
@@ -99,7 +102,7 @@ func EncodeEntry(e enforce.Entry) (key string, value []byte, err error) {
 	}
 	value, err = json.Marshal(wireEntry{
 		Action: e.Action.String(), Reason: e.Reason, AnomalyID: e.AnomalyID, Actor: e.Actor,
-		Created: e.Created.UTC(), Expires: e.Expires.UTC(), Trigger: e.Trigger.UTC(),
+		Created: e.Created.UTC(), Expires: e.Expires.UTC(), Trigger: e.Trigger.UTC(), Rate: e.Rate,
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("encoding entry: %w", err)
@@ -128,7 +131,7 @@ func DecodeEntry(key string, value []byte) (enforce.Entry, error) {
 		return enforce.Entry{}, fmt.Errorf("%w: key %q: %w", ErrMalformed, key, err)
 	}
 	e := enforce.Entry{Kind: kind, Value: v, Action: action, Reason: w.Reason, AnomalyID: w.AnomalyID,
-		Actor: w.Actor, Created: w.Created, Expires: w.Expires, Trigger: w.Trigger}
+		Actor: w.Actor, Created: w.Created, Expires: w.Expires, Trigger: w.Trigger, Rate: w.Rate}
 	if err := e.Normalize(); err != nil {
 		return enforce.Entry{}, fmt.Errorf("%w: key %q: %w", ErrMalformed, key, err)
 	}
