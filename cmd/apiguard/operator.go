@@ -53,7 +53,7 @@ func openOperator(ctx context.Context, cfg Config) (*operatorEnv, error) {
 		url = secret.URL("nats://" + cfg.NATS.Listen) // the embedded server of 'apiguard up'
 	}
 	log := newLogger(cfg.Log, io.Discard)
-	nc, js, err := connect(ctx, url, "apiguard-operator", 0, false, log)
+	nc, js, err := connectOperator(ctx, url, cfg.NATS.Auth, "apiguard-operator", log)
 	if err != nil {
 		return nil, err
 	}
@@ -218,18 +218,56 @@ func pastTense(k event.ActionKind) string {
 
 func cmdBlocks(ctx context.Context, args []string, out io.Writer) error {
 	c := newCommon("blocks")
+	output := outputFlags(c.fs)
 	cfg, err := c.load(args, nil)
 	if err != nil {
 		return err
 	}
+	if c.fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, c.fs.Arg(0))
+	}
+	asJSON, err := output.isJSON()
+	if err != nil {
+		return err
+	}
 	return withOperator(ctx, cfg, func(ctx context.Context, env *operatorEnv) error {
-		return listEntries(ctx, env, out)
+		return listEntries(ctx, env, asJSON, out)
 	})
 }
 
-func listEntries(ctx context.Context, env *operatorEnv, out io.Writer) error {
+// entryJSON is an enforcement entry as 'apiguard blocks --json' prints it.
+type entryJSON struct {
+	Kind      string     `json:"kind"`
+	Value     string     `json:"value"`
+	Action    string     `json:"action"`
+	Reason    string     `json:"reason"`
+	AnomalyID string     `json:"anomaly_id,omitempty"`
+	Actor     string     `json:"actor"`
+	Created   time.Time  `json:"created"`
+	Expires   *time.Time `json:"expires"` // null: never
+	Rate      float64    `json:"rate,omitempty"`
+}
+
+// listEntries prints the bucket's entries, oldest first; malformed ones
+// are warnings on standard error.
+func listEntries(ctx context.Context, env *operatorEnv, asJSON bool, out io.Writer) error {
 	entries, errs := env.writer.List(ctx)
 	slices.SortFunc(entries, func(a, b enforce.Entry) int { return a.Created.Compare(b.Created) })
+	for _, err := range errs {
+		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+	}
+	if asJSON {
+		list := make([]entryJSON, 0, len(entries))
+		for _, e := range entries {
+			j := entryJSON{Kind: e.Kind.String(), Value: e.Value, Action: e.Action.String(), Reason: e.Reason,
+				AnomalyID: e.AnomalyID, Actor: e.Actor, Created: e.Created, Rate: e.Rate}
+			if !e.Expires.IsZero() {
+				j.Expires = &e.Expires
+			}
+			list = append(list, j)
+		}
+		return writeJSON(out, list)
+	}
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tVALUE\tACTION\tEXPIRES\tACTOR\tREASON")
 	for _, e := range entries {
@@ -237,9 +275,6 @@ func listEntries(ctx context.Context, env *operatorEnv, out io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
-	}
-	for _, err := range errs {
-		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}
 	fmt.Fprintf(out, "%d entries\n", len(entries))
 	return nil

@@ -41,7 +41,7 @@ const allowSyncTimeout = 10 * time.Second
 func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secret.URL, log *slog.Logger,
 	reg prometheus.Registerer, extra []pipeline.Sink, onAction func(*event.Action)) (*pipelineParts, error) {
 	log = log.With("component", "pipeline")
-	nc, js, err := connect(ctx, url, "apiguard-pipeline", 0, false, log)
+	nc, js, err := connect(ctx, url, cfg.NATS.Auth, "apiguard-pipeline", 0, false, log)
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 	// The proxy may start while NATS is away: it connects in the background,
 	// its watcher retries until the bucket can be opened, and its emitter
 	// spools. proxy.fail_open decides whether it serves meanwhile.
-	nc, js, err := connect(ctx, url, "apiguard-proxy", -1, true, log)
+	nc, js, err := connect(ctx, url, cfg.NATS.Auth, "apiguard-proxy", -1, true, log)
 	if err != nil {
 		return nil, err
 	}
