@@ -192,7 +192,7 @@ func CanonicalValue(k Kind, v string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("ip entry: %w", err)
 		}
-		return a.Unmap().String(), nil
+		return canonicalAddr(v, a.Unmap()), nil
 	case KindCIDR:
 		p, err := netip.ParsePrefix(strings.TrimSpace(v))
 		if err != nil {
@@ -201,7 +201,7 @@ func CanonicalValue(k Kind, v string) (string, error) {
 		if p.Addr().Is4In6() {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
-		return p.Masked().String(), nil
+		return canonicalPrefix(v, p.Masked()), nil
 	default:
 		v = strings.TrimSpace(v)
 		if v == "" {
@@ -212,4 +212,24 @@ func CanonicalValue(k Kind, v string) (string, error) {
 		}
 		return v, nil
 	}
+}
+
+// canonicalAddr and canonicalPrefix return v if it is already the text of
+// a or p, which it mostly is (values come from the bucket in canonical
+// form), so that loading many entries does not allocate their values
+// twice; otherwise the text of a or p.
+func canonicalAddr(v string, a netip.Addr) string {
+	var buf [64]byte
+	if b := a.AppendTo(buf[:0]); string(b) != v {
+		return string(b)
+	}
+	return v
+}
+
+func canonicalPrefix(v string, p netip.Prefix) string {
+	var buf [64]byte
+	if b := p.AppendTo(buf[:0]); string(b) != v {
+		return string(b)
+	}
+	return v
 }

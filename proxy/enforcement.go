@@ -35,13 +35,9 @@ func (c *Enforcement) Check(x *Exchange) *Denial {
 	if v.Entry == nil {
 		return nil
 	}
+	// The entry's reason and anomaly are the analyst's: they are in the
+	// bucket and the audit stream, not in the proxy's memory (enforce.Rule).
 	reason := v.Entry.Kind.String() + " " + v.Entry.Value + " " + v.Action.String()
-	if v.Entry.Reason != "" {
-		reason += ": " + v.Entry.Reason
-	}
-	if v.Entry.AnomalyID != "" {
-		reason += " (anomaly " + v.Entry.AnomalyID + ")"
-	}
 	switch v.Action {
 	case enforce.ActionRevoke:
 		return &Denial{Status: http.StatusUnauthorized, Detail: "The credentials presented are no longer valid.",
@@ -49,8 +45,8 @@ func (c *Enforcement) Check(x *Exchange) *Denial {
 			Headers: http.Header{"Www-Authenticate": {`Bearer error="invalid_token"`}}}
 	case enforce.ActionThrottle:
 		wait := maxRetryAfter
-		if !v.Entry.Expires.IsZero() {
-			wait = min(wait, v.Entry.Expires.Sub(x.Now))
+		if exp := v.Entry.Expires(); !exp.IsZero() {
+			wait = min(wait, exp.Sub(x.Now))
 		}
 		secs := max(1, int(wait.Seconds()+0.5))
 		return &Denial{Status: http.StatusTooManyRequests, Detail: "Too many requests; retry later.",

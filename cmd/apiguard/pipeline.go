@@ -142,7 +142,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 			}
 		}
 	}
-	allowWatcher := kv.NewWatcher(kv.Bucket(bucket), allows, log.With("component", "allow-watcher"))
+	allowWatcher := kv.NewWatcher(kv.Bucket(js, bucket), allows, log.With("component", "allow-watcher"))
 	inner.Go(func() error { return allowWatcher.Run(ctx) })
 	inner.Go(func() error {
 		// Allow entries are loaded before the first anomaly is judged.

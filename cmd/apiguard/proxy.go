@@ -49,8 +49,9 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 		return nil, err
 	}
 	m := enforce.NewMatcher()
-	w := kv.NewWatcher(func(ctx context.Context) (jetstream.KeyValue, error) {
-		return topology.Ensure(ctx, js, cfg.NATS.Config)
+	w := kv.NewWatcher(func(ctx context.Context) (jetstream.JetStream, jetstream.KeyValue, error) {
+		b, err := topology.Ensure(ctx, js, cfg.NATS.Config)
+		return js, b, err
 	}, m, log)
 	w.OnApply = onApply
 	// A KV watch that spans a server restart can fall silent: reload the

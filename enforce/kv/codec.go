@@ -5,6 +5,7 @@
 package kv
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,9 @@ func ParseKey(key string) (enforce.Kind, string, error) {
 	kind, err := enforce.ParseKind(kindName)
 	if err != nil {
 		return enforce.KindInvalid, "", fmt.Errorf("key %q: %w", key, err)
+	}
+	if strings.IndexByte(esc, '=') < 0 {
+		return kind, esc, nil
 	}
 	var b strings.Builder
 	for i := 0; i < len(esc); i++ {
@@ -121,7 +125,7 @@ func DecodeEntry(key string, value []byte) (enforce.Entry, error) {
 		return enforce.Entry{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var w wireEntry
-	dec := json.NewDecoder(strings.NewReader(string(value)))
+	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
 		return enforce.Entry{}, fmt.Errorf("%w: key %q: %w", ErrMalformed, key, err)
