@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -340,6 +341,7 @@ func (r *Responder) plan(a *event.Anomaly, rl *rule, offences int, dets []string
 		if !containsString(all, a.Detector) {
 			all = append(append([]string(nil), dets...), a.Detector)
 		}
+		slices.Sort(all)
 		if n := r.cfg.Escalation.DetectorsToBlock; n > 0 && len(all) >= n {
 			escalated = true
 			p.kind = event.ActionKind_ACTION_BLOCK

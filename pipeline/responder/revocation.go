@@ -255,7 +255,7 @@ func (r *Revoker) issuersFor(api string) []IssuerConfig {
 }
 
 // errPermanent marks an answer that a retry cannot change.
-var errPermanent = errors.New("permanent")
+var errPermanent = errors.New("not retried")
 
 // revoke reports v to is, retrying, and audits the outcome.
 func (r *Revoker) revoke(ctx context.Context, is IssuerConfig, v Revocation) {
