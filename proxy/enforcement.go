@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/apiguard/apiguard/enforce"
@@ -19,7 +18,8 @@ const maxRetryAfter = 60 * time.Second
 // (401) or throttled (429) in the enforcement state. It reads the Matcher
 // only: no I/O.
 type Enforcement struct {
-	m *enforce.Matcher
+	m        *enforce.Matcher
+	throttle entryThrottle // throttle entries' rates
 }
 
 // NewEnforcement returns the enforcement check over m.
@@ -44,14 +44,7 @@ func (c *Enforcement) Check(x *Exchange) *Denial {
 			Decision: event.Decision_DECISION_REVOKED, Auth: event.AuthOutcome_AUTH_REVOKED, Reason: reason,
 			Headers: http.Header{"Www-Authenticate": {`Bearer error="invalid_token"`}}}
 	case enforce.ActionThrottle:
-		wait := maxRetryAfter
-		if exp := v.Entry.Expires(); !exp.IsZero() {
-			wait = min(wait, exp.Sub(x.Now))
-		}
-		secs := max(1, int(wait.Seconds()+0.5))
-		return &Denial{Status: http.StatusTooManyRequests, Detail: "Too many requests; retry later.",
-			Decision: event.Decision_DECISION_THROTTLE, Reason: reason,
-			Headers: http.Header{"Retry-After": {strconv.Itoa(secs)}}}
+		return c.throttle.throttled(x, v.Entry.Kind, v.Entry.Value, v.Entry.Rate, v.Entry.Expires(), reason) // throttle.go
 	default:
 		return &Denial{Status: http.StatusForbidden, Detail: "The request was refused.",
 			Decision: event.Decision_DECISION_BLOCK, Reason: reason}
