@@ -95,7 +95,8 @@ func (b *Builder) set(k Key, e *Entry) {
 		if b.s.allowed == nil {
 			b.s.allowed = map[Key]*Entry{}
 		}
-		b.s.allowed[k] = e
+		c := *e
+		b.s.allowed[k] = &c
 	case prev != nil && prev.Action == ActionAllow:
 		delete(b.s.allowed, k)
 	}
