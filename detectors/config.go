@@ -60,7 +60,7 @@ func DefaultConfig() Config {
 		Stolen:      StolenConfig{MinRequests: 5, Overlap: 10 * time.Minute},
 		Enumeration: EnumerationConfig{MinMisses: 20, MissFloor: 0.02, WalkLength: 25},
 		Scraping:    ScrapingConfig{Threshold: 6, MinObjects: 60, MinKiB: 4096, MinRatio: 3},
-		Probing:     ProbingConfig{MinMisses: 15, MissFloor: 0.02, DecoyCheck: "decoy"},
+		Probing:     ProbingConfig{MinMisses: 15, MissFloor: 0.02, DecoyCheck: "decoy", MinUnknown: 3},
 		Inventory:   InventoryConfig{Repeat: 24 * time.Hour},
 		Timing:      TimingConfig{MinGaps: 40, MaxMeanGap: 30 * time.Second, MaxCV: 0.12, Kinds: []string{"ip", "sub", "token"}},
 		Params:      ParamsConfig{MinSamples: 200, MaxP: 1e-4},

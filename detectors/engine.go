@@ -96,7 +96,11 @@ type engineState struct {
 	Flagged    map[uint64]int64       // principal → event time until which it teaches nothing
 	Risk       map[uint64]riskState
 	Probe      ratio // every principal's misses across APIs (probing.go)
-	Start      int64 // event time of the first event
+	// Routes is established principals' share of unknown-route requests,
+	// and Methods the methods served with success, by count (routes.go).
+	Routes  ratio
+	Methods map[string]uint32
+	Start   int64 // event time of the first event
 	// Last is the latest event time seen. Resume is, per rate window, the
 	// event time from which the engine has seen every event: the first
 	// event, or the first after a gap (gap.go). A window reaching back
@@ -113,7 +117,7 @@ type engineState struct {
 func newEngineState() engineState {
 	return engineState{APIs: map[string]*apiState{}, Pairs: map[uint64]*pair{}, Principals: map[uint64]*principalState{}, Creds: map[uint64]*credState{},
 		Logins: map[uint64]*loginState{}, Params: map[string]*paramModel{}, Cool: map[uint64]int64{},
-		Flagged: map[uint64]int64{}, Risk: map[uint64]riskState{}, Shares: map[uint64]*shareState{}}
+		Flagged: map[uint64]int64{}, Risk: map[uint64]riskState{}, Shares: map[uint64]*shareState{}, Methods: map[string]uint32{}}
 }
 
 type riskState struct {
