@@ -54,6 +54,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 		return js, b, err
 	}, m, log)
 	w.OnApply = onApply
+	restored := restoreEnforcement(cfg, m, w, log)
 	// A KV watch that spans a server restart can fall silent: reload the
 	// snapshot on every reconnect.
 	nc.SetReconnectHandler(func(c *nats.Conn) {
@@ -63,13 +64,14 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	g.Go(func() error { return w.Run(watchCtx) })
 
-	if !waitFor(ctx, cfg.Proxy.SyncTimeout, w.Synced) {
-		if !cfg.Proxy.FailOpen {
-			stopWatch()
-			nc.Close()
-			return nil, fmt.Errorf("enforcement state not loaded within proxy.sync_timeout (%s), and proxy.fail_open is false", cfg.Proxy.SyncTimeout)
-		}
-		log.Warn("serving before the enforcement state is loaded (proxy.fail_open)")
+	if err := awaitEnforcement(ctx, cfg, w, restored, log); err != nil {
+		stopWatch()
+		nc.Close()
+		return nil, err
+	}
+	if cfg.Proxy.Snapshot.Enabled() {
+		saver := proxy.NewSnapshotSaver(cfg.Proxy.Snapshot.File(cfg.Emit.SpoolDir), cfg.Proxy.Snapshot.Interval, m, w, log)
+		g.Go(func() error { return saver.Run(watchCtx) })
 	}
 	if cfg.Proxy.FailOpen {
 		log.Info("proxy is fail-open: it serves when the enforcement state cannot be loaded at start")

@@ -124,10 +124,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for {
 		err := w.watch(ctx)
-		w.synced.Store(false)
 		if ctx.Err() != nil {
+			// Stopped: the matcher still holds the state at Position,
+			// which a proxy saves as it stops.
 			return nil
 		}
+		w.synced.Store(false)
 		if errors.Is(err, errResync) {
 			// The matcher keeps its state until the new watch has caught up.
 			w.log.Info("restarting the enforcement watch after a reconnect")
@@ -178,6 +180,9 @@ func (w *Watcher) resumeFrom(source string, info *jetstream.StreamInfo) uint64 {
 	default:
 		return p.Revision
 	}
+	// What the matcher holds is not of this bucket: drop it rather than
+	// enforce it while the bucket loads.
+	w.m.Load(enforce.NewBuilder())
 	w.setPosition(enforce.Position{})
 	return 0
 }
@@ -307,11 +312,18 @@ func (w *Watcher) watch(ctx context.Context) error {
 			continue
 		}
 		w.applied.Add(uint64(len(changes)))
-		if w.OnApply != nil {
+		if w.OnApply != nil || w.log.Enabled(ctx, slog.LevelDebug) {
 			at := w.now()
 			for _, c := range changes {
-				if c.Entry != nil {
+				if c.Entry == nil {
+					continue
+				}
+				if w.OnApply != nil {
 					w.OnApply(*c.Entry, at)
+				}
+				if !c.Entry.Trigger.IsZero() {
+					w.log.Debug("enforcement entry applied", "kind", c.Entry.Kind.String(), "value", c.Entry.Value,
+						"since_trigger_ms", float64(at.Sub(c.Entry.Trigger).Microseconds())/1000)
 				}
 			}
 		}
