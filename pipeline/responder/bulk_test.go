@@ -28,7 +28,7 @@ func TestApplyBulk(t *testing.T) {
 		targets = append(targets, enforce.Key{Kind: enforce.KindIP, Value: fmt.Sprintf("10.0.%d.%d", i/250, i%250)})
 	}
 	targets = append(targets,
-		enforce.Key{Kind: enforce.KindIP, Value: "10.0.9.1"},       // allowed
+		enforce.Key{Kind: enforce.KindIP, Value: "10.0.9.1"},        // allowed
 		enforce.Key{Kind: enforce.KindIP, Value: "::ffff:10.0.0.1"}, // a repeat, in another form
 		enforce.Key{Kind: enforce.KindCIDR, Value: "198.51.100.0/24"},
 		enforce.Key{Kind: enforce.KindKey, Value: "leaked-key"})
