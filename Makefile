@@ -7,7 +7,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_VTPROTO := github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test test-rules test-plugin plugin test-short bench bench-go bench-detect bench-proxy bench-loop bench-clickhouse generate lint fuzz clean
+.PHONY: all build up test test-rules test-plugin test-dashboards dashboards plugin test-short bench bench-go bench-detect bench-proxy bench-loop bench-clickhouse generate lint fuzz clean
 
 all: build
 
@@ -19,7 +19,7 @@ up: build
 	./$(BIN) up --demo
 
 ## test: vet, then every unit, fuzz-seed and end-to-end test, with the race detector.
-test: test-rules test-plugin
+test: test-rules test-plugin test-dashboards
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -28,6 +28,16 @@ test-rules:
 	@command -v $(PROMTOOL) >/dev/null || { echo "promtool not found: apt-get install prometheus" >&2; exit 1; }
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
 	$(PROMTOOL) test rules deploy/prometheus/rules_test.yml
+
+## dashboards: regenerate the Grafana dashboards' JSON (dashboards/json) from their Go definitions.
+dashboards:
+	$(GO) run ./dashboards/gen -out dashboards/json
+
+## test-dashboards: fail when the committed dashboards' JSON is not what the generator writes.
+test-dashboards:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(GO) run ./dashboards/gen -out "$$tmp" && \
+	if ! diff -r -u dashboards/json "$$tmp" >"$$tmp.diff"; then head -40 "$$tmp.diff"; rm -f "$$tmp.diff"; \
+		echo "dashboards/json is stale: run make dashboards and commit dashboards/json" >&2; exit 1; fi; rm -f "$$tmp.diff"
 
 ## plugin: the Grafana plugin into dashboards/plugin/frontend/dist/: the app and its
 ## data source's frontend (npm ci, webpack), and the data source's backend

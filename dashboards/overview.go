@@ -12,7 +12,7 @@ import (
 // closes, the riskiest principals and the live anomaly feed.
 func overview() *dashboard.DashboardBuilder {
 	byAPI := Q(plugin.QueryTypeSeries)
-	byAPI.API, byAPI.GroupBy = "$" + VarAPI, plugin.GroupByAPI
+	byAPI.API, byAPI.GroupBy = "$"+VarAPI, plugin.GroupByAPI
 	byDecision := Q(plugin.QueryTypeSeries)
 	byDecision.API, byDecision.GroupBy = "$"+VarAPI, plugin.GroupByDecision
 
