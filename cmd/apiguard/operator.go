@@ -96,6 +96,7 @@ func cmdBlock(ctx context.Context, args []string, out io.Writer) error {
 	ttl := c.fs.Duration("ttl", time.Hour, "how long the block lasts (0 for until unblocked)")
 	reason := c.fs.String("reason", "blocked by an operator", "why, for analysts (never shown to the client)")
 	action := c.fs.String("action", "block", "block, throttle or revoke")
+	file := c.fs.String("file", "", "block every principal listed in `FILE` (\"-\" for standard input), audited as one action: addresses, networks or \"KIND VALUE\" lines")
 	cfg, err := c.load(args, nil)
 	if err != nil {
 		return err
@@ -106,6 +107,9 @@ func cmdBlock(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if err != nil || !ak.Puts() {
 		return fmt.Errorf("%w: --action: unknown action %q (want block, throttle or revoke)", errUsage, *action)
+	}
+	if *file != "" {
+		return blockFile(ctx, cfg, ak, *file, *ttl, *reason, c.fs.Args(), out)
 	}
 	d, err := decision(ak, c.fs.Args(), *ttl, *reason)
 	if err != nil {
