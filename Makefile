@@ -98,19 +98,25 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-## fuzz: a short run of every fuzz target (the seeds in testdata/ run in `make test`).
-FUZZTIME ?= 20s
+## fuzz: FUZZTIME (default 10s) of every fuzz target in the repository, one after
+## another. The targets are listed by `go test -list '^Fuzz'` in each package whose
+## tests define one, so a new target runs without a change here. The seeds in
+## testdata/ run in `make test`.
+FUZZTIME ?= 10s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzUnmarshalEvent -fuzztime $(FUZZTIME) ./event
-	$(GO) test -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./enforce/kv
-	$(GO) test -run '^$$' -fuzz FuzzTemplater -fuzztime $(FUZZTIME) ./proxy
-	$(GO) test -run '^$$' -fuzz FuzzQuery -fuzztime $(FUZZTIME) ./proxy
-	$(GO) test -run '^$$' -fuzz FuzzDecodeRecords -fuzztime $(FUZZTIME) ./proxy/emit
-	$(GO) test -run '^$$' -fuzz FuzzImportCombined -fuzztime $(FUZZTIME) ./replay
-	$(GO) test -run '^$$' -fuzz FuzzImportNginx -fuzztime $(FUZZTIME) ./replay
-	$(GO) test -run '^$$' -fuzz FuzzImportJSON -fuzztime $(FUZZTIME) ./replay
-	$(GO) test -run '^$$' -fuzz FuzzImportHAR -fuzztime $(FUZZTIME) ./replay
-	$(GO) test -run '^$$' -fuzz FuzzImportRawHTTP -fuzztime $(FUZZTIME) ./replay
+	@set -e; \
+	pkgs=$$(grep -rl --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.git '^func Fuzz' . | xargs -n1 dirname | sort -u); \
+	[ -n "$$pkgs" ] || { echo "fuzz: no fuzz targets found" >&2; exit 1; }; \
+	n=0; \
+	for pkg in $$pkgs; do \
+		targets=$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz') || { echo "fuzz: listing $$pkg failed" >&2; exit 1; }; \
+		for target in $$targets; do \
+			echo "fuzz: $$pkg $$target for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			n=$$((n+1)); \
+		done; \
+	done; \
+	echo "fuzz: $$n targets, $(FUZZTIME) each"
 
 clean:
 	rm -rf bin var

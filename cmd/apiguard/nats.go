@@ -168,11 +168,18 @@ const operatorDialTimeout = time.Second
 // do about it.
 func connectOperator(ctx context.Context, url secret.URL, auth NATSAuth, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	nc, js, err := dial(ctx, url, auth, name, 0, []nats.Option{nats.Timeout(operatorDialTimeout)}, log)
-	var netErr net.Error
-	if errors.Is(err, nats.ErrNoServers) || errors.As(err, &netErr) {
+	if noServer(err) {
 		return nil, nil, fmt.Errorf("no NATS server answers at %s: start one with 'apiguard up' (it runs NATS embedded on nats.listen), or point at yours with --nats URL (or nats.url in --config)", url)
 	}
 	return nc, js, err
+}
+
+// noServer reports whether err says that no server answered (refused,
+// timed out, unknown host), rather than that one refused us.
+func noServer(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.Is(err, nats.ErrNoServers) || (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &dns)
 }
 
 // dial connects, trying again every 250 ms for retries more times; a
