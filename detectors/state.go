@@ -266,6 +266,7 @@ func (e *Engine) sweep(now uint32) {
 	}
 	nowNs := int64(now) * 1e9
 	e.sweepShares(nowNs)
+	e.sweepCampaigns(nowNs)
 	for k, until := range e.st.Cool {
 		if until < nowNs {
 			delete(e.st.Cool, k)

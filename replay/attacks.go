@@ -37,6 +37,8 @@ func (g *gen) attacks(campaigns map[string]int) {
 				g.shadow(t, n, label)
 			case "error_latency":
 				g.incident(t, n, label)
+			case "campaign":
+				g.campaign(t, n, label)
 			}
 			campaigns[kind]++
 		}

@@ -1,0 +1,210 @@
+package detectors
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// CampaignName names the campaign detector's anomalies.
+const CampaignName = "campaign"
+
+// CampaignConfig configures the campaign detector.
+type CampaignConfig struct {
+	// MinMembers is the fewest suspect principals behind one client
+	// fingerprint, within a long window, that can be a campaign.
+	MinMembers int `yaml:"min_members"`
+	// Floor is the smallest share of new anonymous principals taken to be
+	// suspect on normal traffic.
+	Floor float64 `yaml:"floor"`
+}
+
+func (c CampaignConfig) validate() error {
+	if c.MinMembers < 2 {
+		return fmt.Errorf("detectors.campaign.min_members: %d, want at least 2", c.MinMembers)
+	}
+	return positive("campaign.floor", c.Floor)
+}
+
+// Population-level abuse.
+//
+// Form spam, low-and-slow credential stuffing and other distributed abuse
+// come from many new addresses that each do too little to stand out. What
+// they share is a client (the TLS and header fingerprints, the user-agent
+// family, the language: the engine's fingerprint key) and a first contact
+// that normal sessions almost never show:
+//
+//   - a cold write: a write (POST, PUT, PATCH, DELETE) served well, other
+//     than a login, as one of an anonymous principal's first two
+//     requests, with no navigation before it other than the write's own
+//     form. Counted per fingerprint and API against the anonymous writes
+//     to that API with that fingerprint, and tested against the share of
+//     cold writes among all anonymous writes;
+//   - repeated failed logins: a second failed login from an anonymous
+//     principal that has asked for nothing else. Counted per fingerprint
+//     against the new anonymous principals with it, and tested against
+//     the share of such principals among all new ones.
+//
+// Counts cover a long window (an hour by default; half of the last one's
+// carries over) and the test is a binomial tail at max_p, the usual share
+// never taken below Floor. A fingerprint with MinMembers suspects no longer
+// teaches the usual share, so a campaign does not make itself look usual. One anomaly names the campaign: its principal is the
+// fingerprint (Anomaly.SharedBy says how many established principals
+// share it) and its members are the suspect principals that drove it —
+// never the fingerprint's other users — so the responder, which does not
+// block a fingerprint many share, blocks those members and no one else.
+// Members flagged later in the same campaign are named by later anomalies
+// (engine.newMembers).
+
+// maxCampaignMembers bounds the members a campaign state keeps.
+const maxCampaignMembers = 16
+
+// campaignState is one fingerprint's window of new and suspect anonymous
+// principals. One exists for each fingerprint a new anonymous principal
+// used; it is dropped when its window is two windows old.
+type campaignState struct {
+	Window   int64 // long window index
+	New      uint32
+	Suspects uint32
+	// Members are the last suspect principals' values (kind ip), for the
+	// anomaly; Keys their hashes, to count each once.
+	Members []string
+	Keys    []uint64
+}
+
+type campaign struct{ cfg CampaignConfig }
+
+func (*campaign) name() string { return CampaignName }
+
+func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
+	if x.prin == nil || x.kind != event.KindIP {
+		return out
+	}
+	w := x.t / e.clk.len[winLong]
+	ev := x.ev
+	var key uint64
+	var rate *ratio
+	why := ""
+	switch {
+	case x.api.Login:
+		// Logins: of the new addresses with this client, how many only
+		// failed to log in.
+		key, rate = hashUint(x.fpKey, 0xca), &e.st.CampaignRate
+		s := e.st.Campaigns[key]
+		if x.prin.Gaps == 0 && x.t == x.prin.LastNs && x.learn {
+			rate.addMany(0, 1)
+			if s == nil {
+				s = &campaignState{Window: w}
+				e.st.Campaigns[key] = s
+			}
+			s.roll(w)
+			s.New = sat32(s.New)
+		}
+		if (ev.Status == 401 || ev.Status == 403) && x.pair != nil && x.prin.Gaps >= 1 && x.prin.Gaps <= 8 &&
+			x.pair.Long[(x.pair.LastNs/e.clk.slot[winLong])%6] >= 2 && pairOnly(x) {
+			why = "failed logins from addresses that asked for nothing else"
+			if x.learn && (s == nil || int(s.Suspects) < d.cfg.MinMembers) {
+				rate.addMany(1, 0)
+			}
+		}
+	case isWrite(ev.Method) && ev.Status < 400:
+		// Other writes: of the anonymous writes to this API with this
+		// client, how many came without navigation first.
+		key, rate = hashUint(x.fpKey, hashStrings(ev.Api)), &e.st.ColdWrites
+		s := e.st.Campaigns[key]
+		if s == nil {
+			s = &campaignState{Window: w}
+			e.st.Campaigns[key] = s
+		}
+		s.roll(w)
+		s.New = sat32(s.New)
+		cold := x.prin.Gaps <= 1
+		if x.learn && int(s.Suspects) < d.cfg.MinMembers {
+			rate.add(cold)
+		}
+		if cold {
+			why = "went straight to " + clipString(ev.Api, 40) + " without navigating first"
+		}
+	}
+	s := e.st.Campaigns[key]
+	if why == "" || s == nil {
+		return out
+	}
+	s.roll(w)
+	for _, k := range s.Keys {
+		if k == x.pkey {
+			return out
+		}
+	}
+	s.Suspects = sat32(s.Suspects)
+	s.New = max(s.New, s.Suspects)
+	if len(s.Keys) >= maxCampaignMembers {
+		s.Keys, s.Members = s.Keys[1:], s.Members[1:]
+	}
+	s.Keys = append(s.Keys, x.pkey)
+	s.Members = append(s.Members, strings.Clone(x.val))
+	if int(s.Suspects) < d.cfg.MinMembers {
+		return out
+	}
+	// Suspects are counted apart from the new principals they are among
+	// (addMany(1, 0)), so the ratio can pass 1: keep it a probability.
+	base := min(rate.value(d.cfg.Floor), 0.5)
+	p := binomialTail(int(s.Suspects), int(s.New), base)
+	if p > e.cfg.MaxP {
+		return out
+	}
+	members := make([]*event.Principal, len(s.Members))
+	for i, m := range s.Members {
+		members[i] = &event.Principal{Kind: event.KindIP, Value: m}
+	}
+	return append(out, finding{p: p, kind: event.KindFP, val: x.fingerprint(), members: members,
+		deviations: []*event.Deviation{{Feature: "suspect_principals_" + e.clk.names[winLong], Observed: float64(s.Suspects),
+			Expected: base * float64(s.New), Deviation: zBinomial(float64(s.Suspects), float64(s.New), base)}},
+		summary: fmt.Sprintf("campaign: %d of %d addresses with client %s in %s %s (usual share %.1f%%); members that drove it: %s (last %s)",
+			s.Suspects, s.New, clipString(ev.UserAgent, 60), e.clk.names[winLong], why, 100*base,
+			strings.Join(s.Members, ", "), x.val)})
+}
+
+// pairOnly reports whether the principal's requests in the medium window
+// were all on the event's API.
+func pairOnly(x *ctx) bool {
+	req, _ := x.prin.recent()
+	var pr float64
+	for _, m := range x.pair.Medium {
+		pr += float64(m.Req)
+	}
+	return pr >= req
+}
+
+func isWrite(method string) bool {
+	switch method {
+	case "POST", "PUT", "PATCH", "DELETE":
+		return true
+	}
+	return false
+}
+
+// roll moves the state to long window w: the counts of a window before
+// the last are dropped, those of the last are halved (a campaign
+// straddling the hour keeps its evidence).
+func (s *campaignState) roll(w int64) {
+	switch {
+	case w == s.Window+1:
+		s.New, s.Suspects = s.New/2, s.Suspects/2
+	case w > s.Window+1:
+		s.New, s.Suspects, s.Keys, s.Members = 0, 0, nil, nil
+	}
+	s.Window = max(s.Window, w)
+}
+
+// sweepCampaigns drops the states of fingerprints quiet for two long
+// windows.
+func (e *Engine) sweepCampaigns(now int64) {
+	w := now / e.clk.len[winLong]
+	for k, s := range e.st.Campaigns {
+		if s.Window < w-1 {
+			delete(e.st.Campaigns, k)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package detectors
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// formVisitors returns n anonymous visitors, each from its own address,
+// that open the sign-up form and post it; with browse, after three
+// product pages first, as people do.
+func formVisitors(n int, hdr string, browse bool, from time.Duration, net int) []*event.RequestEvent {
+	var out []*event.RequestEvent
+	for i := range n {
+		w := who{ip: fmt.Sprintf("203.%d.%d.%d", net, 100+i/200, 10+i%200), ua: browserUA, hdr: hdr, lang: "en"}
+		t := from + time.Duration(i)*40*time.Second
+		if browse {
+			for j := range 3 {
+				out = append(out, w.event(t, "GET /products/{id}", fmt.Sprintf("/products/%d", 10+j)))
+				t += 7 * time.Second
+			}
+		}
+		form := w.event(t, "GET /signup", "/signup")
+		form.Auth = event.AuthOutcome_AUTH_MISSING
+		post := w.event(t+3*time.Second, "POST /signup", "/signup")
+		post.Status, post.Auth = 201, event.AuthOutcome_AUTH_MISSING
+		out = append(out, form, post)
+	}
+	return out
+}
+
+func TestCampaign(t *testing.T) {
+	t.Run("form spam from many new addresses", func(t *testing.T) {
+		normal := formVisitors(20, "h1:browser", true, 5*time.Minute, 1)
+		spam := formVisitors(20, "h1:spamtool", false, 20*time.Minute, 2)
+		got := by(runAll(newEngine(t, nil), sorted(shop(), normal, spam)), CampaignName)
+		if len(got) == 0 {
+			t.Fatal("no campaign found")
+		}
+		spammers := map[string]bool{}
+		for _, ev := range spam {
+			spammers[event.ClientIPString(ev.ClientIp)] = true
+		}
+		named := 0
+		for _, a := range got {
+			if a.Principal.Kind != event.KindFP {
+				t.Errorf("campaign on %s %s, want the fingerprint", a.Principal.Kind, a.Principal.Value)
+			}
+			for _, m := range a.Members {
+				if !spammers[m.Value] {
+					t.Errorf("member %s is no spammer", m.Value)
+				}
+				named++
+			}
+		}
+		if named < 10 {
+			t.Errorf("%d members named, want most of the 20 spammers", named)
+		}
+		explained(t, got)
+	})
+	t.Run("people who browse before signing up", func(t *testing.T) {
+		normal := formVisitors(60, "h1:browser", true, 5*time.Minute, 1)
+		if got := by(runAll(newEngine(t, nil), sorted(shop(), normal)), CampaignName); len(got) > 0 {
+			t.Fatalf("campaign flagged: %s", got[0].Summary)
+		}
+	})
+	t.Run("spam from a browser many people use names only the spammers", func(t *testing.T) {
+		normal := formVisitors(40, "h1:browser", true, 2*time.Minute, 1)
+		spam := formVisitors(30, "h1:browser", false, 20*time.Minute, 2)
+		got := by(runAll(newEngine(t, nil), sorted(shop(), normal, spam)), CampaignName)
+		if len(got) == 0 {
+			t.Fatal("no campaign found")
+		}
+		for _, a := range got {
+			for _, m := range a.Members {
+				for _, ev := range normal {
+					if event.ClientIPString(ev.ClientIp) == m.Value {
+						t.Fatalf("member %s only browsed and signed up", m.Value)
+					}
+				}
+			}
+		}
+	})
+}
