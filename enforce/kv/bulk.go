@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,8 +12,9 @@ import (
 	"github.com/apiguard/apiguard/enforce"
 )
 
-// bulkWindow is how many puts PutBulk keeps unacknowledged at once.
-const bulkWindow = 4096
+// bulkWindow is how many puts PutBulk keeps unacknowledged at once, under
+// the 4000 a JetStream context allows by default.
+const bulkWindow = 2048
 
 // PutBulk stores entries, as Put does one by one, with up to bulkWindow
 // puts in flight: an import of a large list is bound by the server, not by
@@ -74,6 +76,15 @@ func (w *Writer) PutBulk(ctx context.Context, entries []enforce.Entry, now time.
 			opts = append(opts, jetstream.WithMsgTTL(p.ttl))
 		}
 		f, err := w.js.PublishMsgAsync(msg, opts...)
+		// The connection's own limit on puts in flight (shared with other
+		// publishers on it) can be lower than the window: take an
+		// acknowledgement, then try again.
+		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) && inFlight > 0 {
+			if err := wait(); err != nil {
+				return acked, err
+			}
+			f, err = w.js.PublishMsgAsync(msg, opts...)
+		}
 		if err != nil {
 			return acked, fmt.Errorf("putting %s: %w", p.key, err)
 		}
