@@ -21,7 +21,7 @@ import (
 // our files is an error, so a typo cannot pass).
 type (
 	datasourcesFile struct {
-		APIVersion  int                    `yaml:"apiVersion"`
+		APIVersion  int                     `yaml:"apiVersion"`
 		Datasources []provisionedDatasource `yaml:"datasources"`
 	}
 	provisionedDatasource struct {
