@@ -27,6 +27,7 @@ test: test-rules test-plugin test-dashboards
 test-rules:
 	@command -v $(PROMTOOL) >/dev/null || { echo "promtool not found: apt-get install prometheus" >&2; exit 1; }
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
+	$(PROMTOOL) check config deploy/prometheus/compose.yml
 	$(PROMTOOL) test rules deploy/prometheus/rules_test.yml
 
 ## dashboards: regenerate the Grafana dashboards' JSON (dashboards/json) from their Go definitions.
