@@ -41,8 +41,10 @@ func (c CampaignConfig) validate() error {
 //     form. Counted per fingerprint and API against the anonymous writes
 //     to that API with that fingerprint, and tested against the share of
 //     cold writes among all anonymous writes;
-//   - repeated failed logins: a second failed login from an anonymous
-//     principal that has asked for nothing else. Counted per fingerprint
+//   - repeated failed logins: a failed login from an anonymous principal
+//     that has asked for nothing else, over two accounts or more (three
+//     failures where accounts are not recorded): people who mistype
+//     retry their own account. Counted per fingerprint
 //     against the new anonymous principals with it, and tested against
 //     the share of such principals among all new ones.
 //
@@ -56,6 +58,10 @@ func (c CampaignConfig) validate() error {
 // block a fingerprint many share, blocks those members and no one else.
 // Members flagged later in the same campaign are named by later anomalies
 // (engine.newMembers).
+
+// campaignPrior is how many trials the Floor share is worth in the usual
+// share of suspects.
+const campaignPrior = 50
 
 // maxCampaignMembers bounds the members a campaign state keeps.
 const maxCampaignMembers = 16
@@ -102,7 +108,7 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 			s.New = sat32(s.New)
 		}
 		if (ev.Status == 401 || ev.Status == 403) && x.pair != nil && x.prin.Gaps >= 1 && x.prin.Gaps <= 8 &&
-			x.pair.Long[(x.pair.LastNs/e.clk.slot[winLong])%6] >= 2 && pairOnly(x) {
+			x.pair.Long[(x.pair.LastNs/e.clk.slot[winLong])%6] >= 2 && pairOnly(x) && e.stuffingMember(x) {
 			why = "failed logins from addresses that asked for nothing else"
 			if x.learn && (s == nil || int(s.Suspects) < d.cfg.MinMembers) {
 				rate.addMany(1, 0)
@@ -147,9 +153,11 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 	if int(s.Suspects) < d.cfg.MinMembers {
 		return out
 	}
+	// The usual share starts from Floor, worth campaignPrior trials, so
+	// a day's first few suspects do not make the share look usual.
 	// Suspects are counted apart from the new principals they are among
 	// (addMany(1, 0)), so the ratio can pass 1: keep it a probability.
-	base := min(rate.value(d.cfg.Floor), 0.5)
+	base := min((rate.Hits+d.cfg.Floor*campaignPrior)/(rate.Trials+campaignPrior), 0.5)
 	p := binomialTail(int(s.Suspects), int(s.New), base)
 	if p > e.cfg.MaxP {
 		return out
@@ -164,6 +172,23 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 		summary: fmt.Sprintf("campaign: %d of %d addresses with client %s in %s %s (usual share %.1f%%); members that drove it: %s (last %s)",
 			s.Suspects, s.New, clipString(ev.UserAgent, 60), e.clk.names[winLong], why, 100*base,
 			strings.Join(s.Members, ", "), x.val)})
+}
+
+// stuffingMember reports whether the address's own failed logins this
+// medium window look like stuffing rather than a mistyped password: two
+// accounts or more where the proxy records accounts, three failures or
+// more where it does not (stuffing.go keeps the counts; without the
+// credential-stuffing detector there are none, and no login suspects).
+func (e *Engine) stuffingMember(x *ctx) bool {
+	l := e.st.Logins[hashUint(1, hashStrings(x.ev.Api, string(x.ev.ClientIp)))]
+	if l == nil {
+		return false
+	}
+	if x.ev.Account != "" {
+		return l.accounts() >= memberAccounts
+	}
+	_, f := l.sums()
+	return f >= memberFailures
 }
 
 // pairOnly reports whether the principal's requests in the medium window

@@ -83,4 +83,30 @@ func TestCampaign(t *testing.T) {
 			}
 		}
 	})
+	t.Run("low-and-slow stuffing: a few failed logins per address, never the mistyper", func(t *testing.T) {
+		var flows [][]*event.RequestEvent
+		for i := range 30 {
+			w := who{ip: fmt.Sprintf("100.64.%d.%d", i/200, 10+i%200), ua: browserUA, hdr: "h1:browser", lang: "en"}
+			flows = append(flows, every(w, "POST /login", 70*time.Second, 10*time.Minute+time.Duration(i)*50*time.Second,
+				10*time.Minute+time.Duration(i)*50*time.Second+3*70*time.Second, func(j int, ev *event.RequestEvent) {
+					ev.Status, ev.Account, ev.Auth = 401, fmt.Sprintf("victim-%d-%d", i, j), event.AuthOutcome_AUTH_INVALID
+				}))
+		}
+		mistyper := who{ip: "198.51.100.77", ua: browserUA, hdr: "h1:browser", lang: "en"}
+		flows = append(flows, every(mistyper, "POST /login", 20*time.Second, 20*time.Minute, 21*time.Minute, func(_ int, ev *event.RequestEvent) {
+			ev.Status, ev.Account = 401, "alice"
+		}), shop())
+		got := by(runAll(newEngine(t, nil), sorted(flows...)), CampaignName)
+		if len(got) == 0 {
+			t.Fatal("no campaign found")
+		}
+		for _, a := range got {
+			for _, m := range a.Members {
+				if m.Value == mistyper.ip || m.Value[:4] != "100." {
+					t.Errorf("member %s is no stuffer", m.Value)
+				}
+			}
+		}
+		explained(t, got)
+	})
 }
