@@ -39,7 +39,12 @@ var scannerTraits = []string{"sqlmap", "nikto", "nuclei", "nmap", "masscan", "zg
 // routes and methods far above what established clients show (routes.go),
 // or a burst of 403/404/405 answers across APIs far above the clients'
 // share.
-type probing struct{ cfg ProbingConfig }
+type probing struct {
+	cfg ProbingConfig
+	// lastUA and lastTrait cache the last user agent's scanner trait:
+	// one client's requests come in runs. Derived, not state.
+	lastUA, lastTrait string
+}
 
 func (*probing) name() string { return ProbingName }
 
@@ -49,7 +54,10 @@ func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
 		return append(out, finding{p: 1e-15, deviations: []*event.Deviation{{Feature: "decoy_hits", Observed: 1, Expected: 0}},
 			summary: fmt.Sprintf("%s %s requested decoy path %s, which no real client calls", x.kind, x.val, x.ev.Path)})
 	}
-	if t := scannerTrait(x.ev.UserAgent); t != "" {
+	if x.ev.UserAgent != d.lastUA {
+		d.lastUA, d.lastTrait = strings.Clone(x.ev.UserAgent), scannerTrait(x.ev.UserAgent)
+	}
+	if t := d.lastTrait; t != "" {
 		return append(out, finding{p: 1e-13, deviations: []*event.Deviation{{Feature: "scanner_user_agent", Observed: 1, Expected: 0}},
 			summary: fmt.Sprintf("%s %s sends the user agent of the scanner %q (%s)", x.kind, x.val, t, clipString(x.ev.UserAgent, 80))})
 	}
