@@ -69,7 +69,10 @@ type NATSAuth struct {
 // NATSTLS configures TLS to NATS. Any file set turns TLS on (as a tls://
 // URL does); without CAFile the system's roots verify the server.
 type NATSTLS struct {
-	CAFile   string `yaml:"ca_file"`
+	// CAFile holds the PEM certificates of the CAs that sign the server's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client's certificate and key, PEM, for
+	// a server that verifies its clients.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 }
