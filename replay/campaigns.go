@@ -2,6 +2,7 @@ package replay
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -60,7 +61,7 @@ func (g *gen) campaign(t int64, n int, label string) {
 	case 0:
 		c := spamTool
 		for i := range 60 {
-			c.ip = g.ip(netipInvalid)
+			c.ip = proxyIP(rng)
 			tt := t + int64(i)*int64(40*time.Second) + rng.Int64N(int64(20*time.Second))
 			g.emit(req{t: tt, c: c, method: "GET", api: apiSignupForm, path: "/signup", bytes: 3000, label: label})
 			for range 1 + rng.IntN(2) {
@@ -71,7 +72,7 @@ func (g *gen) campaign(t int64, n int, label string) {
 	case 1:
 		c := tool
 		for i := range 40 {
-			c.ip = g.ip(netipInvalid)
+			c.ip = proxyIP(rng)
 			tt := t + int64(i)*int64(90*time.Second) + rng.Int64N(int64(30*time.Second))
 			for j := range 2 + rng.IntN(2) {
 				g.emit(req{t: tt, c: c, method: "POST", api: apiLogin, path: "/login", status: 401, bytes: 90,
@@ -82,11 +83,18 @@ func (g *gen) campaign(t int64, n int, label string) {
 	default:
 		c := chrome
 		for i := range 60 {
-			c.ip = g.ip(netipInvalid)
+			c.ip = proxyIP(rng)
 			tt := t + int64(i)*int64(40*time.Second) + rng.Int64N(int64(20*time.Second))
 			g.emit(req{t: tt, c: c, method: "GET", api: apiContactForm, path: "/contact", bytes: 3000, label: label})
 			tt += int64((1 + 2*rng.Float64()) * 1e9)
 			g.emit(req{t: tt, c: c, method: "POST", api: apiContact, path: "/contact", status: 201, bytes: 300, label: label})
 		}
 	}
+}
+
+// proxyIP is an address of the residential proxy pools campaigns rent
+// (181.0.0.0 to 199.255.255.255), apart from the shop's own visitors'
+// networks, so that a campaign never reuses a normal visitor's address.
+func proxyIP(rng *rand.Rand) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(181 + rng.IntN(19)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(1 + rng.IntN(254))})
 }
