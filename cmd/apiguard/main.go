@@ -223,10 +223,16 @@ func init() {
 			summary: "the events of a time range, from the stream or ClickHouse, as a capture in event-time order"},
 		{name: "replay send", args: "--target URL [--speed 1|10|max] [flags] FILE",
 			summary: "re-send a capture's requests to a running proxy, each principal's in order, at the capture's pace times --speed"},
+		{name: "policy", args: "COMMAND", run: func(_ context.Context, args []string, out io.Writer) error { return cmdPolicy(args, out) },
+			summary: "response policies (docs/response.md)"},
+		{name: "policy test", args: "[--config F] [--output table|json] [--limit N] [flags] FILE",
+			summary: "what each rule of the policy would do on a capture: actions by rule and by day, and any legitimate principal acted on"},
 		{name: "check-config", args: "[--config F] [flags]", run: func(_ context.Context, args []string, out io.Writer) error {
 			return cmdCheckConfig(args, out)
 		}, summary: "validate a config file and print the effective config (secrets redacted)"},
 		{name: "demo-upstream", args: "[--listen ADDR]", run: withoutOut(cmdDemoUpstream), summary: "run the demo API alone (for benchmarks)"},
+		{name: "demo-traffic", args: "[--target URL] [--clients N] [--attackers N] [--attack-after D] [--for D]", run: cmdDemoTraffic,
+			summary: "send the demo's clients and attackers to a proxy in front of the demo API (docker-compose.yml's demo profile)"},
 	}
 }
 

@@ -305,6 +305,7 @@ func cmdCheckConfig(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	cfg.Responder.Policies = cfg.Responder.EffectivePolicies() // the rules in force, defaults included
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("printing config: %w", err)

@@ -73,6 +73,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 	rcfg.Partitions = cfg.NATS.Partitions // each partition counts the sharers it sees
 	resp := responder.New(rcfg, kv.NewWriter(js, bucket), pub, time.Now, log.With("component", "responder"))
 	resp.OnAction = onAction
+	resp.Revoker = newRevoker(rcfg, pub, log) // responder.go
 	// The responder honours allow entries as the proxy does: from a
 	// Matcher that a watcher keeps equal to the bucket (started below).
 	allows := enforce.NewMatcher()
@@ -144,6 +145,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 	}
 	allowWatcher := kv.NewWatcher(kv.Bucket(js, bucket), allows, log.With("component", "allow-watcher"))
 	inner.Go(func() error { return allowWatcher.Run(ctx) })
+	startResponderLoops(ctx, &inner, js, resp, rcfg, log) // responder.go
 	inner.Go(func() error {
 		// Allow entries are loaded before the first anomaly is judged.
 		if !waitFor(ctx, allowSyncTimeout, allowWatcher.Synced) && ctx.Err() == nil {

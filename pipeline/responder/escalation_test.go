@@ -170,3 +170,34 @@ func TestGroupAction(t *testing.T) {
 		t.Error("the shared address was blocked")
 	}
 }
+
+// TestEscalationEpisodes: anomalies while a block is in force (a campaign
+// that goes on) keep it at its level; only a return after it lapsed is a
+// repeat.
+func TestEscalationEpisodes(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	w, _, r := run(t, responder.DefaultConfig(), clock)
+	ttl := func(id string) time.Duration {
+		t.Helper()
+		if err := r.WriteAnomaly(context.Background(), mkAnomaly(id, "credential_stuffing", "cidr", "86.24.64.0/24", 0.9)); err != nil {
+			t.Fatal(err)
+		}
+		return w.entries[enforce.Key{Kind: enforce.KindCIDR, Value: "86.24.64.0/24"}].Expires.Sub(now)
+	}
+	for i, step := range []struct {
+		advance time.Duration
+		want    time.Duration
+	}{
+		{0, 10 * time.Minute},
+		{4 * time.Minute, 10 * time.Minute},  // in force: the same episode
+		{8 * time.Minute, 10 * time.Minute},  // the first lapsed, the second is in force
+		{11 * time.Minute, 20 * time.Minute}, // all lapsed: a repeat
+		{5 * time.Minute, 20 * time.Minute},  // in force
+	} {
+		now = now.Add(step.advance)
+		if got := ttl(fmt.Sprintf("ep%d", i)); got != step.want {
+			t.Errorf("step %d: ttl %s, want %s", i, got, step.want)
+		}
+	}
+}

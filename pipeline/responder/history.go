@@ -49,6 +49,7 @@ func (c EscalationConfig) Validate() error {
 // offence is one enforced action on a principal.
 type offence struct {
 	at       time.Time
+	until    time.Time // when its entry lapsed or lapses; zero: never
 	detector string
 	anomaly  string
 }
@@ -120,6 +121,10 @@ func (h *History) Observe(a *event.Action) {
 	if a.DryRun || !strings.HasPrefix(a.Actor, "policy:") {
 		return
 	}
+	var until time.Time
+	if a.TtlSeconds > 0 {
+		until = at.Add(time.Duration(a.TtlSeconds) * time.Second)
+	}
 	// Kept in time order: the audit stream may replay an older action
 	// after the responder's own newer one.
 	os := h.byKey[key]
@@ -127,7 +132,7 @@ func (h *History) Observe(a *event.Action) {
 	for i > 0 && os[i-1].at.After(at) {
 		i--
 	}
-	h.byKey[key] = slices.Insert(os, i, offence{at: at, detector: detectorOf(a.Reason), anomaly: a.AnomalyId})
+	h.byKey[key] = slices.Insert(os, i, offence{at: at, until: until, detector: detectorOf(a.Reason), anomaly: a.AnomalyId})
 	if a.Target.Kind == event.KindIP {
 		if n, ok := networkOf(a.Target.Value); ok {
 			m := h.nets[n]
@@ -176,20 +181,40 @@ func (h *History) sweep(now time.Time) {
 }
 
 // Of returns the principal's offences within the window before now and
-// the distinct detectors behind them, leaving out those of the anomaly
-// anomalyID (a retried anomaly is not its own repeat).
+// the distinct detectors behind them. An offence is an episode of actions:
+// the actions taken while an earlier one of the episode was still in
+// force (a campaign that goes on) belong to it; the next action after
+// they all lapsed starts a new one. Only episodes over by now count — a
+// repeat is a principal that comes back after its action ended — so an
+// anomaly while an action is in force keeps it at its level. The actions
+// of the anomaly anomalyID are left out (a retried anomaly is not its own
+// repeat).
 func (h *History) Of(kind, value, anomalyID string, now time.Time) (offences int, detectors []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cut := now.Add(-h.window)
+	var until time.Time // the current episode's end; zero before the first
+	open := false
 	for _, o := range h.byKey[kind+" "+value] {
 		if o.at.Before(cut) || o.at.After(now) || (anomalyID != "" && o.anomaly == anomalyID) {
 			continue
 		}
-		offences++
 		if o.detector != "" && !containsString(detectors, o.detector) {
 			detectors = append(detectors, o.detector)
 		}
+		if open && (until.IsZero() || o.at.Before(until)) {
+			if !until.IsZero() && (o.until.IsZero() || o.until.After(until)) {
+				until = o.until
+			}
+			continue
+		}
+		if open {
+			offences++ // the previous episode ended before this action
+		}
+		open, until = true, o.until
+	}
+	if open && !until.IsZero() && !now.Before(until) {
+		offences++
 	}
 	return offences, detectors
 }

@@ -15,7 +15,7 @@ import (
 // Detectors are the detector names a rule may match (detectors' *Name
 // constants; the responder does not import detectors, a test keeps the two
 // lists equal).
-var Detectors = []string{"credential_stuffing", "enumeration", "error_latency", "parameters", "probing",
+var Detectors = []string{"campaign", "credential_stuffing", "enumeration", "error_latency", "parameters", "probing",
 	"profile", "scraping", "shadow_api", "stolen_token", "bot_timing", "volumetric"}
 
 // principalKinds are the principal kinds a rule may match: the enforcement
@@ -72,6 +72,13 @@ type Rule struct {
 	// MinRate is the least rate a throttle allows, in requests per second
 	// (default 0.1), so a baseline near zero never amounts to a block.
 	MinRate float64 `yaml:"min_rate,omitempty"`
+	// SpareShared treats an address, network or fingerprint that any
+	// established principal shares (event.Anomaly.SharedBy above 0) as
+	// max_shared_principals treats one shared by more: it is not acted on;
+	// the members the anomaly names are, or it is only recorded. For
+	// rules whose action would otherwise refuse a partner behind the same
+	// address as a scanner.
+	SpareShared bool `yaml:"spare_shared,omitempty"`
 }
 
 // Match is what a rule matches. Every field set must hold.
@@ -109,13 +116,14 @@ var severities = map[string]event.Severity{"low": event.Severity_SEVERITY_LOW, "
 //     names nothing the anomaly is flagged.
 //   - stuffing-block-source: credential stuffing blocks its source (an
 //     address, a network, a tool's fingerprint); a shared one never — an
-//     address, network or fingerprint that more than max_shared_principals
-//     established principals share is spared and the addresses the
-//     anomaly names are blocked instead.
+//     address, network or fingerprint that any established principal
+//     shares (spare_shared) is spared and the addresses the anomaly names
+//     are blocked instead.
 //   - volumetric-throttle: a volumetric anomaly on a keyed principal (key,
 //     token, subject) is throttled to twice the API's baseline rate.
 //   - scanners-block-ip: probing, enumeration and parameter tampering
-//     block the address.
+//     block the address, unless an established principal shares it (a
+//     partner's batch job behind the same NAT): then it is recorded.
 //   - shadow-api-flag: shadow and zombie APIs are flagged.
 //   - default-block: any other anomaly blocks its principal (the
 //     behaviour before policies).
@@ -126,11 +134,11 @@ func DefaultPolicies(blockTTL time.Duration, minScore float64) []Rule {
 		{Name: "stolen-credential-members", Match: Match{Detectors: []string{"stolen_token"}, MinScore: minScore},
 			Action: DoRevoke, Target: TargetMembers, TTL: 24 * time.Hour},
 		{Name: "stuffing-block-source", Match: Match{Detectors: []string{"credential_stuffing"}, MinScore: minScore},
-			Action: DoBlock, TTL: blockTTL},
+			Action: DoBlock, TTL: blockTTL, SpareShared: true},
 		{Name: "volumetric-throttle", Match: Match{Detectors: []string{"volumetric"}, Kinds: []string{event.KindKey, event.KindToken, event.KindSub}, MinScore: minScore},
 			Action: DoThrottle, TTL: blockTTL, Rate: RateBaseline, RateFactor: 2, MinRate: 0.1},
 		{Name: "scanners-block-ip", Match: Match{Detectors: []string{"probing", "enumeration", "parameters"}, Kinds: []string{event.KindIP, event.KindCIDR}, MinScore: minScore},
-			Action: DoBlock, TTL: blockTTL},
+			Action: DoBlock, TTL: blockTTL, SpareShared: true},
 		{Name: "shadow-api-flag", Match: Match{Detectors: []string{"shadow_api"}}, Action: DoFlag},
 		{Name: "default-block", Match: Match{MinScore: minScore}, Action: DoBlock, TTL: blockTTL},
 	}

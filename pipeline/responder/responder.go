@@ -278,13 +278,20 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 	}
 	sharers, shared := r.shared(kind, a.SharedBy)
 	r.noteShared(a, shared)
+	limit := r.cfg.MaxSharedPrincipals
+	if rl.SpareShared && sharers > 0 {
+		shared, limit = true, 0
+	}
 	if !shared {
 		d.Reason += "; " + p.why
 		return r.applyPolicy(ctx, a, d)
 	}
 	r.stats.Shared.Add(1)
 	why := fmt.Sprintf("%s %s is shared by about %d established principals (more than max_shared_principals %d)",
-		a.Principal.Kind, a.Principal.Value, sharers, r.cfg.MaxSharedPrincipals)
+		a.Principal.Kind, a.Principal.Value, sharers, limit)
+	if sharers <= r.cfg.MaxSharedPrincipals {
+		why = fmt.Sprintf("%s %s is shared by about %d established principals (the rule spares shared principals)", a.Principal.Kind, a.Principal.Value, sharers)
+	}
 	if len(a.Members) == 0 {
 		if r.cfg.SharedThrottleTTL > 0 {
 			d.Kind, d.TTL, d.Rate = event.ActionKind_ACTION_THROTTLE, r.cfg.SharedThrottleTTL, 0

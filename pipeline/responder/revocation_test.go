@@ -215,6 +215,9 @@ func TestRevocationFailures(t *testing.T) {
 				t.Errorf("entries %v, want the revocation and the block at once", w.entries)
 			}
 			testutil.Eventually(t, 5*time.Second, func() bool { return r.Revoker.Stats().Failed.Load() == 1 }, "no failure counted")
+			// The issuer counts a call when its handler starts, which can
+			// trail the client's timeout on a busy machine.
+			testutil.Eventually(t, 2*time.Second, func() bool { calls, _, _ := tt.s.snapshot(); return calls >= tt.calls }, "fewer calls than attempts")
 			if calls, _, _ := tt.s.snapshot(); calls != tt.calls {
 				t.Errorf("%d calls, want %d", calls, tt.calls)
 			}

@@ -18,7 +18,7 @@ import (
 // TestDetectorNames keeps the responder's list of detectors equal to the
 // detectors' names.
 func TestDetectorNames(t *testing.T) {
-	want := []string{detectors.StuffingName, detectors.EnumerationName, detectors.HealthName, detectors.ParamsName,
+	want := []string{detectors.CampaignName, detectors.StuffingName, detectors.EnumerationName, detectors.HealthName, detectors.ParamsName,
 		detectors.ProbingName, detectors.ProfileName, detectors.ScrapingName, detectors.InventoryName, detectors.StolenName,
 		detectors.TimingName, detectors.VolumetricName}
 	got := slices.Clone(responder.Detectors)
