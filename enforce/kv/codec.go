@@ -124,6 +124,19 @@ func DecodeEntry(key string, value []byte) (enforce.Entry, error) {
 	if err != nil {
 		return enforce.Entry{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	var fw fastEntry
+	if decodeFast(value, &fw) {
+		action, err := enforce.ParseAction(string(fw.action))
+		if err != nil {
+			return enforce.Entry{}, malformed(key, err)
+		}
+		e := enforce.Entry{Kind: kind, Value: v, Action: action, Reason: string(fw.reason), AnomalyID: string(fw.anomalyID),
+			Actor: string(fw.actor), Created: fw.created, Expires: fw.expires, Trigger: fw.trigger}
+		if err := e.Normalize(); err != nil {
+			return enforce.Entry{}, malformed(key, err)
+		}
+		return e, nil
+	}
 	var w wireEntry
 	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.DisallowUnknownFields()
@@ -140,4 +153,8 @@ func DecodeEntry(key string, value []byte) (enforce.Entry, error) {
 		return enforce.Entry{}, fmt.Errorf("%w: key %q: %w", ErrMalformed, key, err)
 	}
 	return e, nil
+}
+
+func malformed(key string, err error) error {
+	return fmt.Errorf("%w: key %q: %w", ErrMalformed, key, err)
 }

@@ -353,7 +353,7 @@ func (w *Watcher) build(b *enforce.Builder, prefix string, msg jetstream.Msg) {
 		}
 		return
 	}
-	e, err := DecodeEntry(key, msg.Data())
+	e, err := decodeCompact(key, msg.Data())
 	if err == nil {
 		err = b.Put(e)
 	}
