@@ -142,7 +142,7 @@ func TestComposeServices(t *testing.T) {
 
 	// The apiguard services run the image as its non-root user, from the
 	// repository's Dockerfile, and find NATS where it is.
-	for _, name := range []string{"migrate", "pipeline", "proxy", "demo-upstream"} {
+	for _, name := range []string{"migrate", "pipeline", "proxy", "demo-upstream", "demo-traffic"} {
 		s := f.Services[name]
 		if s.Image != apiguardImage || s.Build["dockerfile"] != "Dockerfile" {
 			t.Errorf("%s: image %q built from %v, want %s from Dockerfile", name, s.Image, s.Build["dockerfile"], apiguardImage)
@@ -150,7 +150,7 @@ func TestComposeServices(t *testing.T) {
 		if !s.ReadOnly || s.User != "65532:65532" {
 			t.Errorf("%s: read_only %v, user %q, want a read-only root as 65532", name, s.ReadOnly, s.User)
 		}
-		if name != "demo-upstream" && s.Environment["APIGUARD_NATS_URL"] != natsURL {
+		if !strings.HasPrefix(name, "demo-") && s.Environment["APIGUARD_NATS_URL"] != natsURL {
 			t.Errorf("%s: APIGUARD_NATS_URL = %q, want %s", name, s.Environment["APIGUARD_NATS_URL"], natsURL)
 		}
 	}
@@ -162,6 +162,9 @@ func TestComposeServices(t *testing.T) {
 	}
 	if got := flagValue(f.Services["demo-upstream"].Command, "--listen"); got != "0.0.0.0:9000" {
 		t.Errorf("demo-upstream: --listen %q, want 0.0.0.0:9000 (the proxy's upstream)", got)
+	}
+	if got := flagValue(f.Services["demo-traffic"].Command, "--target"); got != "http://proxy:"+publishedPort(f.Services["proxy"]) {
+		t.Errorf("demo-traffic: --target %q, want the proxy", got)
 	}
 	if !hasVolumeAt(f, f.Services["proxy"], "/var/lib/apiguard/var") {
 		t.Errorf("proxy: the spool (var/spool under /var/lib/apiguard) is not on a named volume")
@@ -185,6 +188,20 @@ func hasVolumeAt(f composeFile, s composeService, dst string) bool {
 		}
 	}
 	return false
+}
+
+// publishedPort is the container port of s's first published port.
+func publishedPort(s composeService) string {
+	for _, port := range s.Ports {
+		switch port := port.(type) {
+		case string:
+			spec, _, _ := strings.Cut(port, "/")
+			return spec[strings.LastIndex(spec, ":")+1:]
+		case map[string]any:
+			return fmt.Sprint(port["target"])
+		}
+	}
+	return ""
 }
 
 // publishes reports whether s publishes container port p.
