@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 we generate the classic dashboard JSON, which Grafana's file provisioning loads; the SDK marks its types deprecated in favour of dashboardv2
+
 // Package dashboards provides apiguard's Grafana dashboards as code, built
 // with grafana-foundation-sdk: Overview, Threats, API, Investigate
 // principal and Pipeline health (All), the apiguard data source's query

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 we generate the classic dashboard JSON, which Grafana's file provisioning loads; the SDK marks its types deprecated in favour of dashboardv2
+
 package dashboards
 
 import (
