@@ -69,7 +69,7 @@ bench: bench-go bench-detect bench-proxy bench-loop bench-clickhouse
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors ./replay ./proxy
 
-## bench-detect: backtest precision/recall on generated days, memory per pair, CSIC 2010 F1.
+## bench-detect: backtest precision/recall on generated days, memory per pair, CSIC 2010 F1 (models alone and through the product path).
 bench-detect: build
 	deploy/bench/detect.sh
 
