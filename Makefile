@@ -7,7 +7,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_VTPROTO := github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test test-rules test-plugin test-dashboards dashboards plugin test-short bench bench-go bench-detect bench-proxy bench-loop bench-clickhouse generate lint fuzz clean
+.PHONY: all build up test test-rules test-plugin test-dashboards dashboards plugin test-short bench bench-go bench-detect bench-proxy bench-loop bench-clickhouse bench-enforce generate lint fuzz clean
 
 all: build
 
@@ -64,7 +64,7 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 ## bench: Go benchmarks, detection figures, then wrk through the proxy, then the detection-to-block loop.
-bench: bench-go bench-detect bench-proxy bench-loop bench-clickhouse
+bench: bench-go bench-detect bench-proxy bench-loop bench-clickhouse bench-enforce
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors ./replay ./proxy
@@ -75,6 +75,10 @@ bench-detect: build
 
 bench-proxy: build
 	./deploy/bench/proxy.sh
+
+## bench-enforce: 1,000,000 enforcement entries: bulk write, proxy cold start and from its snapshot, memory per entry, a change reaching 10 proxies.
+bench-enforce: build
+	./deploy/bench/enforce.sh
 
 ## bench-clickhouse: the ClickHouse writer against clickhouse-client on the same rows (needs clickhouse-server).
 bench-clickhouse:
