@@ -5,7 +5,7 @@
 #
 #   docker build -t apiguard/apiguard:dev .
 #
-# deploy/deploy_test.go runs the `go build` lines below as they are written.
+# deploy/dockerfile_test.go runs the `go build` lines below as they are written.
 
 FROM golang:1.26.8-bookworm AS build
 WORKDIR /src

@@ -43,7 +43,7 @@ func TestDeployConfigs(t *testing.T) {
 }
 
 // TestDeployAdminPaths: the paths the deploy files probe on the admin
-// listener (deploy/deploy_test.go's adminPaths) are the ones it serves.
+// listener (adminPaths in deploy/doc_test.go) are the ones it serves.
 func TestDeployAdminPaths(t *testing.T) {
 	srv := httptest.NewServer((&proxy.Admin{}).Handler())
 	t.Cleanup(srv.Close)
