@@ -40,24 +40,42 @@ func (c CampaignConfig) validate() error {
 //     requests, with no navigation before it other than the write's own
 //     form. Counted per fingerprint and API against the anonymous writes
 //     to that API with that fingerprint, and tested against the share of
-//     cold writes among all anonymous writes;
+//     cold writes the API shows (a sequence baseline: how normal
+//     sessions reach it), with the share among all anonymous writes as
+//     its prior;
 //   - repeated failed logins: a failed login from an anonymous principal
 //     that has asked for nothing else, over two accounts or more (three
 //     failures where accounts are not recorded): people who mistype
 //     retry their own account. Counted per fingerprint
 //     against the new anonymous principals with it, and tested against
-//     the share of such principals among all new ones.
+//     the share of such principals among all new ones;
+//   - reads of neighbouring objects only: an anonymous principal whose
+//     first six requests read consecutive object ids of one API and
+//     nothing else (a distributed scraper's share of the catalogue;
+//     people follow popularity, not ids). Counted per fingerprint against
+//     the anonymous principals reaching their sixth request, and tested
+//     against the share of such readers among them.
 //
 // Counts cover a long window (an hour by default; half of the last one's
 // carries over) and the test is a binomial tail at max_p, the usual share
-// never taken below Floor. A fingerprint with MinMembers suspects no longer
-// teaches the usual share, so a campaign does not make itself look usual. One anomaly names the campaign: its principal is the
+// never taken below Floor. Only a fingerprint's first suspect of the
+// window teaches the usual share (campaignTeach), so a campaign does not
+// make itself look usual; an API that clients of many fingerprints reach
+// without navigating still learns that it is. One anomaly names the campaign: its principal is the
 // fingerprint (Anomaly.SharedBy says how many established principals
 // share it) and its members are the suspect principals that drove it —
 // never the fingerprint's other users — so the responder, which does not
 // block a fingerprint many share, blocks those members and no one else.
 // Members flagged later in the same campaign are named by later anomalies
 // (engine.newMembers).
+
+// scrapeReads is how many requests of an anonymous principal, all
+// neighbouring objects of one API, make it a suspect reader.
+const scrapeReads = 6
+
+// campaignTeach is how many suspects of one fingerprint in a window
+// teach the usual share.
+const campaignTeach = 1
 
 // campaignPrior is how many trials the Floor share is worth in the usual
 // share of suspects.
@@ -110,9 +128,28 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 		if (ev.Status == 401 || ev.Status == 403) && x.pair != nil && x.prin.Gaps >= 1 && x.prin.Gaps <= 8 &&
 			x.pair.Long[(x.pair.LastNs/e.clk.slot[winLong])%6] >= 2 && pairOnly(x) && e.stuffingMember(x) {
 			why = "failed logins from addresses that asked for nothing else"
-			if x.learn && (s == nil || int(s.Suspects) < d.cfg.MinMembers) {
+			if x.learn && (s == nil || s.Suspects < campaignTeach) {
 				rate.addMany(1, 0)
 			}
+		}
+	case x.api.Object && ev.Method == "GET" && ev.Status < 400 && x.prin.Gaps == scrapeReads-1 && x.pair != nil:
+		// Reads: of the anonymous principals with this client reaching
+		// their scrapeReads-th request, how many read nothing but
+		// neighbouring objects of one API.
+		key, rate = hashUint(x.fpKey, 0x5c), &e.st.ScrapeRate
+		s := e.st.Campaigns[key]
+		if s == nil {
+			s = &campaignState{Window: w}
+			e.st.Campaigns[key] = s
+		}
+		s.roll(w)
+		s.New = sat32(s.New)
+		walk := x.pair.Walk >= scrapeReads-1 && pairOnly(x)
+		if x.learn && s.Suspects < campaignTeach {
+			rate.add(walk)
+		}
+		if walk {
+			why = fmt.Sprintf("read %d neighbouring objects of %s and nothing else", scrapeReads, clipString(ev.Api, 40))
 		}
 	case isWrite(ev.Method) && ev.Status < 400:
 		// Other writes: of the anonymous writes to this API with this
@@ -126,8 +163,9 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 		s.roll(w)
 		s.New = sat32(s.New)
 		cold := x.prin.Gaps <= 1
-		if x.learn && int(s.Suspects) < d.cfg.MinMembers {
+		if x.learn && s.Suspects < campaignTeach {
 			rate.add(cold)
+			x.api.Cold.add(cold)
 		}
 		if cold {
 			why = "went straight to " + clipString(ev.Api, 40) + " without navigating first"
@@ -158,6 +196,13 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 	// Suspects are counted apart from the new principals they are among
 	// (addMany(1, 0)), so the ratio can pass 1: keep it a probability.
 	base := min((rate.Hits+d.cfg.Floor*campaignPrior)/(rate.Trials+campaignPrior), 0.5)
+	if rate == &e.st.ColdWrites {
+		// How this API is reached: its own share, from the engine's as
+		// a prior worth campaignPrior writes. An API that clients post to
+		// without navigating (a webhook) learns that it is.
+		c := x.api.Cold
+		base = min((c.Hits+base*campaignPrior)/(c.Trials+campaignPrior), 0.5)
+	}
 	p := binomialTail(int(s.Suspects), int(s.New), base)
 	if p > e.cfg.MaxP {
 		return out

@@ -109,4 +109,34 @@ func TestCampaign(t *testing.T) {
 		}
 		explained(t, got)
 	})
+	t.Run("a distributed scraper's pool reading consecutive products", func(t *testing.T) {
+		var flows [][]*event.RequestEvent
+		id := 2000
+		for i := range 30 {
+			w := who{ip: fmt.Sprintf("100.70.%d.%d", i/200, 10+i%200), ua: browserUA, hdr: "h1:pytool", lang: "en"}
+			from := 8*time.Minute + time.Duration(i)*50*time.Second
+			flows = append(flows, every(w, "GET /products/{id}", 6*time.Second, from, from+48*time.Second, func(j int, ev *event.RequestEvent) {
+				ev.Path, ev.Auth = fmt.Sprintf("/products/%d", id), event.AuthOutcome_AUTH_MISSING
+				id++
+			}))
+		}
+		got := by(runAll(newEngine(t, nil), sorted(append(flows, shop())...)), CampaignName)
+		if len(got) == 0 {
+			t.Fatal("no campaign found")
+		}
+		explained(t, got)
+	})
+	t.Run("visitors reading popular products, not consecutive ones", func(t *testing.T) {
+		var flows [][]*event.RequestEvent
+		for i := range 40 {
+			w := who{ip: fmt.Sprintf("100.71.%d.%d", i/200, 10+i%200), ua: browserUA, hdr: "h1:browser", lang: "en"}
+			from := 8*time.Minute + time.Duration(i)*40*time.Second
+			flows = append(flows, every(w, "GET /products/{id}", 9*time.Second, from, from+80*time.Second, func(j int, ev *event.RequestEvent) {
+				ev.Path, ev.Auth = fmt.Sprintf("/products/%d", []int{3, 17, 5, 120, 9, 44, 2, 61, 8}[(i+j)%9]), event.AuthOutcome_AUTH_MISSING
+			}))
+		}
+		if got := by(runAll(newEngine(t, nil), sorted(append(flows, shop())...)), CampaignName); len(got) > 0 {
+			t.Fatalf("campaign flagged: %s", got[0].Summary)
+		}
+	})
 }

@@ -10,7 +10,7 @@ import (
 
 // stateVersion is the checkpoint format; a checkpoint of another version
 // is refused and the engine starts fresh.
-const stateVersion = 5
+const stateVersion = 6
 
 // checkpoint is what MarshalState writes. Maps are written as slices
 // sorted by key, so the same state always encodes to the same bytes: a
@@ -35,6 +35,7 @@ type checkpoint struct {
 	Campaigns  []keyed[*campaignState]
 	CampRate   ratio
 	ColdWrites ratio
+	ScrapeRate ratio
 	Start      int64
 	Last       int64
 	Resume     [numWindows]int64
@@ -105,7 +106,7 @@ func (e *Engine) MarshalState() ([]byte, error) {
 		Principals: sortedKeyed(st.Principals), Creds: sortedKeyed(st.Creds), Logins: sortedKeyed(st.Logins),
 		Cool: sortedKeyed(st.Cool), Flagged: sortedKeyed(st.Flagged), Risk: sortedKeyed(st.Risk), Shares: sortedKeyed(st.Shares),
 		Probe: st.Probe, Routes: st.Routes, Methods: sortedNamed(st.Methods),
-		Campaigns: sortedKeyed(st.Campaigns), CampRate: st.CampaignRate, ColdWrites: st.ColdWrites, Start: st.Start, Last: st.Last, Resume: st.Resume, Swept: st.Swept}
+		Campaigns: sortedKeyed(st.Campaigns), CampRate: st.CampaignRate, ColdWrites: st.ColdWrites, ScrapeRate: st.ScrapeRate, Start: st.Start, Last: st.Last, Resume: st.Resume, Swept: st.Swept}
 	for _, p := range sortedNamed(st.Params) {
 		m := *p.V
 		m.Values, m.Shapes = nil, nil
@@ -135,7 +136,7 @@ func (e *Engine) UnmarshalState(b []byte) error {
 	st := engineState{APIs: map[string]*apiState{}, Pairs: toMap(c.Pairs), Principals: toMap(c.Principals),
 		Creds: toMap(c.Creds), Logins: toMap(c.Logins), Params: map[string]*paramModel{}, Cool: toMap(c.Cool),
 		Flagged: toMap(c.Flagged), Risk: toMap(c.Risk), Shares: toMap(c.Shares), Probe: c.Probe, Routes: c.Routes, Methods: fromNamed(c.Methods),
-		Campaigns: toMap(c.Campaigns), CampaignRate: c.CampRate, ColdWrites: c.ColdWrites, Start: c.Start, Last: c.Last, Resume: c.Resume, Swept: c.Swept}
+		Campaigns: toMap(c.Campaigns), CampaignRate: c.CampRate, ColdWrites: c.ColdWrites, ScrapeRate: c.ScrapeRate, Start: c.Start, Last: c.Last, Resume: c.Resume, Swept: c.Swept}
 	for _, a := range c.APIs {
 		a.V.restored()
 		st.APIs[a.K] = a.V

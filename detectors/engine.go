@@ -107,6 +107,7 @@ type engineState struct {
 	Campaigns    map[uint64]*campaignState
 	CampaignRate ratio
 	ColdWrites   ratio // cold writes among anonymous writes (campaign.go)
+	ScrapeRate   ratio // neighbouring-object readers among anonymous principals at their sixth request
 	Start        int64 // event time of the first event
 	// Last is the latest event time seen. Resume is, per rate window, the
 	// event time from which the engine has seen every event: the first

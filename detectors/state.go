@@ -24,6 +24,9 @@ type apiState struct {
 	Health  healthState
 	// ParamRequests counts requests with parameters (parameters.go).
 	ParamRequests uint32
+	// Cold is the share of anonymous writes to the API that came without
+	// navigation first (campaign.go): how normal sessions reach it.
+	Cold ratio
 	// LastNs is the event time of the API's last event: an API idle for
 	// IdleAfter that learnt nothing is dropped (sweep).
 	LastNs int64

@@ -51,13 +51,15 @@ func (g *gen) forms() {
 // campaign is abuse spread over many new addresses, each doing too
 // little to stand out: form spam from a headless tool (a fingerprint of
 // its own), low-and-slow credential stuffing (two or three failed logins
-// per address, minutes apart), and contact-form spam from clients that
-// look like the shop's Chrome users (the fingerprint is shared: only the
-// spamming addresses may be named).
+// per address, minutes apart), contact-form spam from clients that look
+// like the shop's Chrome users (the fingerprint is shared: only the
+// spamming addresses may be named), and a slow distributed scraper (each
+// address reads six to nine consecutive products). With fewer than four
+// campaigns of each kind, the campaign kind still runs all four.
 func (g *gen) campaign(t int64, n int, label string) {
 	rng := g.formsRNG()
 	rng = rand.New(rand.NewPCG(rng.Uint64()+uint64(n), uint64(t)))
-	switch n % 3 {
+	switch n % 4 {
 	case 0:
 		c := spamTool
 		for i := range 60 {
@@ -78,6 +80,20 @@ func (g *gen) campaign(t int64, n int, label string) {
 				g.emit(req{t: tt, c: c, method: "POST", api: apiLogin, path: "/login", status: 401, bytes: 90,
 					account: hashed("acct:", "slow-"+strconv.Itoa(n)+"-"+strconv.Itoa(i)+"-"+strconv.Itoa(j)+"@example.net"), label: label})
 				tt += int64((60 + 120*rng.Float64()) * 1e9)
+			}
+		}
+	case 3:
+		// A slow distributed scraper: each address of a pool reads a
+		// run of consecutive products, a few seconds apart, and leaves.
+		c := tool
+		id := 1 + rng.IntN(productsCount-400)
+		for i := range 50 {
+			c.ip = proxyIP(rng)
+			tt := t + int64(i)*int64(50*time.Second) + rng.Int64N(int64(10*time.Second))
+			for range 6 + rng.IntN(4) {
+				g.emit(req{t: tt, c: c, method: "GET", api: apiProduct, path: "/products/" + strconv.Itoa(id), bytes: 3000 + int64(rng.IntN(6000)), label: label})
+				id = id%productsCount + 1
+				tt += int64((4 + 6*rng.Float64()) * 1e9)
 			}
 		}
 	default:
