@@ -134,7 +134,7 @@ func TestDashboardsQueries(t *testing.T) {
 		attacker.do("POST", "/orders")
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("attacker refused (the policy's action) %s after its attack began: %v", time.Since(attackStart), attacker.statuses)
+	t.Logf("attacker refused %s after its attack began: %v", time.Since(attackStart), attacker.statuses)
 	stopNormal()
 	wg.Wait()
 
