@@ -21,6 +21,17 @@ func NewBuilder() *Builder {
 	return b
 }
 
+// Grow makes room for n more entries of kind k, so that a load whose size
+// is known does not grow its maps step by step.
+func (b *Builder) Grow(k Kind, n int) {
+	switch {
+	case k == KindIP && len(b.ips) == 0:
+		b.ips = make(map[netip.Addr]*Rule, n)
+	case k >= KindKey && k < numKinds && len(b.strs[k]) == 0:
+		b.strs[k] = make(map[string]*Rule, n)
+	}
+}
+
 // Len returns the number of entries put and not deleted.
 func (b *Builder) Len() int { return b.s.size }
 

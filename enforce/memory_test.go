@@ -82,3 +82,31 @@ func BenchmarkMatcherMemory(b *testing.B) {
 type bytesBuffer struct{ b []byte }
 
 func (w *bytesBuffer) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+
+// BenchmarkRestore reads saved state of 200,000 entries of the scale mix
+// into a matcher, as a proxy does at start.
+func BenchmarkRestore(b *testing.B) {
+	const n = 200_000
+	now := time.Now()
+	bl := NewBuilder()
+	for i := range n {
+		if err := bl.Put(scaleEntry(i, now)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m := NewMatcher()
+	m.Load(bl)
+	var buf bytesBuffer
+	if err := m.Save(&buf, Position{Source: "s", Revision: 1}, now); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		rb, _, err := Restore(buf.b, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		NewMatcher().Load(rb)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/entry")
+}

@@ -16,7 +16,8 @@ import (
 //
 //	magic "AGENFSNAP" version(1)
 //	header: source (uvarint length + bytes), revision (uvarint),
-//	        saved at (varint Unix ns), entries (uvarint), value bytes (uvarint)
+//	        saved at (varint Unix ns), entries (uvarint), value bytes (uvarint),
+//	        entries of each kind from ip to fp (uvarint each)
 //	values: every entry's value, concatenated
 //	entries: kind, action (1 byte each), value length (uvarint),
 //	         expires, trigger (varint Unix ns, 0 for none),
@@ -43,10 +44,12 @@ var ErrBadSave = errors.New("bad enforcement snapshot")
 func (m *Matcher) Save(w io.Writer, p Position, now time.Time) error {
 	s := m.snap.Load()
 	var rules []*Rule
+	var perKind [numKinds]uint64
 	values := 0
 	m.Rules(func(r *Rule) bool {
 		rules = append(rules, r)
 		values += len(r.Value)
+		perKind[r.Kind]++
 		return true
 	})
 	crc := crc32.New(castagnoli)
@@ -59,6 +62,9 @@ func (m *Matcher) Save(w io.Writer, p Position, now time.Time) error {
 	buf = binary.AppendVarint(buf, now.UnixNano())
 	buf = binary.AppendUvarint(buf, uint64(len(rules)))
 	buf = binary.AppendUvarint(buf, uint64(values))
+	for k := KindIP; k < numKinds; k++ {
+		buf = binary.AppendUvarint(buf, perKind[k])
+	}
 	if _, err := bw.Write(buf); err != nil {
 		return fmt.Errorf("saving enforcement state: %w", err)
 	}
@@ -133,6 +139,10 @@ func Restore(data []byte, now time.Time) (*Builder, SaveInfo, error) {
 	info.Saved = fromUnixNano(r.varint("saved at"))
 	n := r.uvarint("entries")
 	nv := r.uvarint("value bytes")
+	var perKind [numKinds]uint64
+	for k := KindIP; k < numKinds; k++ {
+		perKind[k] = r.uvarint("entries of kind " + k.String())
+	}
 	if r.err == nil && (nv > uint64(len(body)-r.off) || n > uint64(len(body)-r.off)) {
 		r.fail("entries", fmt.Errorf("%d entries and %d value bytes in %d bytes", n, nv, len(body)-r.off))
 	}
@@ -143,6 +153,10 @@ func Restore(data []byte, now time.Time) (*Builder, SaveInfo, error) {
 	r.off += int(nv)
 	vo := 0
 	b := NewBuilder()
+	for k, c := range perKind {
+		// A hint only: bounded by the entries the file can hold.
+		b.Grow(Kind(k), int(min(c, n)))
+	}
 	for i := range n {
 		if len(body)-r.off < 2 {
 			r.fail(fmt.Sprintf("entry %d", i), io.ErrUnexpectedEOF)
