@@ -73,7 +73,13 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 	rcfg.Partitions = cfg.NATS.Partitions // each partition counts the sharers it sees
 	resp := responder.New(rcfg, kv.NewWriter(js, bucket), pub, time.Now, log.With("component", "responder"))
 	resp.OnAction = onAction
-	resp.Revoker = newRevoker(rcfg, pub, log) // responder.go
+	if resp.Revoker, err = newRevoker(rcfg, pub, log); err != nil { // responder.go
+		for _, s := range sources {
+			s.Stop()
+		}
+		nc.Close()
+		return nil, err
+	}
 	// The responder honours allow entries as the proxy does: from a
 	// Matcher that a watcher keeps equal to the bucket (started below).
 	allows := enforce.NewMatcher()

@@ -14,12 +14,17 @@ import (
 )
 
 // newRevoker returns the revoker of cfg's issuers, nil when none is
-// configured. It does no I/O; startResponderLoops runs it.
-func newRevoker(cfg responder.Config, audit responder.AuditSink, log *slog.Logger) *responder.Revoker {
+// configured. It does no I/O; startResponderLoops runs it. Only the
+// pipeline calls issuers, so only it needs their client secrets: a secret
+// missing from its environment is an error here, at its start.
+func newRevoker(cfg responder.Config, audit responder.AuditSink, log *slog.Logger) (*responder.Revoker, error) {
 	if len(cfg.Revocation.Issuers) == 0 {
-		return nil
+		return nil, nil
 	}
-	return responder.NewRevoker(cfg.Revocation, os.Getenv, audit, time.Now, log.With("component", "revoker"))
+	if err := cfg.Revocation.Validate(os.Getenv); err != nil {
+		return nil, err
+	}
+	return responder.NewRevoker(cfg.Revocation, os.Getenv, audit, time.Now, log.With("component", "revoker")), nil
 }
 
 // startResponderLoops starts in g what the responder needs beside the

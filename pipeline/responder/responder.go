@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -114,7 +113,7 @@ func (c Config) Validate() error {
 	if err := c.Groups.Validate(); err != nil {
 		return err
 	}
-	if err := c.Revocation.Validate(os.Getenv); err != nil {
+	if err := c.Revocation.Validate(nil); err != nil {
 		return err
 	}
 	if _, err := CompilePolicy(c.EffectivePolicies()); err != nil {

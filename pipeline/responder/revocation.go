@@ -66,8 +66,10 @@ func DefaultRevocationConfig() RevocationConfig {
 	return RevocationConfig{QueueSize: 1000, MaxAttempts: 5, Backoff: time.Second, Timeout: 5 * time.Second, Workers: 2}
 }
 
-// Validate reports the first bad field by its config key; getenv reads the
-// client secrets, which must be set.
+// Validate reports the first bad field by its config key. With getenv, the
+// client secrets must be set in the environment it reads (the pipeline,
+// which calls the issuers, checks so at start); with nil, only that each
+// issuer names its variable (every other process that reads the config).
 func (c RevocationConfig) Validate(getenv func(string) string) error {
 	switch {
 	case c.QueueSize < 1 || c.QueueSize > 1e6:
@@ -98,7 +100,7 @@ func (c RevocationConfig) Validate(getenv func(string) string) error {
 		if is.ClientID == "" {
 			return fmt.Errorf("%s: client_id: empty", where)
 		}
-		if is.ClientSecretEnv == "" || getenv(is.ClientSecretEnv) == "" {
+		if is.ClientSecretEnv == "" || (getenv != nil && getenv(is.ClientSecretEnv) == "") {
 			return fmt.Errorf("%s: client_secret_env: %q is not set in the environment", where, is.ClientSecretEnv)
 		}
 		switch is.Auth {

@@ -277,4 +277,15 @@ func TestRevocationConfig(t *testing.T) {
 	if err := revocationConfig("https://idp.example.com/oauth2/revoke", "").Validate(getenv); err != nil {
 		t.Error(err)
 	}
+	// Processes that call no issuer (operators' commands) need no secret.
+	c := revocationConfig("https://idp.example.com/oauth2/revoke", "")
+	c.Issuers[0].ClientSecretEnv = "NOT_SET_HERE"
+	if err := c.Validate(nil); err != nil {
+		t.Errorf("without the environment: %v", err)
+	}
+	cfg := responder.DefaultConfig()
+	cfg.Revocation = c
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Config.Validate needs the secret: %v", err)
+	}
 }
