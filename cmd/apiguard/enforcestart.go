@@ -12,6 +12,14 @@ import (
 	"github.com/apiguard/apiguard/proxy"
 )
 
+// startGCPercent is the GC percentage while the enforcement state loads
+// at start (startProxy sets it before restoreEnforcement and back after
+// awaitEnforcement): a load allocates the whole state, and a full load as
+// much again in messages, into a heap that only grows; collecting less
+// often saves most of the GC's work, for a transient peak of a few times
+// the state.
+const startGCPercent = 400
+
 // progressEvery is how often a proxy waiting for its enforcement state
 // logs how far the load has got.
 const progressEvery = 2 * time.Second

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,6 +55,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 		return js, b, err
 	}, m, log)
 	w.OnApply = onApply
+	gcPercent := debug.SetGCPercent(startGCPercent)
 	restored := restoreEnforcement(cfg, m, w, log)
 	// A KV watch that spans a server restart can fall silent: reload the
 	// snapshot on every reconnect.
@@ -64,7 +66,9 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	g.Go(func() error { return w.Run(watchCtx) })
 
-	if err := awaitEnforcement(ctx, cfg, w, restored, log); err != nil {
+	err = awaitEnforcement(ctx, cfg, w, restored, log)
+	debug.SetGCPercent(gcPercent)
+	if err != nil {
 		stopWatch()
 		nc.Close()
 		return nil, err
