@@ -40,9 +40,10 @@ func (c CampaignConfig) validate() error {
 //     requests, with no navigation before it other than the write's own
 //     form. Counted per fingerprint and API against the anonymous writes
 //     to that API with that fingerprint, and tested against the share of
-//     cold writes the API shows (a sequence baseline: how normal
-//     sessions reach it), with the share among all anonymous writes as
-//     its prior;
+//     cold writes the API showed up to the current window (a sequence
+//     baseline: how normal sessions reach it), with the share among all
+//     anonymous writes as its prior; an API most of whose writes are
+//     cold is never a campaign's;
 //   - repeated failed logins: a failed login from an anonymous principal
 //     that has asked for nothing else, over two accounts or more (three
 //     failures where accounts are not recorded): people who mistype
@@ -165,7 +166,16 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 		cold := x.prin.Gaps <= 1
 		if x.learn && s.Suspects < campaignTeach {
 			rate.add(cold)
-			x.api.Cold.add(cold)
+		}
+		// The API's own share learns from every write of a principal
+		// that may teach; the test uses it as it stood when the window
+		// began, so a campaign's writes do not make it look usual while
+		// it runs, and an API that is reached without navigating (a
+		// webhook, a form linked from elsewhere) is known as such from
+		// the next window on.
+		x.api.Cold.roll(w)
+		if x.learn {
+			x.api.Cold.Now.add(cold)
 		}
 		if cold {
 			why = "went straight to " + clipString(ev.Api, 40) + " without navigating first"
@@ -200,8 +210,13 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 		// How this API is reached: its own share, from the engine's as
 		// a prior worth campaignPrior writes. An API that clients post to
 		// without navigating (a webhook) learns that it is.
-		c := x.api.Cold
-		base = min((c.Hits+base*campaignPrior)/(c.Trials+campaignPrior), 0.5)
+		c := x.api.Cold.Before
+		base = (c.Hits + base*campaignPrior) / (c.Trials + campaignPrior)
+		if base > 0.5 {
+			// Most writes to this API come without navigation: cold
+			// writes are what it sees, and no campaign of them.
+			return out
+		}
 	}
 	p := binomialTail(int(s.Suspects), int(s.New), base)
 	if p > e.cfg.MaxP {
@@ -266,6 +281,21 @@ func (s *campaignState) roll(w int64) {
 		s.New, s.Suspects, s.Keys, s.Members = 0, 0, nil, nil
 	}
 	s.Window = max(s.Window, w)
+}
+
+// coldShare is an API's share of anonymous writes that came without
+// navigation (campaign.go): Now learns, Before is Now as the current long
+// window began.
+type coldShare struct {
+	Now, Before ratio
+	Window      int64
+}
+
+// roll moves the share to long window w.
+func (c *coldShare) roll(w int64) {
+	if w > c.Window {
+		c.Before, c.Window = c.Now, w
+	}
 }
 
 // sweepCampaigns drops the states of fingerprints quiet for two long

@@ -26,7 +26,7 @@ type apiState struct {
 	ParamRequests uint32
 	// Cold is the share of anonymous writes to the API that came without
 	// navigation first (campaign.go): how normal sessions reach it.
-	Cold ratio
+	Cold coldShare
 	// LastNs is the event time of the API's last event: an API idle for
 	// IdleAfter that learnt nothing is dropped (sweep).
 	LastNs int64
