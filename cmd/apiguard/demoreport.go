@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -66,9 +67,9 @@ func (r *demoReport) clientStatus(key string, attacker bool, status int) {
 		}
 		return
 	}
-	if status == 403 && !r.refused[key] {
+	if (status == 403 || status == 429) && !r.refused[key] {
 		r.refused[key] = true
-		r.printf("REFUSED", "%s now gets 403 Forbidden, %.1fs after its attack began", key, time.Since(r.attacking[key]).Seconds())
+		r.printf("REFUSED", "%s now gets %d %s, %.1fs after its attack began", key, status, http.StatusText(status), time.Since(r.attacking[key]).Seconds())
 	}
 }
 
@@ -86,11 +87,12 @@ func (r *demoReport) WriteAnomaly(_ context.Context, a *event.Anomaly) error {
 
 // onAction prints what the responder decided.
 func (r *demoReport) onAction(a *event.Action) {
-	verb := "BLOCK"
+	// The policy's actions: block, throttle (to the entry's rate) or revoke.
+	verb := strings.ToUpper(a.Kind.Name())
 	if a.DryRun {
 		verb = "DRY-RUN"
 	}
-	r.printf(verb, "responder blocks %s %s for %s (%s)", a.Target.GetKind(), a.Target.GetValue(),
+	r.printf(verb, "responder %ss %s %s for %s (%s)", a.Kind.Name(), a.Target.GetKind(), a.Target.GetValue(),
 		time.Duration(a.TtlSeconds)*time.Second, a.Actor)
 }
 
