@@ -58,12 +58,14 @@ func (c CampaignConfig) validate() error {
 //     against the share of such readers among them.
 //
 // Counts cover a long window (an hour by default; half of the last one's
-// carries over) and the test is a binomial tail at max_p, the usual share
-// never taken below Floor. Only a fingerprint's first suspect of the
-// window teaches the usual share (campaignTeach), so a campaign does not
-// make itself look usual; an API that clients of many fingerprints reach
-// without navigating still learns that it is. One anomaly names the campaign: its principal is the
-// fingerprint (Anomaly.SharedBy says how many established principals
+// carries over) and the test is a binomial tail at max_p. Every usual
+// share starts from Floor worth campaignPrior trials. The engine-wide
+// shares learn from a fingerprint's first suspect of the window only
+// (campaignTeach), so a campaign does not make itself look usual; an
+// API's cold share learns from every write but is used as it stood when
+// the window began.
+//
+// One anomaly names the campaign: its principal is the fingerprint (Anomaly.SharedBy says how many established principals
 // share it) and its members are the suspect principals that drove it —
 // never the fingerprint's other users — so the responder, which does not
 // block a fingerprint many share, blocks those members and no one else.
@@ -85,9 +87,12 @@ const campaignPrior = 50
 // maxCampaignMembers bounds the members a campaign state keeps.
 const maxCampaignMembers = 16
 
-// campaignState is one fingerprint's window of new and suspect anonymous
-// principals. One exists for each fingerprint a new anonymous principal
-// used; it is dropped when its window is two windows old.
+// campaignState is one group's window of new and suspect anonymous
+// principals: a fingerprint's logins, its readers, or its writes to one
+// API. One exists for each group an anonymous principal entered; it is
+// dropped when its window is two windows old (about 100 bytes each, and
+// a client that changes fingerprint with every address makes one per
+// address, like the shared-principal counts).
 type campaignState struct {
 	Window   int64 // long window index
 	New      uint32

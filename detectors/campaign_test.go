@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -139,4 +140,49 @@ func TestCampaign(t *testing.T) {
 			t.Fatalf("campaign flagged: %s", got[0].Summary)
 		}
 	})
+}
+
+// TestCampaignStateRestartsAndRepeats: with the campaign and unknown-route
+// state in play (form spam, a WebDAV scanner, a scanner on unknown paths),
+// the same events give the same anomalies byte for byte, and an engine
+// restored from a checkpoint part way ends as one that never stopped.
+func TestCampaignStateRestartsAndRepeats(t *testing.T) {
+	scanner := who{ip: "203.0.113.80", ua: browserUA, hdr: "h1:tool"}
+	webdav := who{ip: "203.0.113.81", ua: "Microsoft-WebDAV-MiniRedir/5.1.2600"}
+	evs := sorted(shop(), formVisitors(20, "h1:browser", true, 3*time.Minute, 1), formVisitors(15, "h1:spamtool", false, 15*time.Minute, 2),
+		every(scanner, "GET /x/{id}", 3*time.Second, 31*time.Minute, 33*time.Minute, func(i int, ev *event.RequestEvent) {
+			ev.Status, ev.Api = 404, fmt.Sprintf("GET /probe%d", i)
+		}),
+		every(webdav, "PROPFIND /", 2*time.Second, 34*time.Minute, 35*time.Minute, func(i int, ev *event.RequestEvent) {
+			ev.Method, ev.Status = "PROPFIND", 404
+		}))
+	whole := newEngine(t, nil)
+	all := runAll(whole, evs)
+	if len(by(all, CampaignName)) == 0 || len(by(all, ProbingName)) < 2 {
+		t.Fatalf("want campaign and probing anomalies, got %d and %d", len(by(all, CampaignName)), len(by(all, ProbingName)))
+	}
+	if again := runAll(newEngine(t, nil), evs); !bytes.Equal(encodeAll(t, again), encodeAll(t, all)) {
+		t.Fatal("a second run gave different anomalies")
+	}
+	for _, cut := range []int{len(evs) / 4, len(evs) / 2, len(evs) * 3 / 4} {
+		first := newEngine(t, nil)
+		before := runAll(first, evs[:cut])
+		state, err := first.MarshalState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		restarted := newEngine(t, nil)
+		if err := restarted.UnmarshalState(state); err != nil {
+			t.Fatal(err)
+		}
+		after := runAll(restarted, evs[cut:])
+		if !bytes.Equal(encodeAll(t, append(before, after...)), encodeAll(t, all)) {
+			t.Fatalf("cut at %d: anomalies differ from an unbroken run's", cut)
+		}
+		a, _ := whole.MarshalState()
+		b, _ := restarted.MarshalState()
+		if !bytes.Equal(a, b) {
+			t.Fatalf("cut at %d: final state differs from an unbroken run's", cut)
+		}
+	}
 }
