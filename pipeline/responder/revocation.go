@@ -215,8 +215,8 @@ func (r *Revoker) Enqueue(ctx context.Context, v Revocation) bool {
 }
 
 // Run makes the calls until ctx ends, with cfg.Workers at once; the
-// revocations still queued then are dropped (the proxies' entries are
-// already in force). It returns nil.
+// revocations still queued then are dropped, counted and logged (the
+// proxies' entries are already in force). It returns nil.
 func (r *Revoker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range r.cfg.Workers {
@@ -236,6 +236,10 @@ func (r *Revoker) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if n := len(r.queue); n > 0 {
+		r.stats.Dropped.Add(uint64(n))
+		r.log.Warn("stopping with revocations not reported to their issuers (the proxies' entries are in force)", "dropped", n)
+	}
 	return nil
 }
 
