@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/apiguard/apiguard/internal/secret"
+	"github.com/apiguard/apiguard/internal/testutil"
 	"github.com/apiguard/apiguard/pipeline/topology"
 )
 
@@ -241,6 +242,31 @@ func TestNATSCredentialsAndTLS(t *testing.T) {
 					t.Errorf("blocks:\n%s", out.String())
 				}
 			}
+			// The long-running commands and the stream reader connect with
+			// them too.
+			read, restore := captureStderr(t)
+			_, stop := startCommand("pipeline", append([]string{"--nats", url, "--metrics-listen", "off"}, tc.flags...)...)
+			testutil.Eventually(t, 20*time.Second, func() bool { return strings.Contains(read(), "pipeline running") },
+				"pipeline did not start:\n%s", func() any { return read() })
+			if err := stop(); err != nil {
+				t.Errorf("pipeline: %v", err)
+			}
+			restore()
+			read, restore = captureStderr(t)
+			_, stop = startCommand("proxy", append([]string{"--nats", url, "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1",
+				"--spool-dir", t.TempDir(), "--metrics-listen", "off", "--admin-listen", "off"}, tc.flags...)...)
+			testutil.Eventually(t, 20*time.Second, func() bool { return strings.Contains(read(), "proxy listening") },
+				"proxy did not start:\n%s", func() any { return read() })
+			if err := stop(); err != nil {
+				t.Errorf("proxy: %v", err)
+			}
+			restore()
+			capture := filepath.Join(t.TempDir(), "c.capture")
+			out.Reset()
+			if err := run(ctx, "replay", append([]string{"capture", "--out", capture, "--nats", url}, tc.flags...), &out); err != nil {
+				t.Errorf("replay capture: %v", err)
+			}
+
 			// Without the credentials the server refuses, and says so
 			// (not "start one"); nothing secret is in the error.
 			bare := "nats://" + addr
