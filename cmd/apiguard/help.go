@@ -100,16 +100,40 @@ func topNames() []string {
 // listWidth is the column at which listed summaries start.
 const listWidth = 36
 
+// lineWidth is where listed summaries wrap.
+const lineWidth = 100
+
 // writeList lists commands with their synopses and summaries.
 func writeList(w io.Writer, cs []command) {
+	pad := strings.Repeat(" ", listWidth)
 	for _, c := range cs {
 		line := strings.TrimSpace(c.name + " " + c.args)
+		summary := wrap(c.summary, lineWidth-listWidth)
+		summary = strings.ReplaceAll(summary, "\n", "\n"+pad)
 		if len(line) < listWidth-2 {
-			fmt.Fprintf(w, "  %-*s%s\n", listWidth-2, line, c.summary)
+			fmt.Fprintf(w, "  %-*s%s\n", listWidth-2, line, summary)
 			continue
 		}
-		fmt.Fprintf(w, "  %s\n  %*s%s\n", line, listWidth-2, "", c.summary)
+		fmt.Fprintf(w, "  %s\n%s%s\n", line, pad, summary)
 	}
+}
+
+// wrap breaks s into lines of at most width bytes, between words.
+func wrap(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, word := range strings.Fields(s) {
+		if i > 0 && n+1+len(word) > width {
+			b.WriteByte('\n')
+			n = 0
+		} else if i > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(word)
+		n += len(word)
+	}
+	return b.String()
 }
 
 // groupList lists a group's subcommands.
