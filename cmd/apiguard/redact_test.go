@@ -103,6 +103,7 @@ func newSecretFixture(t *testing.T) *secretFixture {
 	siteEnv := setVar("APIGUARD_TEST_SITEVERIFY", f.sentinel("siteverify"))
 	hookEnv := setVar("APIGUARD_TEST_WEBHOOK_KEY", f.sentinel("webhook-hmac"))
 	adminEnv := setVar("APIGUARD_TEST_ADMIN_TOKEN", f.sentinel("admin-token"))
+	idpEnv := setVar("APIGUARD_TEST_IDP_SECRET", f.sentinel("idp-client-secret"))
 	setVar("APIGUARD_CLICKHOUSE_PASSWORD", f.sentinel("clickhouse-env"))
 
 	// Secrets sealed in the vault.
@@ -166,6 +167,10 @@ alerts:
   webhooks:
     - {url: "http://` + closed + `/services/` + f.sentinel("slack-path") + `", format: slack}
     - {url: "http://` + closed + `/hooks/` + f.sentinel("json-path") + `", format: json, secret_env: ` + hookEnv + `}
+responder:
+  revocation:
+    issuers:
+      - {name: idp, endpoint: "http://` + closed + `/oauth2/revoke", client_id: apiguard, client_secret_env: ` + idpEnv + `}
 admin:
   listen: 127.0.0.1:0
   token_env: ` + adminEnv + `
@@ -458,12 +463,13 @@ func TestNoSecretIsPrinted(t *testing.T) {
 // field matching secretName that is neither a secret type nor listed here
 // fails TestNoSecretIsPrinted.
 var notSecrets = map[string]string{
-	"Proxy.Upstream":                   "Validate refuses credentials in it",
-	"Proxy.Auth.JWT.Issuers[].JWKSURL": "Validate refuses credentials in it",
-	"Proxy.Tokens.SiteVerify.URL":      "Validate refuses credentials in it",
-	"Proxy.Tokens.SeedSecret":          "names a vault secret",
-	"Proxy.Secrets.Inject[].Secret":    "names a vault secret",
-	"Alerts.DashboardURL":              "a link template sent in every alert",
+	"Proxy.Upstream":                               "Validate refuses credentials in it",
+	"Proxy.Auth.JWT.Issuers[].JWKSURL":             "Validate refuses credentials in it",
+	"Proxy.Tokens.SiteVerify.URL":                  "Validate refuses credentials in it",
+	"Proxy.Tokens.SeedSecret":                      "names a vault secret",
+	"Proxy.Secrets.Inject[].Secret":                "names a vault secret",
+	"Alerts.DashboardURL":                          "a link template sent in every alert",
+	"Responder.Revocation.Issuers[].TokenTypeHint": "the name of a token type (access_token, refresh_token)",
 }
 
 // secretName matches field names that suggest a secret. Names ending in
