@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/apiguard/apiguard/replay"
 )
 
 // TestReplayGenerateAndBacktest runs the two replay commands as a user
@@ -43,7 +45,7 @@ func TestReplayGenerateAndBacktest(t *testing.T) {
 	if err := dec.Decode(&res); err != nil {
 		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
 	}
-	if res.MacroPrecision == nil || res.MacroRecall == nil || res.FalsePositivePrincipals == nil || len(res.Detectors) != 10 ||
+	if res.MacroPrecision == nil || res.MacroRecall == nil || res.FalsePositivePrincipals == nil || len(res.Detectors) != len(replay.AttackKinds) ||
 		res.FlaggedPrincipals == nil || res.BlockedPrincipals == nil || *res.BlockedPrincipals == 0 {
 		t.Fatalf("last line lacks fields: %s", lines[len(lines)-1])
 	}
