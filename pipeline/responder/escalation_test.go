@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,5 +200,33 @@ func TestEscalationEpisodes(t *testing.T) {
 		if got := ttl(fmt.Sprintf("ep%d", i)); got != step.want {
 			t.Errorf("step %d: ttl %s, want %s", i, got, step.want)
 		}
+	}
+}
+
+// TestGroupActionConcurrent: partition workers judge a campaign's
+// addresses at once; the network is still blocked once.
+func TestGroupActionConcurrent(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	_, audit, r := run(t, responder.DefaultConfig(), func() time.Time { return now })
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < 40; i += 4 {
+				a := mkAnomaly(fmt.Sprintf("c%d", i), "probing", "ip", fmt.Sprintf("198.18.7.%d", 10+i), 0.95)
+				if err := r.WriteAnomaly(context.Background(), a); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for _, a := range audit.actions {
+		if a.Target.Kind == "cidr" && !a.DryRun {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d network entries, want 1", n)
 	}
 }

@@ -108,6 +108,10 @@ func (r *Responder) group(ctx context.Context, a *event.Anomaly, ip string) erro
 	if !ok {
 		return nil
 	}
+	// One decision per network at a time: partition workers call this
+	// concurrently, and only the first past the threshold may act.
+	r.groupMu.Lock()
+	defer r.groupMu.Unlock()
 	now := r.now()
 	addrs := r.history.Network(network, now.Add(-g.Window))
 	if len(addrs) < g.MinAddresses {
@@ -130,7 +134,10 @@ func (r *Responder) group(ctx context.Context, a *event.Anomaly, ip string) erro
 		TTL:    ttl,
 		Reason: fmt.Sprintf("%s anomaly on %s, score %.2f: %s; group: %d addresses of %s blocked within %s (%s…); rule group",
 			a.Detector, a.Api, a.Score, a.Summary, len(addrs), network, g.Window, strings.Join(sample, ", ")),
-		Actor: ActorPrefix + "group", AnomalyID: a.Id, ID: event.HashID(trigger, "group", network, a.Id),
+		// The id is the network's and the window's, so that replicas that
+		// decide the same at once record one action (the audit stream
+		// de-duplicates by id) over the same entry.
+		Actor: ActorPrefix + "group", AnomalyID: a.Id, ID: event.HashID(now.Truncate(g.Window), "group", network),
 		Trigger: trigger, Policy: true,
 	}
 	if offences > 0 && ttl != g.TTL {

@@ -177,6 +177,7 @@ type Responder struct {
 	policy     *Policy
 	history    *History
 	sharedNets map[string]bool // networks holding an address reported shared (guarded by mu)
+	groupMu    sync.Mutex      // serialises group decisions
 }
 
 // New returns a responder; cfg must be valid. now is the wall clock (TTLs
