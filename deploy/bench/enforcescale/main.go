@@ -302,10 +302,11 @@ func processes(ctx context.Context, dir, bin, natsURL string, w *kv.Writer, n, p
 	if !empty.ReadyForConnections(10 * time.Second) {
 		return fmt.Errorf("nats not ready")
 	}
-	p, _, err := startProxy(bin, empty.ClientURL(), upstream.URL, filepath.Join(dir, "p-empty"), "info")
+	p, emptyStart, err := startProxy(bin, empty.ClientURL(), upstream.URL, filepath.Join(dir, "p-empty"), "info")
 	if err != nil {
 		return err
 	}
+	fmt.Printf("proxy start with an empty bucket: %.2fs to listening; proxy CPU %.2fs\n", emptyStart.Seconds(), p.cpu().Seconds())
 	time.Sleep(time.Second)
 	base := p.rss()
 	p.stop()
@@ -327,6 +328,8 @@ func processes(ctx context.Context, dir, bin, natsURL string, w *kv.Writer, n, p
 		return err
 	}
 	fmt.Printf("proxy start from its snapshot: %.2fs to listening; proxy CPU %.2fs\n", warm.Seconds(), p.cpu().Seconds())
+	time.Sleep(time.Second)
+	fmt.Printf("proxy resident memory after a start from its snapshot: %.0f MiB: %.0f B/entry\n", float64(p.rss())/(1<<20), float64(p.rss()-base)/float64(n))
 	for _, l := range strings.Split(p.logs.String(), "\n") {
 		if strings.Contains(l, "enforcement snapshot read") || strings.Contains(l, "caught up") {
 			fmt.Println("  ", l)
