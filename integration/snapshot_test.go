@@ -205,3 +205,58 @@ func TestProxySnapshotRestart(t *testing.T) {
 		}
 	})
 }
+
+// TestBlockFile: 'apiguard block --file' writes every principal a list
+// names, spares one an allow entry covers and names it, and audits the
+// whole list as one action; a list with a bad line is refused with its
+// line, exit 2, and nothing written or audited.
+func TestBlockFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; skipped with -short")
+	}
+	srv := testutil.JetStream(t, -1, t.TempDir())
+	url := srv.ClientURL()
+	_, js := testutil.Connect(t, srv)
+	ensureTopology(t, js)
+	apiguard(t, "allow", "--nats", url, "--reason", "a partner", "ip", "10.0.0.3")
+	dir := t.TempDir()
+	feed := filepath.Join(dir, "feed.txt")
+	list := "# a threat feed\n10.0.0.1\n10.0.0.2 ; SBL1\n10.0.0.3\n10.1.0.0/16\nkey leaked-1\n"
+	if err := os.WriteFile(feed, []byte(list), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := len(auditRows(t, js))
+	out := apiguard(t, "block", "--nats", url, "--file", feed, "--ttl", "1h", "--reason", "threat feed")
+	if !strings.Contains(out, "block 5 principals from feed.txt") || !strings.Contains(out, ": 4 written") ||
+		!strings.Contains(out, "spared ip 10.0.0.3") {
+		t.Errorf("block --file said:\n%s", out)
+	}
+	rows := auditRows(t, js)
+	if len(rows) != before+1 {
+		t.Fatalf("%d actions audited, want one", len(rows)-before)
+	}
+	if a := rows[len(rows)-1]; a.Target.GetKind() != "list" || !strings.Contains(a.Reason, "4 written") || !strings.HasSuffix(a.Reason, "; threat feed") {
+		t.Errorf("bulk action: %+v", a)
+	}
+	blocks := apiguard(t, "blocks", "--nats", url)
+	for _, v := range []string{"10.0.0.1", "10.0.0.2", "10.1.0.0/16", "leaked-1"} {
+		if !strings.Contains(blocks, v) {
+			t.Errorf("blocks does not list %s:\n%s", v, blocks)
+		}
+	}
+
+	bad := filepath.Join(dir, "bad.txt")
+	if err := os.WriteFile(bad, []byte("10.0.0.9\n\nexample.com\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := exitCode(t, "block", "--nats", url, "--file", bad)
+	if code != 2 || !strings.Contains(out, `bad.txt:3: "example.com" is neither an address nor a network`) {
+		t.Errorf("bad list: exit %d:\n%s", code, out)
+	}
+	if n := len(auditRows(t, js)); n != before+1 {
+		t.Errorf("a refused list was audited (%d actions)", n-before-1)
+	}
+	if strings.Contains(apiguard(t, "blocks", "--nats", url), "10.0.0.9") {
+		t.Error("an address of a refused list was written")
+	}
+}
