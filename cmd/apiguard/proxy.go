@@ -226,6 +226,11 @@ func cmdProxy(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: proxy needs --nats (or nats.url); 'apiguard up' runs NATS embedded", errUsage)
 	}
 	log := newLogger(cfg.Log, os.Stderr)
+	// A proxy-only process: its GC defaults (GOGC, GOMEMLIMIT) are the
+	// proxy's, unless the environment sets them ('apiguard up' keeps Go's,
+	// for the pipeline's larger live heap).
+	gcPercent, memLimit := proxy.TuneGC()
+	log.Info("garbage collection", "gogc", gcPercent, "memory_limit_bytes", memLimit)
 	g, gctx := errgroup.WithContext(ctx)
 	reg, err := startMetrics(gctx, g, cfg, log)
 	if err != nil {
