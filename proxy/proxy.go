@@ -2,6 +2,11 @@
 // request's API and client, runs the check chain, forwards what passes with
 // httputil.ReverseProxy, and hands one event per request to an Emitter
 // without waiting on it.
+//
+// The checks implement Check. Those built on large engines of their own
+// live in subpackages that import this one: proxy/inspect holds the OWASP
+// CRS (Coraza) and OpenAPI validation (kin-openapi), which BuildChain gets
+// through ChainDeps.Payload, set by the binary's wiring.
 package proxy
 
 import (

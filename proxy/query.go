@@ -116,6 +116,12 @@ func (e *QueryError) Detail() string {
 	return fmt.Sprintf("The query string has a \"%%\" at byte %d that does not start a %%XX escape: send a \"%%\" in a value as %%25.", e.Offset)
 }
 
+// StrictQuery is the strict reading of a raw query that the inspection's
+// strict_query applies: nil, or a *QueryError saying what and where. Checks
+// outside this package (OpenAPI validation) use it to refuse a query that
+// a lenient parser would read differently.
+func StrictQuery(raw string) error { return strictQuery(raw) }
+
 // strictQuery returns a *QueryError for the first byte of raw that a strict
 // parser refuses, and nil when there is none: then Go's url.ParseQuery, and
 // every server that splits on "&" and decodes "%XX", read raw the same way.
