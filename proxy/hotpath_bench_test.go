@@ -13,7 +13,8 @@ import (
 
 // stubUpstream answers every round trip from memory with a 200 and a
 // small JSON body, so the hot-path figures count the proxy's own work and
-// not the sockets' or the upstream's.
+// not the sockets' or the upstream's. It allocates 5 times per request
+// itself (response, header map and value, reader, closer).
 type stubUpstream struct{}
 
 const stubBody = `{"id":12345,"name":"widget","price":{"amount":1999,"currency":"EUR"},"tags":["a","b","c"],"stock":17}`
@@ -24,10 +25,6 @@ func (stubUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 		ContentLength: int64(len(stubBody)),
 		Body:          io.NopCloser(strings.NewReader(stubBody)), Request: r}, nil
 }
-
-// stubUpstreamAllocs is what stubUpstream.RoundTrip itself allocates per
-// request (response, header map and value, reader, closer).
-const stubUpstreamAllocs = 5
 
 // sink is a reusable ResponseWriter: its header map is cleared between
 // requests and the body is counted, not kept.
