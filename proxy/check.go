@@ -49,6 +49,9 @@ type Exchange struct {
 	rec recorder
 	hv  [5]string
 	nhv int
+	// qp and qpp hold the event's first query parameters (Event.Query).
+	qp  [4]event.QueryParam
+	qpp [4]*event.QueryParam
 }
 
 // release drops the exchange's references once the request is done; its

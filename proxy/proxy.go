@@ -247,7 +247,7 @@ func (p *Proxy) exchange(st *state, r *http.Request, start time.Time) *Exchange 
 		ev.Auth = event.AuthOutcome_AUTH_UNSPECIFIED
 	}
 	if r.URL.RawQuery != "" {
-		ev.Query = st.capture.query(api, r.URL.RawQuery)
+		ev.Query = st.capture.queryInto(x.qpp[:0:len(x.qpp)], x.qp[:], api, r.URL.RawQuery)
 	}
 	if info != nil {
 		ev.TlsFingerprint, ev.TlsJa3 = info.ja4, info.ja3

@@ -203,7 +203,13 @@ const maxQueryParams = 32
 // leniently and made valid UTF-8, and the values too when values is set.
 // Pairs without a name are left out.
 func queryParams(raw string, values bool) []*event.QueryParam {
-	var out []*event.QueryParam
+	return queryParamsInto(nil, nil, raw, values)
+}
+
+// queryParamsInto is queryParams filling the elements of store first and
+// appending to out (its capacity reused), so that a request's few
+// parameters need no allocation of their own.
+func queryParamsInto(out []*event.QueryParam, store []event.QueryParam, raw string, values bool) []*event.QueryParam {
 	for it := (queryIter{rest: raw}); len(out) < maxQueryParams; {
 		_, k, v, ok := it.next()
 		if !ok {
@@ -213,7 +219,13 @@ func queryParams(raw string, values bool) []*event.QueryParam {
 			continue
 		}
 		name, _ := unescapeQuery(k)
-		qp := &event.QueryParam{Name: clip(name, 128)}
+		var qp *event.QueryParam
+		if len(store) > 0 {
+			qp, store = &store[0], store[1:]
+		} else {
+			qp = &event.QueryParam{}
+		}
+		qp.Name = clip(name, 128)
 		if values {
 			val, _ := unescapeQuery(v)
 			qp.Value = clip(val, 1024)
