@@ -9,11 +9,13 @@
 # event to.
 #   nginx     reverse proxy with upstream keepalive, access log off
 #   bare      deploy/bench/bareproxy
+#   fast      deploy/bench/fastproxy: the same on fasthttp, for what the
+#             HTTP engine alone costs
 #   apiguard  'apiguard proxy', default checks, every event published
 #   full      'apiguard proxy' with every check on: decoys, bots, origins,
 #             API key and HS256 JWT both verified, scopes, rate limits,
 #             inspection, secret injection, response stripping
-# ROUNDS interleaved rounds (nginx, bare, apiguard, full in each), wrk -t1
+# ROUNDS interleaved rounds (nginx, bare, fast, apiguard, full in each), wrk -t1
 # -cCONNS for DUR each, GET of a ~200-byte JSON document. CPU per request is
 # the target's own utime+stime (/proc/PID/stat, all its processes) over
 # the requests wrk counted. Then an open-loop run (ratedload) at half of
@@ -49,6 +51,7 @@ need taskset util-linux
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 go build -o bin/apiguard ./cmd/apiguard
 go build -o bin/bareproxy ./deploy/bench/bareproxy
+go build -o bin/fastproxy ./deploy/bench/fastproxy
 go build -o bin/ratedload ./deploy/bench/ratedload
 go build -o bin/mintjwt ./deploy/bench/mintjwt
 
@@ -73,6 +76,7 @@ NATS_URL=nats://127.0.0.1:19222
 
 # Core 0: the proxies under test.
 on_proxy_core bin/bareproxy -listen 127.0.0.1:19001 -upstream http://127.0.0.1:19000 >"$work/bare.log" 2>&1 & bare_pid=$!; pids+=($bare_pid)
+on_proxy_core bin/fastproxy -listen 127.0.0.1:19005 -upstream http://127.0.0.1:19000 >"$work/fast.log" 2>&1 & fast_pid=$!; pids+=($fast_pid)
 
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<NGINX
@@ -150,6 +154,7 @@ on_proxy_core bin/apiguard proxy --config "$work/full.yaml" --nats "$NATS_URL" -
 	>"$work/full.out" 2>"$work/full.log" & full_pid=$!; pids+=($full_pid)
 wait_up 19001
 wait_up 19003
+wait_up 19005
 wait_up 19002 "${full_headers[@]}"
 wait_up 19004 "${full_headers[@]}"
 status=$(curl -s -o /dev/null -w '%{http_code}' "${full_headers[@]}" "http://127.0.0.1:19004$PATH_UNDER_TEST")
@@ -169,11 +174,12 @@ pids_of() { # the processes that do the work of a target
 	case $1 in
 	nginx) echo "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')" ;;
 	bare) echo "$bare_pid" ;;
+	fast) echo "$fast_pid" ;;
 	apiguard) echo "$apiguard_pid" ;;
 	full) echo "$full_pid" ;;
 	esac
 }
-port_of() { case $1 in nginx) echo 19003 ;; bare) echo 19001 ;; apiguard) echo 19002 ;; full) echo 19004 ;; esac; }
+port_of() { case $1 in nginx) echo 19003 ;; bare) echo 19001 ;; fast) echo 19005 ;; apiguard) echo 19002 ;; full) echo 19004 ;; esac; }
 HZ=$(getconf CLK_TCK)
 
 # run NAME: prints "NAME rps cpu_us_per_request p99_ms"
@@ -197,14 +203,14 @@ run() {
 }
 
 # Warm each target, then the interleaved rounds.
-for t in nginx bare apiguard full; do
+for t in nginx bare fast apiguard full; do
 	hdr=()
 	[ "$t" = full ] && hdr=("${full_headers[@]}")
 	(on_load_core wrk -t1 -c8 -d2s "${hdr[@]}" "http://127.0.0.1:$(port_of "$t")$PATH_UNDER_TEST" >/dev/null)
 done
 results=""
 for r in $(seq "$ROUNDS"); do
-	for t in nginx bare apiguard full; do
+	for t in nginx bare fast apiguard full; do
 		results+="$r $(run "$t")"$'\n'
 	done
 done
@@ -232,8 +238,8 @@ awk '
 	  rr[$2] = rr[$2] sprintf(" %.2f", $3/nr[$1]); cr[$2] = cr[$2] sprintf(" %.2f", $4/nc[$1]) }
 	END {
 		print "ratios to nginx per round (req/s; CPU per request):"
-		split("bare apiguard full", ts, " ")
-		for (i = 1; i <= 3; i++) printf "  %-9s req/s%s;  CPU%s\n", ts[i], rr[ts[i]], cr[ts[i]]
+		split("bare fast apiguard full", ts, " ")
+		for (i = 1; i <= 4; i++) printf "  %-9s req/s%s;  CPU%s\n", ts[i], rr[ts[i]], cr[ts[i]]
 		print "targets: full >= 0.75x nginx req/s and <= 1.33x its CPU/request; default (apiguard) >= 0.9x req/s"
 	}' <<<"$results"
 echo "apiguard events published: $(published "$work/apiguard.log") of $(served "$work/apiguard.log") requests; full: $(published "$work/full.log") of $(served "$work/full.log")"
