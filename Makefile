@@ -7,7 +7,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_VTPROTO := github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test test-rules test-plugin plugin test-short bench bench-go bench-detect bench-proxy bench-loop bench-clickhouse generate lint fuzz clean
+.PHONY: all build up test test-rules test-plugin test-dashboards dashboards plugin test-short bench bench-go bench-detect bench-proxy bench-loop bench-clickhouse bench-enforce generate lint fuzz clean
 
 all: build
 
@@ -19,7 +19,7 @@ up: build
 	./$(BIN) up --demo
 
 ## test: vet, then every unit, fuzz-seed and end-to-end test, with the race detector.
-test: test-rules test-plugin
+test: test-rules test-plugin test-dashboards
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -27,7 +27,18 @@ test: test-rules test-plugin
 test-rules:
 	@command -v $(PROMTOOL) >/dev/null || { echo "promtool not found: apt-get install prometheus" >&2; exit 1; }
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
+	$(PROMTOOL) check config deploy/prometheus/compose.yml
 	$(PROMTOOL) test rules deploy/prometheus/rules_test.yml
+
+## dashboards: regenerate the Grafana dashboards' JSON (dashboards/json) from their Go definitions.
+dashboards:
+	$(GO) run ./dashboards/gen -out dashboards/json
+
+## test-dashboards: fail when the committed dashboards' JSON is not what the generator writes.
+test-dashboards:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(GO) run ./dashboards/gen -out "$$tmp" && \
+	if ! diff -r -u dashboards/json "$$tmp" >"$$tmp.diff"; then head -40 "$$tmp.diff"; rm -f "$$tmp.diff"; \
+		echo "dashboards/json is stale: run make dashboards and commit dashboards/json" >&2; exit 1; fi; rm -f "$$tmp.diff"
 
 ## plugin: the Grafana plugin into dashboards/plugin/frontend/dist/: the app and its
 ## data source's frontend (npm ci, webpack), and the data source's backend
@@ -53,17 +64,21 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 ## bench: Go benchmarks, detection figures, then wrk through the proxy, then the detection-to-block loop.
-bench: bench-go bench-detect bench-proxy bench-loop bench-clickhouse
+bench: bench-go bench-detect bench-proxy bench-loop bench-clickhouse bench-enforce
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors ./replay ./proxy ./proxy/inspect
 
-## bench-detect: backtest precision/recall on generated days, memory per pair, CSIC 2010 F1.
+## bench-detect: backtest precision/recall on generated days, memory per pair, CSIC 2010 F1 (models alone and through the product path).
 bench-detect: build
 	deploy/bench/detect.sh
 
 bench-proxy: build
 	./deploy/bench/proxy.sh
+
+## bench-enforce: 1,000,000 enforcement entries: bulk write, proxy cold start and from its snapshot, memory per entry, a change reaching 10 proxies.
+bench-enforce: build
+	./deploy/bench/enforce.sh
 
 ## bench-clickhouse: the ClickHouse writer against clickhouse-client on the same rows (needs clickhouse-server).
 bench-clickhouse:
@@ -88,19 +103,25 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-## fuzz: a short run of every fuzz target (the seeds in testdata/ run in `make test`).
-FUZZTIME ?= 20s
+## fuzz: FUZZTIME (default 10s) of every fuzz target in the repository, one after
+## another. The targets are listed by `go test -list '^Fuzz'` in each package whose
+## tests define one, so a new target runs without a change here. The seeds in
+## testdata/ run in `make test`.
+FUZZTIME ?= 10s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzUnmarshalEvent -fuzztime $(FUZZTIME) ./event
-	$(GO) test -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./enforce/kv
-	$(GO) test -run '^$$' -fuzz FuzzTemplater -fuzztime $(FUZZTIME) ./proxy
-	$(GO) test -run '^$$' -fuzz FuzzQuery -fuzztime $(FUZZTIME) ./proxy
-	$(GO) test -run '^$$' -fuzz FuzzDecodeRecords -fuzztime $(FUZZTIME) ./proxy/emit
-	$(GO) test -run '^$$' -fuzz FuzzImportCombined -fuzztime $(FUZZTIME) ./replay
-	$(GO) test -run '^$$' -fuzz FuzzImportNginx -fuzztime $(FUZZTIME) ./replay
-	$(GO) test -run '^$$' -fuzz FuzzImportJSON -fuzztime $(FUZZTIME) ./replay
-	$(GO) test -run '^$$' -fuzz FuzzImportHAR -fuzztime $(FUZZTIME) ./replay
-	$(GO) test -run '^$$' -fuzz FuzzImportRawHTTP -fuzztime $(FUZZTIME) ./replay
+	@set -e; \
+	pkgs=$$(grep -rl --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.git '^func Fuzz' . | xargs -n1 dirname | sort -u); \
+	[ -n "$$pkgs" ] || { echo "fuzz: no fuzz targets found" >&2; exit 1; }; \
+	n=0; \
+	for pkg in $$pkgs; do \
+		targets=$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz') || { echo "fuzz: listing $$pkg failed" >&2; exit 1; }; \
+		for target in $$targets; do \
+			echo "fuzz: $$pkg $$target for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			n=$$((n+1)); \
+		done; \
+	done; \
+	echo "fuzz: $$n targets, $(FUZZTIME) each"
 
 clean:
 	rm -rf bin var

@@ -10,7 +10,7 @@ import (
 
 // stateVersion is the checkpoint format; a checkpoint of another version
 // is refused and the engine starts fresh.
-const stateVersion = 3
+const stateVersion = 6
 
 // checkpoint is what MarshalState writes. Maps are written as slices
 // sorted by key, so the same state always encodes to the same bytes: a
@@ -30,6 +30,12 @@ type checkpoint struct {
 	Risk       []keyed[riskState]
 	Shares     []keyed[*shareState]
 	Probe      ratio
+	Routes     ratio
+	Methods    []named[uint32]
+	Campaigns  []keyed[*campaignState]
+	CampRate   ratio
+	ColdWrites ratio
+	ScrapeRate ratio
 	Start      int64
 	Last       int64
 	Resume     [numWindows]int64
@@ -99,7 +105,8 @@ func (e *Engine) MarshalState() ([]byte, error) {
 	c := checkpoint{Version: stateVersion, Windows: e.clk.len, APIs: sortedNamed(st.APIs), Pairs: sortedKeyed(st.Pairs),
 		Principals: sortedKeyed(st.Principals), Creds: sortedKeyed(st.Creds), Logins: sortedKeyed(st.Logins),
 		Cool: sortedKeyed(st.Cool), Flagged: sortedKeyed(st.Flagged), Risk: sortedKeyed(st.Risk), Shares: sortedKeyed(st.Shares),
-		Probe: st.Probe, Start: st.Start, Last: st.Last, Resume: st.Resume, Swept: st.Swept}
+		Probe: st.Probe, Routes: st.Routes, Methods: sortedNamed(st.Methods),
+		Campaigns: sortedKeyed(st.Campaigns), CampRate: st.CampaignRate, ColdWrites: st.ColdWrites, ScrapeRate: st.ScrapeRate, Start: st.Start, Last: st.Last, Resume: st.Resume, Swept: st.Swept}
 	for _, p := range sortedNamed(st.Params) {
 		m := *p.V
 		m.Values, m.Shapes = nil, nil
@@ -128,7 +135,8 @@ func (e *Engine) UnmarshalState(b []byte) error {
 	}
 	st := engineState{APIs: map[string]*apiState{}, Pairs: toMap(c.Pairs), Principals: toMap(c.Principals),
 		Creds: toMap(c.Creds), Logins: toMap(c.Logins), Params: map[string]*paramModel{}, Cool: toMap(c.Cool),
-		Flagged: toMap(c.Flagged), Risk: toMap(c.Risk), Shares: toMap(c.Shares), Probe: c.Probe, Start: c.Start, Last: c.Last, Resume: c.Resume, Swept: c.Swept}
+		Flagged: toMap(c.Flagged), Risk: toMap(c.Risk), Shares: toMap(c.Shares), Probe: c.Probe, Routes: c.Routes, Methods: fromNamed(c.Methods),
+		Campaigns: toMap(c.Campaigns), CampaignRate: c.CampRate, ColdWrites: c.ColdWrites, ScrapeRate: c.ScrapeRate, Start: c.Start, Last: c.Last, Resume: c.Resume, Swept: c.Swept}
 	for _, a := range c.APIs {
 		a.V.restored()
 		st.APIs[a.K] = a.V
@@ -137,6 +145,9 @@ func (e *Engine) UnmarshalState(b []byte) error {
 		m := p.V.Model
 		m.Values, m.Shapes = fromNamed(p.V.Values), fromNamed(p.V.Shapes)
 		st.Params[p.K] = m
+	}
+	if st.Methods == nil {
+		st.Methods = map[string]uint32{}
 	}
 	e.st = st
 	return nil

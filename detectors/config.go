@@ -46,6 +46,7 @@ type Config struct {
 	Inventory   InventoryConfig   `yaml:"inventory"`
 	Health      HealthConfig      `yaml:"health"`
 	Profile     ProfileConfig     `yaml:"profile"`
+	Campaign    CampaignConfig    `yaml:"campaign"`
 }
 
 // DefaultConfig returns the defaults that docs/detection.md explains.
@@ -60,12 +61,13 @@ func DefaultConfig() Config {
 		Stolen:      StolenConfig{MinRequests: 5, Overlap: 10 * time.Minute},
 		Enumeration: EnumerationConfig{MinMisses: 20, MissFloor: 0.02, WalkLength: 25},
 		Scraping:    ScrapingConfig{Threshold: 6, MinObjects: 60, MinKiB: 4096, MinRatio: 3},
-		Probing:     ProbingConfig{MinMisses: 15, MissFloor: 0.02, DecoyCheck: "decoy"},
+		Probing:     ProbingConfig{MinMisses: 15, MissFloor: 0.02, DecoyCheck: "decoy", MinUnknown: 3},
 		Inventory:   InventoryConfig{Repeat: 24 * time.Hour},
 		Timing:      TimingConfig{MinGaps: 40, MaxMeanGap: 30 * time.Second, MaxCV: 0.12, Kinds: []string{"ip", "sub", "token"}},
 		Params:      ParamsConfig{MinSamples: 200, MaxP: 1e-4},
 		Health:      HealthConfig{MinRequests: 10, Threshold: 6, TimeOfDayDays: 2},
 		Profile:     ProfileConfig{MaxP: 1e-12},
+		Campaign:    CampaignConfig{MinMembers: 5, Floor: 0.01},
 	}
 }
 
@@ -96,7 +98,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("detectors.max_p: %g, want in (0,1)", c.MaxP)
 	}
 	for _, v := range []interface{ validate() error }{c.Volumetric, c.Stuffing, c.Stolen, c.Enumeration,
-		c.Scraping, c.Probing, c.Timing, c.Params, c.Inventory, c.Health, c.Profile} {
+		c.Scraping, c.Probing, c.Timing, c.Params, c.Inventory, c.Health, c.Profile, c.Campaign} {
 		if err := v.validate(); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,6 +38,15 @@ func readCSIC(t *testing.T, file string) []csicRequest {
 	return out
 }
 
+// decodeCSIC percent-decodes a raw value once, as a form would (the proxy
+// decodes once too); an undecodable value is kept as sent.
+func decodeCSIC(v string) string {
+	if d, err := url.QueryUnescape(v); err == nil {
+		return d
+	}
+	return v
+}
+
 func splitParams(s string) [][2]string {
 	var out [][2]string
 	for _, kv := range strings.Split(s, "&") {
@@ -71,7 +81,7 @@ func trainCSIC(reqs []csicRequest) *csicModel {
 				pm = &paramModel{}
 				m.params[key] = pm
 			}
-			pm.learn(decodeParam(p[1]))
+			pm.learn(decodeCSIC(p[1]))
 		}
 	}
 	return m
@@ -90,7 +100,7 @@ func (m *csicModel) score(r csicRequest) float64 {
 			p = min(p, unknownNameP)
 			continue
 		}
-		p = min(p, pm.score(decodeParam(kv[1])).p)
+		p = min(p, pm.score(decodeCSIC(kv[1])).p)
 	}
 	return p
 }

@@ -215,7 +215,18 @@ func TestProbing(t *testing.T) {
 		{"404 burst across paths", every(w, "GET /admin/{id}", 2*time.Second, 30*time.Minute, 33*time.Minute, func(i int, ev *event.RequestEvent) {
 			ev.Status = 404
 			ev.Api = []string{"GET /admin/{id}", "GET /.env", "POST /wp-login.php", "GET /backup.zip"}[i%4]
-		}), "misses_10m"},
+		}), "unknown_routes"},
+		{"WebDAV methods the API never serves", every(w, "PROPFIND /", 2*time.Second, 30*time.Minute, 31*time.Minute, func(i int, ev *event.RequestEvent) {
+			ev.Method, ev.Status = []string{"PROPFIND", "SEARCH", "OPTIONS"}[i%3], 207
+		}), "unknown_routes"},
+		{"404s on one path, again and again", every(w, "GET /favicon.ico", 5*time.Second, 30*time.Minute, 30*time.Minute+50*time.Second, func(i int, ev *event.RequestEvent) {
+			ev.Status = 404
+		}), ""},
+		{"a few broken links while browsing", every(w, "GET /products/{id}", 3*time.Second, 30*time.Minute, 33*time.Minute, func(i int, ev *event.RequestEvent) {
+			if i%12 == 3 {
+				ev.Status, ev.Api = 404, []string{"GET /img/a.png", "GET /img/b.png", "GET /img/c.png", "GET /img/d.png", "GET /img/e.png"}[i/12]
+			}
+		}), ""},
 		{"an occasional broken link", every(w, "GET /products/{id}", 30*time.Second, 30*time.Minute, 40*time.Minute, func(i int, ev *event.RequestEvent) {
 			if i%10 == 0 {
 				ev.Status = 404

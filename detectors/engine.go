@@ -49,6 +49,7 @@ var registry = []struct {
 	{InventoryName, func(c Config) detector { return &inventory{cfg: c.Inventory} }},
 	{HealthName, func(c Config) detector { return &health{cfg: c.Health} }},
 	{ProfileName, func(c Config) detector { return &profile{cfg: c.Profile} }},
+	{CampaignName, func(c Config) detector { return &campaign{cfg: c.Campaign} }},
 }
 
 // Names returns every detector's name, in the order they run.
@@ -96,7 +97,18 @@ type engineState struct {
 	Flagged    map[uint64]int64       // principal → event time until which it teaches nothing
 	Risk       map[uint64]riskState
 	Probe      ratio // every principal's misses across APIs (probing.go)
-	Start      int64 // event time of the first event
+	// Routes is established principals' share of unknown-route requests,
+	// and Methods the methods served with success, by count (routes.go).
+	Routes  ratio
+	Methods map[string]uint32
+	// Campaigns are, per client fingerprint, the new and suspect
+	// anonymous principals of the long window, and CampaignRate the share
+	// of suspects among all new ones (campaign.go).
+	Campaigns    map[uint64]*campaignState
+	CampaignRate ratio
+	ColdWrites   ratio // cold writes among anonymous writes (campaign.go)
+	ScrapeRate   ratio // neighbouring-object readers among anonymous principals at their sixth request
+	Start        int64 // event time of the first event
 	// Last is the latest event time seen. Resume is, per rate window, the
 	// event time from which the engine has seen every event: the first
 	// event, or the first after a gap (gap.go). A window reaching back
@@ -113,7 +125,8 @@ type engineState struct {
 func newEngineState() engineState {
 	return engineState{APIs: map[string]*apiState{}, Pairs: map[uint64]*pair{}, Principals: map[uint64]*principalState{}, Creds: map[uint64]*credState{},
 		Logins: map[uint64]*loginState{}, Params: map[string]*paramModel{}, Cool: map[uint64]int64{},
-		Flagged: map[uint64]int64{}, Risk: map[uint64]riskState{}, Shares: map[uint64]*shareState{}}
+		Flagged: map[uint64]int64{}, Risk: map[uint64]riskState{}, Shares: map[uint64]*shareState{}, Methods: map[string]uint32{},
+		Campaigns: map[uint64]*campaignState{}}
 }
 
 type riskState struct {

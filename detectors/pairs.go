@@ -39,6 +39,7 @@ type principalState struct {
 	GapMean float32       // moving average of inter-arrival gaps, seconds
 	GapVar  float32       // moving variance of the gaps
 	Gaps    uint16        // gaps seen, saturating
+	Routes  routeState    // unknown-route evidence (routes.go)
 }
 
 // recent sums requests and misses over the medium window.

@@ -19,10 +19,14 @@ type ProbingConfig struct {
 	MissFloor float64 `yaml:"miss_floor"`
 	// DecoyCheck is the check name the proxy gives decoy hits.
 	DecoyCheck string `yaml:"decoy_check"`
+	// MinUnknown is the fewest unknown-route requests (routes.go) that can
+	// be a probe, however few requests the principal made.
+	MinUnknown float32 `yaml:"min_unknown"`
 }
 
 func (c ProbingConfig) validate() error {
-	return errorsJoinFirst(positive("probing.min_misses", c.MinMisses), positive("probing.miss_floor", c.MissFloor))
+	return errorsJoinFirst(positive("probing.min_misses", c.MinMisses), positive("probing.miss_floor", c.MissFloor),
+		positive("probing.min_unknown", float64(c.MinUnknown)))
 }
 
 // scannerTraits are user-agent fragments of security scanners and attack
@@ -31,18 +35,29 @@ var scannerTraits = []string{"sqlmap", "nikto", "nuclei", "nmap", "masscan", "zg
 	"wfuzz", "ffuf", "feroxbuster", "acunetix", "nessus", "openvas", "burp", "zap/", "wpscan", "jaeles", "arachni", "w3af"}
 
 // probing finds principals mapping the API surface: a hit on a decoy path
-// (no real client calls one), a scanner's user agent, or a burst of
-// 403/404/405 answers across APIs far above the clients' share.
-type probing struct{ cfg ProbingConfig }
+// (no real client calls one), a scanner's user agent, requests for unknown
+// routes and methods far above what established clients show (routes.go),
+// or a burst of 403/404/405 answers across APIs far above the clients'
+// share.
+type probing struct {
+	cfg ProbingConfig
+	// lastUA and lastTrait cache the last user agent's scanner trait:
+	// one client's requests come in runs. Derived, not state.
+	lastUA, lastTrait string
+}
 
 func (*probing) name() string { return ProbingName }
 
 func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
+	defer e.noteServedMethod(x)
 	if x.ev.Check == d.cfg.DecoyCheck && d.cfg.DecoyCheck != "" {
 		return append(out, finding{p: 1e-15, deviations: []*event.Deviation{{Feature: "decoy_hits", Observed: 1, Expected: 0}},
 			summary: fmt.Sprintf("%s %s requested decoy path %s, which no real client calls", x.kind, x.val, x.ev.Path)})
 	}
-	if t := scannerTrait(x.ev.UserAgent); t != "" {
+	if x.ev.UserAgent != d.lastUA {
+		d.lastUA, d.lastTrait = strings.Clone(x.ev.UserAgent), scannerTrait(x.ev.UserAgent)
+	}
+	if t := d.lastTrait; t != "" {
 		return append(out, finding{p: 1e-13, deviations: []*event.Deviation{{Feature: "scanner_user_agent", Observed: 1, Expected: 0}},
 			summary: fmt.Sprintf("%s %s sends the user agent of the scanner %q (%s)", x.kind, x.val, t, clipString(x.ev.UserAgent, 80))})
 	}
@@ -51,6 +66,11 @@ func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
 	}
 	if x.learn {
 		defer e.st.Probe.add(x.miss)
+	}
+	unknown, why := e.unknownRoute(x)
+	n := len(out)
+	if out = d.routeFinding(e, x, unknown, why, out); len(out) > n {
+		return out
 	}
 	req, miss := x.prin.recent()
 	if miss < d.cfg.MinMisses {

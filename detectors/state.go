@@ -24,6 +24,9 @@ type apiState struct {
 	Health  healthState
 	// ParamRequests counts requests with parameters (parameters.go).
 	ParamRequests uint32
+	// Cold is the share of anonymous writes to the API that came without
+	// navigation first (campaign.go): how normal sessions reach it.
+	Cold ratio
 	// LastNs is the event time of the API's last event: an API idle for
 	// IdleAfter that learnt nothing is dropped (sweep).
 	LastNs int64
@@ -266,6 +269,7 @@ func (e *Engine) sweep(now uint32) {
 	}
 	nowNs := int64(now) * 1e9
 	e.sweepShares(nowNs)
+	e.sweepCampaigns(nowNs)
 	for k, until := range e.st.Cool {
 		if until < nowNs {
 			delete(e.st.Cool, k)

@@ -149,6 +149,11 @@ type Entry struct {
 	// Trigger is the event time of the request that caused the entry, zero
 	// for operators' entries. The proxy reports the loop latency from it.
 	Trigger time.Time
+	// Rate is a throttle entry's allowed rate in requests per second for
+	// the principal (the proxy's rate limiter enforces it, with a burst of
+	// one second's worth). Zero on other actions, and on throttle entries
+	// written before rates existed: the proxy's configured limit applies.
+	Rate float64
 }
 
 // Expired reports whether the entry no longer applies at now.
@@ -163,6 +168,12 @@ func (e *Entry) Normalize() error {
 	}
 	if e.Action == ActionNone || int(e.Action) >= len(actionNames) {
 		return fmt.Errorf("%s entry %q has no action", e.Kind, e.Value)
+	}
+	if e.Rate < 0 || e.Rate != e.Rate || e.Rate > 1e9 {
+		return fmt.Errorf("%s entry %q has rate %v (want 0 to 1e9 requests per second)", e.Kind, e.Value, e.Rate)
+	}
+	if e.Rate != 0 && e.Action != ActionThrottle {
+		return fmt.Errorf("%s entry %q: a rate is for throttle entries, not %s", e.Kind, e.Value, e.Action)
 	}
 	v, err := CanonicalValue(e.Kind, e.Value)
 	if err != nil {
@@ -181,7 +192,7 @@ func CanonicalValue(k Kind, v string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("ip entry: %w", err)
 		}
-		return a.Unmap().String(), nil
+		return canonicalAddr(v, a.Unmap()), nil
 	case KindCIDR:
 		p, err := netip.ParsePrefix(strings.TrimSpace(v))
 		if err != nil {
@@ -190,7 +201,7 @@ func CanonicalValue(k Kind, v string) (string, error) {
 		if p.Addr().Is4In6() {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
-		return p.Masked().String(), nil
+		return canonicalPrefix(v, p.Masked()), nil
 	default:
 		v = strings.TrimSpace(v)
 		if v == "" {
@@ -201,4 +212,24 @@ func CanonicalValue(k Kind, v string) (string, error) {
 		}
 		return v, nil
 	}
+}
+
+// canonicalAddr and canonicalPrefix return v if it is already the text of
+// a or p, which it mostly is (values come from the bucket in canonical
+// form), so that loading many entries does not allocate their values
+// twice; otherwise the text of a or p.
+func canonicalAddr(v string, a netip.Addr) string {
+	var buf [64]byte
+	if b := a.AppendTo(buf[:0]); string(b) != v {
+		return string(b)
+	}
+	return v
+}
+
+func canonicalPrefix(v string, p netip.Prefix) string {
+	var buf [64]byte
+	if b := p.AppendTo(buf[:0]); string(b) != v {
+		return string(b)
+	}
+	return v
 }

@@ -5,12 +5,12 @@ package enforce
 // since base was built (a nil value records a deletion). Both maps are
 // read-only once the layer is published.
 type layer[K comparable] struct {
-	base map[K]*Entry
-	over map[K]*Entry
+	base map[K]*Rule
+	over map[K]*Rule
 }
 
 // get returns the entry for k, or nil.
-func (l *layer[K]) get(k K) *Entry {
+func (l *layer[K]) get(k K) *Rule {
 	if e, ok := l.over[k]; ok {
 		return e
 	}
@@ -20,11 +20,11 @@ func (l *layer[K]) get(k K) *Entry {
 // with returns a copy of l with the changes applied. When the overlay grows
 // past a sixteenth of the base (and past 1024 entries) it is folded into a new
 // base, so a change costs O(overlay) and, amortised, O(1) for the base copy.
-func (l layer[K]) with(changes map[K]*Entry) layer[K] {
+func (l layer[K]) with(changes map[K]*Rule) layer[K] {
 	if len(changes) == 0 {
 		return l
 	}
-	over := make(map[K]*Entry, len(l.over)+len(changes))
+	over := make(map[K]*Rule, len(l.over)+len(changes))
 	for k, e := range l.over {
 		over[k] = e
 	}
@@ -34,7 +34,7 @@ func (l layer[K]) with(changes map[K]*Entry) layer[K] {
 	if len(over) <= 1024 || len(over) <= len(l.base)/16 {
 		return layer[K]{base: l.base, over: over}
 	}
-	base := make(map[K]*Entry, len(l.base)+len(over))
+	base := make(map[K]*Rule, len(l.base)+len(over))
 	for k, e := range l.base {
 		base[k] = e
 	}
@@ -48,8 +48,8 @@ func (l layer[K]) with(changes map[K]*Entry) layer[K] {
 	return layer[K]{base: base}
 }
 
-// all calls f for every live entry.
-func (l *layer[K]) all(f func(*Entry)) {
+// all calls f for every live rule.
+func (l *layer[K]) all(f func(*Rule)) {
 	for k, e := range l.base {
 		if _, changed := l.over[k]; !changed {
 			f(e)

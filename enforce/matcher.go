@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"maps"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -12,7 +13,7 @@ import (
 // that matched, or ActionNone and a nil Entry.
 type Verdict struct {
 	Action Action
-	Entry  *Entry // read-only
+	Entry  *Rule // read-only
 }
 
 // Key names one entry.
@@ -34,29 +35,36 @@ func Put(e Entry) Change { return Change{Key: Key{e.Kind, e.Value}, Entry: &e} }
 // Delete returns the change that removes the entry named k.
 func Delete(k Key) Change { return Change{Key: k} }
 
-// snapshot is an immutable set of entries. Strings of the key, token, sub
+// snapshot is an immutable set of rules. Strings of the key, token, sub
 // and fp kinds are in strs, indexed by Kind. CIDR allow entries have a
 // table of their own, so that a longest-prefix lookup of either kind is
-// never shadowed by a prefix of the other.
+// never shadowed by a prefix of the other. allowed holds the whole entry
+// of every allow entry (reason, actor), by key in canonical form.
 type snapshot struct {
-	ips    layer[netip.Addr]
-	cidrs  *bart.Table[*Entry] // sanctions
-	allows *bart.Table[*Entry] // allow entries
-	strs   [numKinds]layer[string]
-	size   int
+	ips     layer[netip.Addr]
+	cidrs   *bart.Table[*Rule] // sanctions
+	allows  *bart.Table[*Rule] // allow entries
+	strs    [numKinds]layer[string]
+	allowed map[Key]*Entry
+	size    int
 }
 
 func emptySnapshot() *snapshot {
-	return &snapshot{cidrs: new(bart.Table[*Entry]), allows: new(bart.Table[*Entry])}
+	return &snapshot{cidrs: new(bart.Table[*Rule]), allows: new(bart.Table[*Rule])}
 }
 
 // Matcher answers whether a request's identities are blocked, throttled or
-// revoked, and whether a principal is allowed. Lookups read an immutable snapshot behind an atomic.Pointer: they
-// take no lock, do not allocate, and are safe from any number of goroutines.
+// revoked, and whether a principal is allowed. Lookups read an immutable
+// snapshot behind an atomic.Pointer: they take no lock, do not allocate,
+// and are safe from any number of goroutines.
 //
-// Changes (Replace, Apply) build a new snapshot and swap it in; they must
-// come from one goroutine at a time, in practice the KV watcher. The zero
-// value is not usable; use NewMatcher.
+// It holds entries in compact form (Rule): the analyst's fields of blocks,
+// throttles and revocations are dropped (Get and Entries return them
+// empty); those of allow entries are kept.
+//
+// Changes (Replace, Apply, Load) build a new snapshot and swap it in; they
+// must come from one goroutine at a time, in practice the KV watcher. The
+// zero value is not usable; use NewMatcher.
 type Matcher struct {
 	snap atomic.Pointer[snapshot]
 }
@@ -83,8 +91,8 @@ func NewMatcher() *Matcher {
 // stands where a sanction would.
 func (m *Matcher) Match(id *Identity, now time.Time) Verdict {
 	s := m.snap.Load()
-	var best *Entry
-	consider := func(e *Entry) {
+	var best *Rule
+	consider := func(e *Rule) {
 		if e != nil && e.Action != ActionAllow && (best == nil || e.Action > best.Action) && !e.Expired(now) {
 			best = e
 		}
@@ -122,14 +130,14 @@ func (m *Matcher) Match(id *Identity, now time.Time) Verdict {
 	return Verdict{Action: best.Action, Entry: best}
 }
 
-// isAllow reports whether e is a live allow entry.
-func isAllow(e *Entry, now time.Time) bool {
+// isAllow reports whether e is a live allow rule.
+func isAllow(e *Rule, now time.Time) bool {
 	return e != nil && e.Action == ActionAllow && !e.Expired(now)
 }
 
-// allowedAddr returns the live cidr allow entry holding ip, or nil. It does
+// allowedAddr returns the live cidr allow rule holding ip, or nil. It does
 // not allocate unless the most specific allow entry has expired.
-func (s *snapshot) allowedAddr(ip netip.Addr, now time.Time) *Entry {
+func (s *snapshot) allowedAddr(ip netip.Addr, now time.Time) *Rule {
 	if s.allows.Size() == 0 {
 		return nil
 	}
@@ -143,9 +151,9 @@ func (s *snapshot) allowedAddr(ip netip.Addr, now time.Time) *Entry {
 	return s.allowedPrefix(netip.PrefixFrom(ip, ip.BitLen()), now)
 }
 
-// allowedPrefix returns a live cidr allow entry on p or on a network
+// allowedPrefix returns a live cidr allow rule on p or on a network
 // holding it, or nil.
-func (s *snapshot) allowedPrefix(p netip.Prefix, now time.Time) *Entry {
+func (s *snapshot) allowedPrefix(p netip.Prefix, now time.Time) *Rule {
 	for _, e := range s.allows.Supernets(p) {
 		if !e.Expired(now) {
 			return e
@@ -160,9 +168,10 @@ func (s *snapshot) allowedPrefix(p netip.Prefix, now time.Time) *Entry {
 // network that merely holds allowed addresses is not allowed: blocking it
 // spares them, see Match); for the other kinds, an allow entry on the
 // same value. The responder and operators' block commands ask it before
-// they block.
+// they block. The entry is whole (reason, actor) and read-only.
 func (m *Matcher) Allowed(k Key, now time.Time) *Entry {
 	s := m.snap.Load()
+	var r *Rule
 	switch k.Kind {
 	case KindIP:
 		a, err := netip.ParseAddr(k.Value)
@@ -171,29 +180,58 @@ func (m *Matcher) Allowed(k Key, now time.Time) *Entry {
 		}
 		a = a.Unmap()
 		if e := s.ips.get(a); isAllow(e, now) {
-			return e
+			r = e
+		} else {
+			r = s.allowedAddr(a, now)
 		}
-		return s.allowedAddr(a, now)
 	case KindCIDR:
 		v, err := CanonicalValue(KindCIDR, k.Value)
 		if err != nil {
 			return nil
 		}
-		return s.allowedPrefix(netip.MustParsePrefix(v), now)
+		r = s.allowedPrefix(netip.MustParsePrefix(v), now)
 	case KindKey, KindToken, KindSub, KindFP:
 		if e := s.strs[k.Kind].get(k.Value); isAllow(e, now) {
-			return e
+			r = e
 		}
 	}
-	return nil
+	if r == nil {
+		return nil
+	}
+	if e := s.allowed[Key{r.Kind, r.Value}]; e != nil {
+		return e
+	}
+	e := r.Entry()
+	return &e
 }
 
 // Len returns the number of entries, expired ones included until they are deleted.
 func (m *Matcher) Len() int { return m.snap.Load().size }
 
-// Get returns the entry for k, or nil.
+// Get returns the entry for k, or nil. Only allow entries keep the
+// analyst's fields (see Rule).
 func (m *Matcher) Get(k Key) *Entry {
-	s := m.snap.Load()
+	r := m.snap.Load().get(k)
+	if r == nil {
+		return nil
+	}
+	return m.entry(r)
+}
+
+// entry returns r whole: the allow entry it stands for, or r as an entry.
+func (m *Matcher) entry(r *Rule) *Entry {
+	if r.Action == ActionAllow {
+		if e := m.snap.Load().allowed[Key{r.Kind, r.Value}]; e != nil {
+			c := *e
+			return &c
+		}
+	}
+	e := r.Entry()
+	return &e
+}
+
+// get returns the rule for k, or nil.
+func (s *snapshot) get(k Key) *Rule {
 	switch k.Kind {
 	case KindIP:
 		a, err := netip.ParseAddr(k.Value)
@@ -213,50 +251,89 @@ func (m *Matcher) Get(k Key) *Entry {
 	return nil
 }
 
-// Entries returns a copy of every entry, for listing.
-func (m *Matcher) Entries() []Entry {
+// Rules calls f for every rule, in no order, until f returns false. It
+// reads one snapshot: changes made meanwhile are not seen.
+func (m *Matcher) Rules(f func(*Rule) bool) {
 	s := m.snap.Load()
-	out := make([]Entry, 0, s.size)
-	add := func(e *Entry) { out = append(out, *e) }
-	s.ips.all(add)
-	for _, e := range s.cidrs.All() {
-		add(e)
+	more := true
+	add := func(r *Rule) {
+		if more {
+			more = f(r)
+		}
 	}
-	for _, e := range s.allows.All() {
-		add(e)
+	s.ips.all(add)
+	for _, r := range s.cidrs.All() {
+		add(r)
+	}
+	for _, r := range s.allows.All() {
+		add(r)
 	}
 	for k := KindKey; k < numKinds; k++ {
 		s.strs[k].all(add)
 	}
+}
+
+// Entries returns a copy of every entry, for listing. Only allow entries
+// keep the analyst's fields (see Rule).
+func (m *Matcher) Entries() []Entry {
+	out := make([]Entry, 0, m.Len())
+	m.Rules(func(r *Rule) bool {
+		out = append(out, *m.entry(r))
+		return true
+	})
 	return out
 }
 
 // Replace swaps in a snapshot holding exactly entries. Entries that do not
 // normalise are returned as errors and left out; the rest are applied.
 func (m *Matcher) Replace(entries []Entry) []error {
-	changes := make([]Change, len(entries))
+	b := NewBuilder()
+	var errs []error
 	for i := range entries {
-		changes[i] = Change{Entry: &entries[i]}
+		if err := b.Put(entries[i]); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return m.apply(emptySnapshot(), changes)
+	m.Load(b)
+	return errs
 }
 
 // Apply makes changes, in order, in one new snapshot. Entries that do not
 // normalise are returned as errors and left out; the rest are applied.
 func (m *Matcher) Apply(changes []Change) []error {
-	return m.apply(m.snap.Load(), changes)
-}
-
-func (m *Matcher) apply(old *snapshot, changes []Change) []error {
+	old := m.snap.Load()
 	next := *old
 	var errs []error
-	ips := map[netip.Addr]*Entry{}
-	var strs [numKinds]map[string]*Entry
+	ips := map[netip.Addr]*Rule{}
+	var strs [numKinds]map[string]*Rule
 	for k := KindKey; k < numKinds; k++ {
-		strs[k] = map[string]*Entry{}
+		strs[k] = map[string]*Rule{}
+	}
+	allowedCopied := false
+	// setAllowed records the whole allow entry under k (nil: none).
+	setAllowed := func(k Key, e *Entry) {
+		if !allowedCopied {
+			if _, had := next.allowed[k]; !had && e == nil {
+				return
+			}
+			next.allowed = maps.Clone(next.allowed)
+			if next.allowed == nil {
+				next.allowed = map[Key]*Entry{}
+			}
+			allowedCopied = true
+		}
+		if e == nil {
+			delete(next.allowed, k)
+		} else {
+			next.allowed[k] = e
+		}
 	}
 	// change records one put (e != nil) or delete, keeping size right.
 	change := func(k Key, e *Entry) {
+		var r *Rule
+		if e != nil {
+			r = ruleOf(e)
+		}
 		switch k.Kind {
 		case KindIP:
 			a, err := netip.ParseAddr(k.Value)
@@ -268,8 +345,8 @@ func (m *Matcher) apply(old *snapshot, changes []Change) []error {
 			if !pending {
 				prev = next.ips.get(a)
 			}
-			next.size += delta(prev, e)
-			ips[a] = e
+			next.size += delta(prev, r)
+			ips[a] = r
 		case KindCIDR:
 			p, err := netip.ParsePrefix(k.Value)
 			if err != nil {
@@ -278,26 +355,33 @@ func (m *Matcher) apply(old *snapshot, changes []Change) []error {
 			p = p.Masked()
 			// One entry per key: it lives in one of the two tables.
 			prev := next.cidr(p)
-			next.size += delta(prev, e)
+			next.size += delta(prev, r)
 			if prev != nil && prev.Action == ActionAllow {
 				next.allows = next.allows.DeletePersist(p)
 			} else if prev != nil {
 				next.cidrs = next.cidrs.DeletePersist(p)
 			}
 			switch {
-			case e == nil:
-			case e.Action == ActionAllow:
-				next.allows = next.allows.InsertPersist(p, e)
+			case r == nil:
+			case r.Action == ActionAllow:
+				next.allows = next.allows.InsertPersist(p, r)
 			default:
-				next.cidrs = next.cidrs.InsertPersist(p, e)
+				next.cidrs = next.cidrs.InsertPersist(p, r)
 			}
 		case KindKey, KindToken, KindSub, KindFP:
 			prev, pending := strs[k.Kind][k.Value]
 			if !pending {
 				prev = next.strs[k.Kind].get(k.Value)
 			}
-			next.size += delta(prev, e)
-			strs[k.Kind][k.Value] = e
+			next.size += delta(prev, r)
+			strs[k.Kind][k.Value] = r
+		default:
+			return
+		}
+		if e != nil && e.Action == ActionAllow {
+			setAllowed(k, e)
+		} else {
+			setAllowed(k, nil)
 		}
 	}
 	for _, c := range changes {
@@ -322,8 +406,8 @@ func (m *Matcher) apply(old *snapshot, changes []Change) []error {
 	return errs
 }
 
-// cidr returns the entry on exactly p, in either table, or nil.
-func (s *snapshot) cidr(p netip.Prefix) *Entry {
+// cidr returns the rule on exactly p, in either table, or nil.
+func (s *snapshot) cidr(p netip.Prefix) *Rule {
 	if e, ok := s.cidrs.Get(p); ok {
 		return e
 	}
@@ -333,7 +417,7 @@ func (s *snapshot) cidr(p netip.Prefix) *Entry {
 	return nil
 }
 
-func delta(prev, next *Entry) int {
+func delta(prev, next *Rule) int {
 	switch {
 	case prev == nil && next != nil:
 		return 1

@@ -41,6 +41,10 @@ detectors:
     min_per_minute: 360
 responder:
   block_ttl: 1m
+  # The tests on this config are about the loop, not the policy: every
+  # anomaly blocks its principal (policy_test.go tests the defaults).
+  policies:
+    - {name: block-principal, match: {min_score: 0.5}, action: block, ttl: 1m}
 log:
   level: info
 `

@@ -40,6 +40,9 @@ type Config struct {
 	// SyncTimeout is how long the proxy waits at start for the enforcement
 	// state before it fails (or, fail-open, serves without it).
 	SyncTimeout time.Duration `yaml:"sync_timeout"`
+	// Snapshot is the local copy of the enforcement state the proxy
+	// starts from (snapshot.go).
+	Snapshot SnapshotConfig `yaml:"enforcement_snapshot"`
 
 	// TLS terminates TLS at the proxy (off by default).
 	TLS TLSConfig `yaml:"tls"`
@@ -84,6 +87,7 @@ func DefaultConfig() Config {
 		IdleTimeout:       120 * time.Second,
 		UpstreamTimeout:   30 * time.Second,
 		SyncTimeout:       10 * time.Second,
+		Snapshot:          DefaultSnapshotConfig(),
 		TLS:               DefaultTLSConfig(),
 		HTTP2:             true,
 		Inspection:        DefaultInspectConfig(),
@@ -114,6 +118,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("proxy.upstream: %q: credentials in the URL are never sent; inject the upstream's from the vault (proxy.secrets.inject)", secret.URL(c.Upstream))
 	}
 	if _, err := c.trusted(); err != nil {
+		return err
+	}
+	if err := c.Snapshot.Validate(); err != nil {
 		return err
 	}
 	if _, err := NewTemplater(c.Routes); err != nil {

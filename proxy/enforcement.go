@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/apiguard/apiguard/enforce"
@@ -19,7 +18,8 @@ const maxRetryAfter = 60 * time.Second
 // (401) or throttled (429) in the enforcement state. It reads the Matcher
 // only: no I/O.
 type Enforcement struct {
-	m *enforce.Matcher
+	m        *enforce.Matcher
+	throttle entryThrottle // throttle entries' rates
 }
 
 // NewEnforcement returns the enforcement check over m.
@@ -35,27 +35,16 @@ func (c *Enforcement) Check(x *Exchange) *Denial {
 	if v.Entry == nil {
 		return nil
 	}
+	// The entry's reason and anomaly are the analyst's: they are in the
+	// bucket and the audit stream, not in the proxy's memory (enforce.Rule).
 	reason := v.Entry.Kind.String() + " " + v.Entry.Value + " " + v.Action.String()
-	if v.Entry.Reason != "" {
-		reason += ": " + v.Entry.Reason
-	}
-	if v.Entry.AnomalyID != "" {
-		reason += " (anomaly " + v.Entry.AnomalyID + ")"
-	}
 	switch v.Action {
 	case enforce.ActionRevoke:
 		return &Denial{Status: http.StatusUnauthorized, Detail: "The credentials presented are no longer valid.",
 			Decision: event.Decision_DECISION_REVOKED, Auth: event.AuthOutcome_AUTH_REVOKED, Reason: reason,
 			Headers: http.Header{"Www-Authenticate": {`Bearer error="invalid_token"`}}}
 	case enforce.ActionThrottle:
-		wait := maxRetryAfter
-		if !v.Entry.Expires.IsZero() {
-			wait = min(wait, v.Entry.Expires.Sub(x.Now))
-		}
-		secs := max(1, int(wait.Seconds()+0.5))
-		return &Denial{Status: http.StatusTooManyRequests, Detail: "Too many requests; retry later.",
-			Decision: event.Decision_DECISION_THROTTLE, Reason: reason,
-			Headers: http.Header{"Retry-After": {strconv.Itoa(secs)}}}
+		return c.throttle.throttled(x, v.Entry.Kind, v.Entry.Value, v.Entry.Rate, v.Entry.Expires(), reason) // throttle.go
 	default:
 		return &Denial{Status: http.StatusForbidden, Detail: "The request was refused.",
 			Decision: event.Decision_DECISION_BLOCK, Reason: reason}

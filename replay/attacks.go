@@ -13,7 +13,11 @@ import (
 // browser user agents and, where the attack allows, spread over many IPs.
 func (g *gen) attacks(campaigns map[string]int) {
 	for _, kind := range AttackKinds {
-		for n := range g.cfg.Campaigns {
+		runs := g.cfg.Campaigns
+		if kind == "campaign" && runs > 0 {
+			runs = max(runs, 4) // each of its four forms
+		}
+		for n := range runs {
 			label := kind + "/" + strconv.Itoa(n)
 			t := g.start + int64(2*time.Hour) + g.rng.Int64N(g.end-g.start-int64(3*time.Hour))
 			switch kind {
@@ -37,6 +41,8 @@ func (g *gen) attacks(campaigns map[string]int) {
 				g.shadow(t, n, label)
 			case "error_latency":
 				g.incident(t, n, label)
+			case "campaign":
+				g.campaign(t, n, label)
 			}
 			campaigns[kind]++
 		}

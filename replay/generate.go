@@ -39,7 +39,7 @@ func DefaultGenConfig() GenConfig {
 // Attack kinds, which are also the labels' prefixes and the names of the
 // detectors expected to find them.
 var AttackKinds = []string{"volumetric", "credential_stuffing", "stolen_token", "enumeration", "scraping",
-	"probing", "bot_timing", "parameters", "shadow_api", "error_latency"}
+	"probing", "bot_timing", "parameters", "shadow_api", "error_latency", "campaign"}
 
 // GenStats summarises what Generate wrote.
 type GenStats struct {
@@ -87,9 +87,11 @@ var (
 	javaCli = client{ua: "Apache-HttpClient/5.3 (Java/21)", hdr: "h1:7e3a9c15d2b40f86", ja4: "t13d1714h2_2a284e3b0c56_b1d5b4c1f3a2"}
 	// The attack tool copies Chrome's user agent; its header order and
 	// ClientHello are Python's.
-	tool    = client{ua: chrome.ua, hdr: "h1:a3f90b6d18c5e247", ja4: "t13d1812h1_85036bcba153_375ca2c5e164", lang: "en-US,en;q=0.9"}
-	curl    = client{ua: "curl/8.11.0", hdr: "h1:3e1b5c7a9d0f2468", ja4: "t13d3112h2_e8f1e7e78f70_6bebaf5329ac"}
-	scanner = client{ua: "Mozilla/5.0 (compatible; Nuclei - Open-source project (github.com/projectdiscovery/nuclei))", hdr: "h1:4c8e2a6f0b3d5719", ja4: "t13d3113h2_e8f1e7e78f70_ce5650b735ce"}
+	tool = client{ua: chrome.ua, hdr: "h1:a3f90b6d18c5e247", ja4: "t13d1812h1_85036bcba153_375ca2c5e164", lang: "en-US,en;q=0.9"}
+	curl = client{ua: "curl/8.11.0", hdr: "h1:3e1b5c7a9d0f2468", ja4: "t13d3112h2_e8f1e7e78f70_6bebaf5329ac"}
+	// The spam tool: a headless client with Chrome's user agent.
+	spamTool = client{ua: chrome.ua, hdr: "h1:e07b3c95a1d2f846", ja4: "t13d1516h2_8daaf6152771_9b2a8c0e3f71", lang: "en-US"}
+	scanner  = client{ua: "Mozilla/5.0 (compatible; Nuclei - Open-source project (github.com/projectdiscovery/nuclei))", hdr: "h1:4c8e2a6f0b3d5719", ja4: "t13d3113h2_e8f1e7e78f70_ce5650b735ce"}
 )
 
 // Generate writes labelled synthetic traffic to w in event-time order and
@@ -110,6 +112,7 @@ func Generate(cfg GenConfig, w *Writer) (GenStats, error) {
 		g.dc = append(g.dc, netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(3 + g.rng.IntN(50)), byte(g.rng.IntN(256)), byte(g.rng.IntN(256)), 0}), 24))
 	}
 	g.normal()
+	g.forms()
 	stats := GenStats{Campaigns: map[string]int{}}
 	g.attacks(stats.Campaigns)
 	slices.SortStableFunc(g.items, func(a, b item) int {

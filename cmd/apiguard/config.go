@@ -30,7 +30,7 @@ type Config struct {
 	Emit       emit.Config       `yaml:"emit"`
 	Detectors  detectors.Config  `yaml:"detectors"`
 	Responder  responder.Config  `yaml:"responder"`
-	ClickHouse clickhouse.Config `yaml:"clickhouse"`
+	ClickHouse ClickHouseConfig  `yaml:"clickhouse"`
 	Alerts     alerts.Config     `yaml:"alerts"`
 	Metrics    MetricsConfig     `yaml:"metrics"`
 	Admin      proxy.AdminConfig `yaml:"admin"`
@@ -43,6 +43,9 @@ type NATSConfig struct {
 	// It may carry credentials (nats://user:password@host:4222), so it
 	// prints redacted.
 	URL secret.URL `yaml:"url"`
+	// Auth holds the credentials and TLS files for nats.url (user and
+	// password, or a token, go in the URL itself).
+	Auth NATSAuth `yaml:",inline"`
 	// Listen and StoreDir configure the embedded server.
 	Listen   string `yaml:"listen"`
 	StoreDir string `yaml:"store_dir"`
@@ -67,7 +70,7 @@ func DefaultConfig() Config {
 		Emit:       emit.DefaultConfig(),
 		Detectors:  detectors.DefaultConfig(),
 		Responder:  responder.DefaultConfig(),
-		ClickHouse: clickhouse.DefaultConfig(),
+		ClickHouse: ClickHouseConfig{Config: clickhouse.DefaultConfig()},
 		Alerts:     alerts.DefaultConfig(),
 		Log:        LogConfig{Level: "info", Format: "text"},
 		// Off unless asked for (up turns it on): several proxies often
@@ -88,6 +91,9 @@ func (c Config) Validate() error {
 	}
 	if u := c.NATS.URL.Reveal(); u != "" && !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
 		return fmt.Errorf("nats.url: %q, want nats://host:port", c.NATS.URL)
+	}
+	if err := c.NATS.Auth.Validate(c.NATS.URL); err != nil {
+		return err
 	}
 	if err := c.Proxy.Validate(); err != nil {
 		return err
@@ -165,7 +171,10 @@ func applyEnv(cfg *Config) {
 		cfg.NATS.URL = secret.URL(v)
 	}
 	if v := os.Getenv("APIGUARD_CLICKHOUSE_ADDR"); v != "" {
-		cfg.ClickHouse.Addr = strings.Split(v, ",")
+		cfg.ClickHouse.set(v)
+	}
+	if v := os.Getenv("APIGUARD_CLICKHOUSE_DSN"); v != "" {
+		cfg.ClickHouse.DSN = secret.URL(v)
 	}
 	if v := os.Getenv("APIGUARD_CLICKHOUSE_PASSWORD"); v != "" {
 		cfg.ClickHouse.Password = secret.String(v)

@@ -197,7 +197,7 @@ func clearDemoEntries(ctx context.Context, env *operatorEnv, out io.Writer) erro
 // start afresh, so its detectors do too (a restored state would judge
 // them against what the last run learnt, minutes of event time ago).
 func clearDemoDetectors(ctx context.Context, url secret.URL, cfg Config, out io.Writer, log *slog.Logger) error {
-	nc, js, err := connect(ctx, url, "apiguard-demo", 0, false, log)
+	nc, js, err := connect(ctx, url, cfg.NATS.Auth, "apiguard-demo", 0, false, log)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -19,12 +18,15 @@ func cmdKeys(_ context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] != "new" {
 		return fmt.Errorf("%w: apiguard keys new --id ID [--plan P] [--scopes a,b]", errUsage)
 	}
-	fs := flag.NewFlagSet("keys new", flag.ContinueOnError)
+	fs := newFlagSet("keys new")
 	id := fs.String("id", "", "key id (the part before the '.'; shows in events and logs)")
 	plan := fs.String("plan", "", "rate-limit plan")
 	scopes := fs.String("scopes", "", "comma-separated scopes")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseArgs(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	var sc []string
 	if *scopes != "" {

@@ -53,7 +53,7 @@ func openOperator(ctx context.Context, cfg Config) (*operatorEnv, error) {
 		url = secret.URL("nats://" + cfg.NATS.Listen) // the embedded server of 'apiguard up'
 	}
 	log := newLogger(cfg.Log, io.Discard)
-	nc, js, err := connect(ctx, url, "apiguard-operator", 0, false, log)
+	nc, js, err := connectOperator(ctx, url, cfg.NATS.Auth, "apiguard-operator", log)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +96,7 @@ func cmdBlock(ctx context.Context, args []string, out io.Writer) error {
 	ttl := c.fs.Duration("ttl", time.Hour, "how long the block lasts (0 for until unblocked)")
 	reason := c.fs.String("reason", "blocked by an operator", "why, for analysts (never shown to the client)")
 	action := c.fs.String("action", "block", "block, throttle or revoke")
+	file := c.fs.String("file", "", "block every principal listed in `FILE` (\"-\" for standard input), audited as one action: addresses, networks or \"KIND VALUE\" lines")
 	cfg, err := c.load(args, nil)
 	if err != nil {
 		return err
@@ -106,6 +107,9 @@ func cmdBlock(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if err != nil || !ak.Puts() {
 		return fmt.Errorf("%w: --action: unknown action %q (want block, throttle or revoke)", errUsage, *action)
+	}
+	if *file != "" {
+		return blockFile(ctx, cfg, ak, *file, *ttl, *reason, c.fs.Args(), out)
 	}
 	d, err := decision(ak, c.fs.Args(), *ttl, *reason)
 	if err != nil {
@@ -218,18 +222,56 @@ func pastTense(k event.ActionKind) string {
 
 func cmdBlocks(ctx context.Context, args []string, out io.Writer) error {
 	c := newCommon("blocks")
+	output := outputFlags(c.fs)
 	cfg, err := c.load(args, nil)
 	if err != nil {
 		return err
 	}
+	if c.fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, c.fs.Arg(0))
+	}
+	asJSON, err := output.isJSON()
+	if err != nil {
+		return err
+	}
 	return withOperator(ctx, cfg, func(ctx context.Context, env *operatorEnv) error {
-		return listEntries(ctx, env, out)
+		return listEntries(ctx, env, asJSON, out)
 	})
 }
 
-func listEntries(ctx context.Context, env *operatorEnv, out io.Writer) error {
+// entryJSON is an enforcement entry as 'apiguard blocks --json' prints it.
+type entryJSON struct {
+	Kind      string     `json:"kind"`
+	Value     string     `json:"value"`
+	Action    string     `json:"action"`
+	Reason    string     `json:"reason"`
+	AnomalyID string     `json:"anomaly_id,omitempty"`
+	Actor     string     `json:"actor"`
+	Created   time.Time  `json:"created"`
+	Expires   *time.Time `json:"expires"` // null: never
+	Rate      float64    `json:"rate,omitempty"`
+}
+
+// listEntries prints the bucket's entries, oldest first; malformed ones
+// are warnings on standard error.
+func listEntries(ctx context.Context, env *operatorEnv, asJSON bool, out io.Writer) error {
 	entries, errs := env.writer.List(ctx)
 	slices.SortFunc(entries, func(a, b enforce.Entry) int { return a.Created.Compare(b.Created) })
+	for _, err := range errs {
+		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+	}
+	if asJSON {
+		list := make([]entryJSON, 0, len(entries))
+		for _, e := range entries {
+			j := entryJSON{Kind: e.Kind.String(), Value: e.Value, Action: e.Action.String(), Reason: e.Reason,
+				AnomalyID: e.AnomalyID, Actor: e.Actor, Created: e.Created, Rate: e.Rate}
+			if !e.Expires.IsZero() {
+				j.Expires = &e.Expires
+			}
+			list = append(list, j)
+		}
+		return writeJSON(out, list)
+	}
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tVALUE\tACTION\tEXPIRES\tACTOR\tREASON")
 	for _, e := range entries {
@@ -237,9 +279,6 @@ func listEntries(ctx context.Context, env *operatorEnv, out io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
-	}
-	for _, err := range errs {
-		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}
 	fmt.Fprintf(out, "%d entries\n", len(entries))
 	return nil
@@ -266,6 +305,7 @@ func cmdCheckConfig(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	cfg.Responder.Policies = cfg.Responder.EffectivePolicies() // the rules in force, defaults included
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("printing config: %w", err)

@@ -41,7 +41,7 @@ const allowSyncTimeout = 10 * time.Second
 func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secret.URL, log *slog.Logger,
 	reg prometheus.Registerer, extra []pipeline.Sink, onAction func(*event.Action)) (*pipelineParts, error) {
 	log = log.With("component", "pipeline")
-	nc, js, err := connect(ctx, url, "apiguard-pipeline", 0, false, log)
+	nc, js, err := connect(ctx, url, cfg.NATS.Auth, "apiguard-pipeline", 0, false, log)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +73,13 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 	rcfg.Partitions = cfg.NATS.Partitions // each partition counts the sharers it sees
 	resp := responder.New(rcfg, kv.NewWriter(js, bucket), pub, time.Now, log.With("component", "responder"))
 	resp.OnAction = onAction
+	if resp.Revoker, err = newRevoker(rcfg, pub, log); err != nil { // responder.go
+		for _, s := range sources {
+			s.Stop()
+		}
+		nc.Close()
+		return nil, err
+	}
 	// The responder honours allow entries as the proxy does: from a
 	// Matcher that a watcher keeps equal to the bucket (started below).
 	allows := enforce.NewMatcher()
@@ -142,8 +149,9 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 			}
 		}
 	}
-	allowWatcher := kv.NewWatcher(kv.Bucket(bucket), allows, log.With("component", "allow-watcher"))
+	allowWatcher := kv.NewWatcher(kv.Bucket(js, bucket), allows, log.With("component", "allow-watcher"))
 	inner.Go(func() error { return allowWatcher.Run(ctx) })
+	startResponderLoops(ctx, &inner, js, resp, rcfg, log) // responder.go
 	inner.Go(func() error {
 		// Allow entries are loaded before the first anomaly is judged.
 		if !waitFor(ctx, allowSyncTimeout, allowWatcher.Synced) && ctx.Err() == nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,15 +46,18 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 	// The proxy may start while NATS is away: it connects in the background,
 	// its watcher retries until the bucket can be opened, and its emitter
 	// spools. proxy.fail_open decides whether it serves meanwhile.
-	nc, js, err := connect(ctx, url, "apiguard-proxy", -1, true, log)
+	nc, js, err := connect(ctx, url, cfg.NATS.Auth, "apiguard-proxy", -1, true, log)
 	if err != nil {
 		return nil, err
 	}
 	m := enforce.NewMatcher()
-	w := kv.NewWatcher(func(ctx context.Context) (jetstream.KeyValue, error) {
-		return topology.Ensure(ctx, js, cfg.NATS.Config)
+	w := kv.NewWatcher(func(ctx context.Context) (jetstream.JetStream, jetstream.KeyValue, error) {
+		b, err := topology.Ensure(ctx, js, cfg.NATS.Config)
+		return js, b, err
 	}, m, log)
 	w.OnApply = onApply
+	gcPercent := debug.SetGCPercent(startGCPercent)
+	restored := restoreEnforcement(cfg, m, w, log)
 	// A KV watch that spans a server restart can fall silent: reload the
 	// snapshot on every reconnect.
 	nc.SetReconnectHandler(func(c *nats.Conn) {
@@ -63,13 +67,16 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	g.Go(func() error { return w.Run(watchCtx) })
 
-	if !waitFor(ctx, cfg.Proxy.SyncTimeout, w.Synced) {
-		if !cfg.Proxy.FailOpen {
-			stopWatch()
-			nc.Close()
-			return nil, fmt.Errorf("enforcement state not loaded within proxy.sync_timeout (%s), and proxy.fail_open is false", cfg.Proxy.SyncTimeout)
-		}
-		log.Warn("serving before the enforcement state is loaded (proxy.fail_open)")
+	err = awaitEnforcement(ctx, cfg, w, restored, log)
+	debug.SetGCPercent(gcPercent)
+	if err != nil {
+		stopWatch()
+		nc.Close()
+		return nil, err
+	}
+	if cfg.Proxy.Snapshot.Enabled() {
+		saver := proxy.NewSnapshotSaver(cfg.Proxy.Snapshot.File(cfg.Emit.SpoolDir), cfg.Proxy.Snapshot.Interval, m, w, log)
+		g.Go(func() error { return saver.Run(watchCtx) })
 	}
 	if cfg.Proxy.FailOpen {
 		log.Info("proxy is fail-open: it serves when the enforcement state cannot be loaded at start")

@@ -132,7 +132,8 @@ func newSecretFixture(t *testing.T) *secretFixture {
 	body := func(store bool) string {
 		ch := ""
 		if store {
-			ch = "  addr: [" + closed + "]\n"
+			// The DSN's password replaces the file's and the environment's.
+			ch = "  dsn: clickhouse://default:" + f.sentinel("clickhouse-dsn") + "@" + closed + "/apiguard?dial_timeout=1s\n"
 		}
 		return `nats:
   url: ` + natsURL + `

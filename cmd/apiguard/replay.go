@@ -52,7 +52,7 @@ func cmdReplay(args []string, out io.Writer) error {
 }
 
 func replayGenerate(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("replay generate", flag.ContinueOnError)
+	fs := newFlagSet("replay generate")
 	cfg := replay.DefaultGenConfig()
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed gives the same file")
 	path := fs.String("out", "", "capture file to write")
@@ -159,15 +159,7 @@ func writeAnomalies(path string, as []*event.Anomaly) error {
 	return nil
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return nil
-}
+func parseFlags(fs *flag.FlagSet, args []string) error { return parseArgs(fs, args) }
 
 // printBacktest prints the human-readable table, then the JSON line.
 func printBacktest(out io.Writer, res *replay.Result) {

@@ -98,7 +98,7 @@ func captureStream(ctx context.Context, cfg Config, f *replay.CaptureFilter, lat
 	if url == "" {
 		url = secret.URL("nats://" + cfg.NATS.Listen) // the embedded server of 'apiguard up'
 	}
-	nc, js, err := connect(ctx, url, "apiguard-capture", 0, false, newLogger(cfg.Log, io.Discard))
+	nc, js, err := connectOperator(ctx, url, cfg.NATS.Auth, "apiguard-capture", newLogger(cfg.Log, io.Discard))
 	if err != nil {
 		return 0, err
 	}
@@ -143,7 +143,7 @@ func captureStream(ctx context.Context, cfg Config, f *replay.CaptureFilter, lat
 
 // captureClickHouse reads the events table.
 func captureClickHouse(ctx context.Context, cfg Config, f *replay.CaptureFilter, col *replay.Collector, progress io.Writer) (uint64, error) {
-	ch, err := clickhouse.Open(ctx, cfg.ClickHouse)
+	ch, err := clickhouse.Open(ctx, cfg.ClickHouse.Config)
 	if err != nil {
 		return 0, err
 	}

@@ -145,7 +145,7 @@ func BenchmarkReplayCapture(b *testing.B) {
 func TestReplayCaptureFromClickHouse(t *testing.T) {
 	srv := testutil.StartClickHouse(t)
 	ctx := context.Background()
-	cfg := DefaultConfig().ClickHouse
+	cfg := DefaultConfig().ClickHouse.Config
 	cfg.Addr = []string{srv.Addr}
 	ch, err := clickhouse.Open(ctx, cfg)
 	if err != nil {

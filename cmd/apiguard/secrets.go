@@ -26,6 +26,9 @@ func cmdSecrets(_ context.Context, args []string, in io.Reader, out io.Writer) e
 		return fmt.Errorf("%w:\n%s", errUsage, secretsUsage)
 	}
 	if args[0] == "master-key" {
+		if err := parseArgs(newFlagSet("secrets master-key"), args[1:]); err != nil {
+			return err
+		}
 		k, err := proxy.NewMasterKey()
 		if err != nil {
 			return err
@@ -33,19 +36,32 @@ func cmdSecrets(_ context.Context, args []string, in io.Reader, out io.Writer) e
 		fmt.Fprintln(out, k)
 		return nil
 	}
-	c := newCommon("secrets " + args[0])
-	newKeyFile := c.fs.String("new-key-file", "", "rotate: file holding the new master key")
-	var name string
-	rest := args[1:]
-	if args[0] == "set" {
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			return fmt.Errorf("%w: apiguard secrets set NAME (the value on standard input)", errUsage)
-		}
-		name, rest = rest[0], rest[1:]
+	switch args[0] {
+	case "set", "list", "rotate":
+	default:
+		return fmt.Errorf("%w: unknown secrets command %q\n%s", errUsage, args[0], secretsUsage)
 	}
-	cfg, err := c.load(rest, nil)
+	c := newCommon("secrets " + args[0])
+	var newKeyFile *string
+	var output *outputFormat
+	switch args[0] {
+	case "rotate":
+		newKeyFile = c.fs.String("new-key-file", "", "file holding the new master key")
+	case "list":
+		output = outputFlags(c.fs)
+	}
+	cfg, err := c.load(args[1:], nil)
 	if err != nil {
 		return err
+	}
+	var name string
+	switch {
+	case args[0] == "set" && c.fs.NArg() != 1:
+		return fmt.Errorf("%w: apiguard secrets set NAME (the value on standard input)", errUsage)
+	case args[0] == "set":
+		name = c.fs.Arg(0)
+	case c.fs.NArg() > 0:
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, c.fs.Arg(0))
 	}
 	sc := cfg.Proxy.Secrets
 	if sc.VaultFile == "" {
@@ -75,6 +91,25 @@ func cmdSecrets(_ context.Context, args []string, in io.Reader, out io.Writer) e
 		}
 		fmt.Fprintf(out, "sealed %s in %s (master key %s); reload the proxies to use it\n", name, sc.VaultFile, v.KeyID)
 	case "list":
+		asJSON, err := output.isJSON()
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			type listed struct {
+				Name    string    `json:"name"`
+				Updated time.Time `json:"updated"`
+			}
+			l := struct {
+				Vault   string   `json:"vault"`
+				KeyID   string   `json:"key_id"`
+				Secrets []listed `json:"secrets"`
+			}{Vault: sc.VaultFile, KeyID: v.KeyID, Secrets: []listed{}}
+			for _, s := range v.Secrets {
+				l.Secrets = append(l.Secrets, listed{s.Name, s.Updated})
+			}
+			return writeJSON(out, l)
+		}
 		fmt.Fprintf(out, "vault %s, master key %s\n", sc.VaultFile, v.KeyID)
 		for _, s := range v.Secrets {
 			fmt.Fprintf(out, "%-40s updated %s\n", s.Name, s.Updated.Format(time.RFC3339))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,7 +47,7 @@ func storeConsumer(table string) string { return "apiguard-clickhouse-" + table 
 // applied first; otherwise it must be there already ('apiguard migrate').
 func startStore(ctx context.Context, g *errgroup.Group, cfg Config, js jetstream.JetStream, log *slog.Logger) (*storeParts, error) {
 	log = log.With("component", "clickhouse")
-	ch, err := clickhouse.Open(ctx, cfg.ClickHouse)
+	ch, err := clickhouse.Open(ctx, cfg.ClickHouse.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -114,9 +113,9 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if !cfg.ClickHouse.Enabled() {
-		return fmt.Errorf("%w: migrate needs --clickhouse (or clickhouse.addr)", errUsage)
+		return fmt.Errorf("%w: migrate needs --clickhouse (or clickhouse.dsn or clickhouse.addr)", errUsage)
 	}
-	ch, err := clickhouse.Open(ctx, cfg.ClickHouse)
+	ch, err := clickhouse.Open(ctx, cfg.ClickHouse.Config)
 	if err != nil {
 		return err
 	}
@@ -136,10 +135,10 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 // clickhouseFlag adds --clickhouse to a command's flags and returns the
 // function that applies it.
 func clickhouseFlag(c *common) func(*Config) {
-	addr := c.fs.String("clickhouse", "", "ClickHouse native address(es), comma separated; stores events, anomalies and actions (overrides clickhouse.addr)")
+	addr := c.fs.String("clickhouse", "", "ClickHouse native protocol: a DSN, clickhouse://user:password@host:9000/database?dial_timeout=5s, or host:port addresses, comma separated (overrides clickhouse.dsn and clickhouse.addr)")
 	return func(cfg *Config) {
 		if *addr != "" {
-			cfg.ClickHouse.Addr = strings.Split(*addr, ",")
+			cfg.ClickHouse.set(*addr)
 		}
 	}
 }

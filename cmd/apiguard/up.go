@@ -169,7 +169,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	// flushed: count what is stored and sum the demo up.
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, js, err := connect(cctx, url, "apiguard-summary", 0, false, log)
+	nc, js, err := connect(cctx, url, cfg.NATS.Auth, "apiguard-summary", 0, false, log)
 	if err != nil {
 		return err
 	}

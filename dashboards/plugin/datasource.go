@@ -263,7 +263,7 @@ func (d *Datasource) build(ctx context.Context) (*responder.Responder, *kv.Write
 		return nil, nil, nil, fmt.Errorf("opening bucket %s: %w", event.BucketEnforcement, err)
 	}
 	allows := enforce.NewMatcher()
-	d.watcher = kv.NewWatcher(kv.Bucket(bucket), allows, d.log.With("component", "allow-watcher"))
+	d.watcher = kv.NewWatcher(kv.Bucket(d.js, bucket), allows, d.log.With("component", "allow-watcher"))
 	// A watch that spanned a server restart can be left silent: reload.
 	d.nc.SetReconnectHandler(func(*nats.Conn) { d.watcher.Resync() })
 	wctx, stop := context.WithCancel(context.Background())

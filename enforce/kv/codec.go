@@ -5,6 +5,7 @@
 package kv
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,9 @@ func ParseKey(key string) (enforce.Kind, string, error) {
 	if err != nil {
 		return enforce.KindInvalid, "", fmt.Errorf("key %q: %w", key, err)
 	}
+	if strings.IndexByte(esc, '=') < 0 {
+		return kind, esc, nil
+	}
 	var b strings.Builder
 	for i := 0; i < len(esc); i++ {
 		c := esc[i]
@@ -90,6 +94,9 @@ type wireEntry struct {
 	Created   time.Time `json:"created"`
 	Expires   time.Time `json:"expires,omitzero"`
 	Trigger   time.Time `json:"trigger,omitzero"`
+	// Rate is a throttle's requests per second; absent (0) in values
+	// written before rates existed and on other actions.
+	Rate float64 `json:"rate,omitempty"`
 }
 
 // EncodeEntry returns the bucket key and value of e.
@@ -99,7 +106,7 @@ func EncodeEntry(e enforce.Entry) (key string, value []byte, err error) {
 	}
 	value, err = json.Marshal(wireEntry{
 		Action: e.Action.String(), Reason: e.Reason, AnomalyID: e.AnomalyID, Actor: e.Actor,
-		Created: e.Created.UTC(), Expires: e.Expires.UTC(), Trigger: e.Trigger.UTC(),
+		Created: e.Created.UTC(), Expires: e.Expires.UTC(), Trigger: e.Trigger.UTC(), Rate: e.Rate,
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("encoding entry: %w", err)
@@ -117,8 +124,21 @@ func DecodeEntry(key string, value []byte) (enforce.Entry, error) {
 	if err != nil {
 		return enforce.Entry{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	var fw fastEntry
+	if decodeFast(value, &fw) {
+		action, err := enforce.ParseAction(string(fw.action))
+		if err != nil {
+			return enforce.Entry{}, malformed(key, err)
+		}
+		e := enforce.Entry{Kind: kind, Value: v, Action: action, Reason: string(fw.reason), AnomalyID: string(fw.anomalyID),
+			Actor: string(fw.actor), Created: fw.created, Expires: fw.expires, Trigger: fw.trigger}
+		if err := e.Normalize(); err != nil {
+			return enforce.Entry{}, malformed(key, err)
+		}
+		return e, nil
+	}
 	var w wireEntry
-	dec := json.NewDecoder(strings.NewReader(string(value)))
+	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
 		return enforce.Entry{}, fmt.Errorf("%w: key %q: %w", ErrMalformed, key, err)
@@ -128,9 +148,13 @@ func DecodeEntry(key string, value []byte) (enforce.Entry, error) {
 		return enforce.Entry{}, fmt.Errorf("%w: key %q: %w", ErrMalformed, key, err)
 	}
 	e := enforce.Entry{Kind: kind, Value: v, Action: action, Reason: w.Reason, AnomalyID: w.AnomalyID,
-		Actor: w.Actor, Created: w.Created, Expires: w.Expires, Trigger: w.Trigger}
+		Actor: w.Actor, Created: w.Created, Expires: w.Expires, Trigger: w.Trigger, Rate: w.Rate}
 	if err := e.Normalize(); err != nil {
 		return enforce.Entry{}, fmt.Errorf("%w: key %q: %w", ErrMalformed, key, err)
 	}
 	return e, nil
+}
+
+func malformed(key string, err error) error {
+	return fmt.Errorf("%w: key %q: %w", ErrMalformed, key, err)
 }

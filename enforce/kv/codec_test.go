@@ -118,3 +118,48 @@ func TestAllowEntryRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %+v, %v; want %+v", out, err, in)
 	}
 }
+
+// TestThrottleRate: a throttle's rate survives the bucket, values written
+// before rates existed decode with rate 0, and a rate where it means
+// nothing is malformed.
+func TestThrottleRate(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	in := enforce.Entry{Kind: enforce.KindKey, Value: "partner-7", Action: enforce.ActionThrottle, Reason: "volumetric",
+		Actor: "policy:volumetric-throttle", Created: now, Expires: now.Add(10 * time.Minute), Rate: 2.5}
+	key, val, err := EncodeEntry(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(val), `"rate":2.5`) {
+		t.Errorf("value %s does not carry the rate", val)
+	}
+	out, err := DecodeEntry(key, val)
+	if err != nil || out != in {
+		t.Fatalf("round trip: %+v, %v; want %+v", out, err, in)
+	}
+
+	old, err := DecodeEntry("key.partner-7", []byte(`{"action":"throttle","created":"2026-01-01T00:00:00Z"}`))
+	if err != nil || old.Rate != 0 || old.Action != enforce.ActionThrottle {
+		t.Errorf("old throttle value: %+v, %v; want rate 0", old, err)
+	}
+	_, blockVal, err := EncodeEntry(enforce.Entry{Kind: enforce.KindIP, Value: "10.0.0.1", Action: enforce.ActionBlock, Created: now})
+	if err != nil || strings.Contains(string(blockVal), "rate") {
+		t.Errorf("block value %s, %v: want no rate field", blockVal, err)
+	}
+
+	for _, tt := range []struct{ name, value, want string }{
+		{"negative", `{"action":"throttle","created":"2026-01-01T00:00:00Z","rate":-1}`, "rate -1"},
+		{"on a block", `{"action":"block","created":"2026-01-01T00:00:00Z","rate":5}`, "throttle entries"},
+		{"huge", `{"action":"throttle","created":"2026-01-01T00:00:00Z","rate":1e12}`, "rate"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeEntry("key.k", []byte(tt.value))
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want ErrMalformed mentioning %q", err, tt.want)
+			}
+		})
+	}
+	if _, _, err := EncodeEntry(enforce.Entry{Kind: enforce.KindKey, Value: "k", Action: enforce.ActionBlock, Rate: 1}); err == nil {
+		t.Error("EncodeEntry accepted a rate on a block")
+	}
+}

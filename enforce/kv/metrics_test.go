@@ -28,7 +28,7 @@ func TestMetrics(t *testing.T) {
 	if _, err := bucket.Put(ctx, "key.broken", []byte(`{"action":"obliterate"}`)); err != nil {
 		t.Fatal(err)
 	}
-	w := kv.NewWatcher(kv.Bucket(bucket), enforce.NewMatcher(), slog.New(slog.DiscardHandler))
+	w := kv.NewWatcher(kv.Bucket(js, bucket), enforce.NewMatcher(), slog.New(slog.DiscardHandler))
 	reg := prometheus.NewPedanticRegistry()
 	if err := kv.RegisterMetrics(reg, w); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func TestWatcherFollowsBucket(t *testing.T) {
 	}
 
 	m := enforce.NewMatcher()
-	watcher := kv.NewWatcher(kv.Bucket(bucket), m, slog.New(slog.DiscardHandler))
+	watcher := kv.NewWatcher(kv.Bucket(js, bucket), m, slog.New(slog.DiscardHandler))
 	var mu sync.Mutex
 	var applied []string
 	watcher.OnApply = func(e enforce.Entry, _ time.Time) {

@@ -51,6 +51,9 @@ type Decision struct {
 	// MaxTTL; 0 keeps it until it is removed (people only: the policy
 	// always sets one). Removals ignore it.
 	TTL time.Duration
+	// Rate is a throttle's rate in requests per second (enforce.Entry.Rate);
+	// 0 leaves the proxy's configured limit. Only throttles take one.
+	Rate float64
 	// Reason says why, for analysts (never shown to the client).
 	Reason string
 	// Actor is who decided: "policy:<name>", "operator:<user>",
@@ -92,6 +95,9 @@ func (d *Decision) check() (enforce.Key, error) {
 	key, err := enforce.ParseKey(d.Target.Kind, d.Target.Value)
 	if err != nil {
 		return enforce.Key{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if d.Rate != 0 && (d.Kind != event.ActionKind_ACTION_THROTTLE || d.Rate < 0 || d.Rate > 1e9 || d.Rate != d.Rate) {
+		return enforce.Key{}, fmt.Errorf("%w: rate %g (want a positive rate on a throttle only)", ErrInvalid, d.Rate)
 	}
 	if d.Kind.Puts() {
 		switch {
@@ -247,7 +253,7 @@ func (r *Responder) put(ctx context.Context, act *event.Action, key enforce.Key,
 		res.Previous = nil // nothing was replaced
 	} else {
 		e := enforce.Entry{Kind: key.Kind, Value: key.Value, Action: ea, Reason: act.Reason,
-			AnomalyID: act.AnomalyId, Actor: act.Actor, Created: now}
+			AnomalyID: act.AnomalyId, Actor: act.Actor, Created: now, Rate: d.Rate}
 		if d.TTL > 0 {
 			e.Expires = now.Add(d.TTL)
 		}
@@ -317,6 +323,9 @@ func (r *Responder) record(ctx context.Context, act *event.Action) error {
 		r.stats.DryRun.Add(1)
 	} else {
 		r.stats.Actions.Add(1)
+	}
+	if r.history != nil {
+		r.history.Observe(act)
 	}
 	if r.OnAction != nil {
 		r.OnAction(act)

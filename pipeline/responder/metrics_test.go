@@ -108,7 +108,19 @@ apiguard_responder_ignored_total 1
 # TYPE apiguard_responder_shared_total counter
 apiguard_responder_shared_total 0
 `
-	if err := promtest.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+	if err := promtest.GatherAndCompare(reg, strings.NewReader(want), "apiguard_responder_actions_total", "apiguard_responder_failures_total",
+		"apiguard_responder_ignored_total", "apiguard_responder_shared_total"); err != nil {
+		t.Error(err)
+	}
+	// A1 escalates nothing, and every anomaly matched a rule.
+	want = `# HELP apiguard_responder_escalated_total Actions made longer (repeat offences within responder.escalation.window) or turned from throttle to block (several detectors).
+# TYPE apiguard_responder_escalated_total counter
+apiguard_responder_escalated_total 0
+# HELP apiguard_responder_unmatched_total Anomalies that no rule of responder.policies matched.
+# TYPE apiguard_responder_unmatched_total counter
+apiguard_responder_unmatched_total 0
+`
+	if err := promtest.GatherAndCompare(reg, strings.NewReader(want), "apiguard_responder_escalated_total", "apiguard_responder_unmatched_total"); err != nil {
 		t.Error(err)
 	}
 	var dry int

@@ -44,7 +44,10 @@ func (a *memAudit) WriteAction(_ context.Context, act *event.Action) error {
 
 func shared(id, kind, value string, sharedBy uint32, members ...string) *event.Anomaly {
 	a := anomaly(id, kind, value, 0.99)
-	a.Detector, a.Api = "credential_stuffing", "POST /login"
+	// A detector whose default rule (default-block) keeps to
+	// max_shared_principals; stuffing's spares any shared principal
+	// (TestSpareShared).
+	a.Detector, a.Api = "bot_timing", "POST /login"
 	a.SharedBy = sharedBy
 	for _, m := range members {
 		k, v, _ := strings.Cut(m, " ")
@@ -229,5 +232,38 @@ func TestSharedConfigValidate(t *testing.T) {
 	}
 	if c := responder.DefaultConfig(); c.MaxSharedPrincipals != 5 || c.SharedThrottleTTL != 0 {
 		t.Errorf("defaults: max_shared_principals %d, shared_throttle_ttl %s; want 5 and 0", c.MaxSharedPrincipals, c.SharedThrottleTTL)
+	}
+}
+
+// TestSpareShared: the stuffing and scanner defaults spare an address,
+// network or fingerprint that any established principal shares (a
+// partner's job behind a scanner's NAT): the members are blocked instead,
+// or the anomaly is only recorded.
+func TestSpareShared(t *testing.T) {
+	stuff := shared("SP1", "cidr", "198.51.100.0/24", 1, "ip 198.51.100.7")
+	stuff.Detector = "credential_stuffing"
+	scan := shared("SP2", "ip", "24.248.76.59", 1)
+	scan.Detector = "probing"
+	alone := shared("SP3", "ip", "203.0.113.77", 0)
+	alone.Detector = "probing"
+	w, audit := &memWriter{}, &memAudit{}
+	r := responder.New(responder.DefaultConfig(), w, audit, time.Now, slog.New(slog.DiscardHandler))
+	for _, a := range []*event.Anomaly{stuff, scan, alone} {
+		if err := r.WriteAnomaly(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]enforce.Action{}
+	for k, e := range w.entries {
+		got[k.String()] = e.Action
+	}
+	want := map[string]enforce.Action{"ip 198.51.100.7": enforce.ActionBlock, "ip 203.0.113.77": enforce.ActionBlock}
+	if len(got) != len(want) || got["ip 198.51.100.7"] != enforce.ActionBlock || got["ip 203.0.113.77"] != enforce.ActionBlock {
+		t.Errorf("entries %v, want %v", got, want)
+	}
+	for _, a := range audit.actions {
+		if a.Target.Value == "24.248.76.59" && (!a.DryRun || !strings.Contains(a.Reason, "the rule spares shared principals")) {
+			t.Errorf("the shared scanner address: %+v", a)
+		}
 	}
 }

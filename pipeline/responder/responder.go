@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,15 +22,24 @@ import (
 	"github.com/apiguard/apiguard/event"
 )
 
-// Actor is the name recorded for actions of the default policy.
-const Actor = "policy:block-principal"
+// ActorPrefix starts the actor of the policy's actions: "policy:<rule>".
+const ActorPrefix = "policy:"
 
 // Config is the responder's policy.
 type Config struct {
-	// BlockTTL is how long a principal stays blocked.
+	// BlockTTL is the base TTL of the default policy's blocks and throttles.
 	BlockTTL time.Duration `yaml:"block_ttl"`
-	// MinScore is the anomaly score from which the policy acts.
+	// MinScore is the anomaly score from which the policy acts, whatever
+	// the rules say, and the default policy's least score.
 	MinScore float64 `yaml:"min_score"`
+	// Policies are the rules, in order (see Rule); empty: DefaultPolicies.
+	Policies []Rule `yaml:"policies,omitempty"`
+	// Escalation is how repeat offenders' actions grow.
+	Escalation EscalationConfig `yaml:"escalation"`
+	// Groups is when several addresses of one network become one entry.
+	Groups GroupConfig `yaml:"groups"`
+	// Revocation is where revoked tokens are reported (RFC 7009).
+	Revocation RevocationConfig `yaml:"revocation"`
 	// DryRun records what would be done without doing it.
 	DryRun bool `yaml:"dry_run"`
 	// MaxActionsPerMinute caps enforced actions; past it actions are
@@ -61,9 +71,19 @@ type Config struct {
 	Partitions int `yaml:"-"`
 }
 
+// EffectivePolicies returns the rules in force: Policies, or the defaults
+// when it is empty.
+func (c Config) EffectivePolicies() []Rule {
+	if len(c.Policies) > 0 {
+		return c.Policies
+	}
+	return DefaultPolicies(c.BlockTTL, c.MinScore)
+}
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{BlockTTL: 10 * time.Minute, MinScore: 0.5, MaxActionsPerMinute: 120, MaxSharedPrincipals: 5}
+	return Config{BlockTTL: 10 * time.Minute, MinScore: 0.5, MaxActionsPerMinute: 120, MaxSharedPrincipals: 5,
+		Escalation: DefaultEscalationConfig(), Groups: DefaultGroupConfig(), Revocation: DefaultRevocationConfig()}
 }
 
 // Validate reports the first bad field by its config key.
@@ -87,6 +107,18 @@ func (c Config) Validate() error {
 			return fmt.Errorf("responder.never_block[%d]: %q: %w", i, s, err)
 		}
 	}
+	if err := c.Escalation.Validate(); err != nil {
+		return err
+	}
+	if err := c.Groups.Validate(); err != nil {
+		return err
+	}
+	if err := c.Revocation.Validate(nil); err != nil {
+		return err
+	}
+	if _, err := CompilePolicy(c.EffectivePolicies()); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -108,11 +140,15 @@ type AllowList interface {
 
 // Stats are the responder's counters.
 type Stats struct {
-	Actions  atomic.Uint64 // enforced
-	DryRun   atomic.Uint64 // recorded only (dry-run, cap, allow entry or list, shared principal)
-	Ignored  atomic.Uint64 // below MinScore
-	Shared   atomic.Uint64 // anomalies on a principal too widely shared to block
-	Failures atomic.Uint64
+	Actions   atomic.Uint64 // enforced
+	DryRun    atomic.Uint64 // recorded only (dry-run, cap, allow entry or list, shared principal)
+	Ignored   atomic.Uint64 // below MinScore
+	Shared    atomic.Uint64 // anomalies on a principal too widely shared to block
+	Failures  atomic.Uint64
+	Flagged   atomic.Uint64 // anomalies a flag rule matched, or a members rule that named none
+	Escalated atomic.Uint64 // actions made longer or stronger by the principal's history
+	Groups    atomic.Uint64 // network entries made of several addresses' blocks
+	Unmatched atomic.Uint64 // anomalies no rule matched
 }
 
 // Responder is a pipeline sink for anomalies. It is safe for concurrent use
@@ -135,12 +171,24 @@ type Responder struct {
 	// cover is never blocked or throttled; the action is recorded as
 	// dry-run with the allow's reason.
 	Allows AllowList
+	// Revoker, if set before use, reports enforced token revocations to
+	// their issuers (its Run is the caller's to start).
+	Revoker    *Revoker
+	policy     *Policy
+	history    *History
+	sharedNets map[string]bool // networks holding an address reported shared (guarded by mu)
 }
 
 // New returns a responder; cfg must be valid. now is the wall clock (TTLs
 // run on it, not on event time).
 func New(cfg Config, w EntryWriter, audit AuditSink, now func() time.Time, log *slog.Logger) *Responder {
-	r := &Responder{cfg: cfg, w: w, audit: audit, now: now, log: log, keys: map[string]bool{}}
+	p, err := CompilePolicy(cfg.EffectivePolicies())
+	if err != nil {
+		panic("responder.New: invalid config: " + err.Error())
+	}
+	window := max(cfg.Escalation.Window, cfg.Groups.Window, time.Minute)
+	r := &Responder{cfg: cfg, w: w, audit: audit, now: now, log: log, keys: map[string]bool{},
+		policy: p, history: NewHistory(window), sharedNets: map[string]bool{}}
 	for _, s := range cfg.NeverBlock {
 		r.never = append(r.never, netip.MustParsePrefix(s).Masked())
 	}
@@ -153,9 +201,23 @@ func New(cfg Config, w EntryWriter, audit AuditSink, now func() time.Time, log *
 // Stats returns the live counters.
 func (r *Responder) Stats() *Stats { return &r.stats }
 
-// WriteAnomaly applies the policy to a. It returns an error only when the
-// bucket or the audit stream refused a write, so that the pipeline retries;
-// retries are idempotent (action ids derive from the anomaly id).
+// Policy returns the policy in force.
+func (r *Responder) Policy() *Policy { return r.policy }
+
+// History returns the responder's history, for the wiring to feed with the
+// audit stream (History.Observe).
+func (r *Responder) History() *History { return r.history }
+
+// WriteAnomaly applies the policy to a: the first rule that matches the
+// anomaly and its principal's history decides (see Rule); the principal's
+// offences within the escalation window lengthen the TTL, and detectors
+// enough turn a throttle into a block; an enforced block of an address may
+// make its network one entry (GroupConfig); an enforced revocation of a
+// token is reported to its issuer (Revoker). Every action's actor is
+// "policy:<rule>" and its reason says the anomaly, the rule and the
+// history that escalated it. WriteAnomaly returns an error only when the
+// bucket or the audit stream refused a write, so that the pipeline
+// retries; retries are idempotent (action ids derive from the anomaly id).
 //
 // A principal that more than MaxSharedPrincipals established principals
 // share is not blocked: the members the anomaly names are, each with an
@@ -163,7 +225,23 @@ func (r *Responder) Stats() *Stats { return &r.stats }
 // dry-run, says which were blocked; an anomaly that names no member
 // throttles the principal for SharedThrottleTTL, or is only recorded.
 func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
-	if a.Score < r.cfg.MinScore || a.Principal == nil || a.Principal.Kind == event.KindAPI {
+	if a.Score < r.cfg.MinScore || a.Principal == nil {
+		r.stats.Ignored.Add(1)
+		return nil
+	}
+	now := r.now()
+	offences, dets := r.history.Of(a.Principal.Kind, a.Principal.Value, a.Id, now)
+	rl := r.policy.sel(a, offences)
+	if rl == nil {
+		r.stats.Unmatched.Add(1)
+		return nil
+	}
+	if rl.Action == DoFlag {
+		r.stats.Flagged.Add(1)
+		r.log.Info("anomaly flagged", "anomaly", a.Id, "rule", rl.Name, "detector", a.Detector)
+		return nil
+	}
+	if a.Principal.Kind == event.KindAPI {
 		r.stats.Ignored.Add(1)
 		return nil
 	}
@@ -173,59 +251,59 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 		r.log.Warn("anomaly names an unknown principal kind", "anomaly", a.Id, "kind", a.Principal.Kind)
 		return nil
 	}
+	p := r.plan(a, rl, offences, dets)
 	trigger := time.Unix(0, a.TimeUnixNano)
 	d := Decision{
-		Kind:      event.ActionKind_ACTION_BLOCK,
+		Kind:      p.kind,
 		Target:    &event.Principal{Kind: a.Principal.Kind, Value: a.Principal.Value},
-		TTL:       r.cfg.BlockTTL,
+		TTL:       p.ttl,
+		Rate:      p.rate,
 		Reason:    fmt.Sprintf("%s anomaly on %s, score %.2f: %s", a.Detector, a.Api, a.Score, a.Summary),
-		Actor:     Actor,
+		Actor:     ActorPrefix + rl.Name,
 		AnomalyID: a.Id,
 		ID:        event.HashID(trigger, "action", a.Id),
 		Trigger:   trigger,
 		Policy:    true,
 	}
+	if rl.Target == TargetMembers {
+		if len(a.Members) == 0 {
+			r.stats.Flagged.Add(1)
+			r.log.Info("anomaly flagged: its rule acts on members and it names none", "anomaly", a.Id, "rule", rl.Name,
+				"detector", a.Detector)
+			return nil
+		}
+		_, _, err := r.members(ctx, a, d, fmt.Sprintf("named by the anomaly, acted on instead of %s %s", a.Principal.Kind, a.Principal.Value), p.why)
+		return err
+	}
 	sharers, shared := r.shared(kind, a.SharedBy)
+	r.noteShared(a, shared)
+	limit := r.cfg.MaxSharedPrincipals
+	if rl.SpareShared && sharers > 0 {
+		shared, limit = true, 0
+	}
 	if !shared {
-		return r.applyPolicy(ctx, d)
+		d.Reason += "; " + p.why
+		return r.applyPolicy(ctx, a, d)
 	}
 	r.stats.Shared.Add(1)
 	why := fmt.Sprintf("%s %s is shared by about %d established principals (more than max_shared_principals %d)",
-		a.Principal.Kind, a.Principal.Value, sharers, r.cfg.MaxSharedPrincipals)
+		a.Principal.Kind, a.Principal.Value, sharers, limit)
+	if sharers <= r.cfg.MaxSharedPrincipals {
+		why = fmt.Sprintf("%s %s is shared by about %d established principals (the rule spares shared principals)", a.Principal.Kind, a.Principal.Value, sharers)
+	}
 	if len(a.Members) == 0 {
 		if r.cfg.SharedThrottleTTL > 0 {
-			d.Kind, d.TTL = event.ActionKind_ACTION_THROTTLE, r.cfg.SharedThrottleTTL
-			d.Reason = fmt.Sprintf("%s: throttled for %s instead of blocked; %s", why, r.cfg.SharedThrottleTTL, d.Reason)
-			return r.applyPolicy(ctx, d)
+			d.Kind, d.TTL, d.Rate = event.ActionKind_ACTION_THROTTLE, r.cfg.SharedThrottleTTL, 0
+			d.Reason = fmt.Sprintf("%s; %s: throttled for %s instead of blocked; %s", d.Reason, why, r.cfg.SharedThrottleTTL, p.why)
+			return r.applyPolicy(ctx, a, d)
 		}
 		d.DryRun = true
-		d.Reason = fmt.Sprintf("%s: not blocked, and the anomaly names no attacking member; %s", why, d.Reason)
-		return r.applyPolicy(ctx, d)
+		d.Reason = fmt.Sprintf("%s; %s: not blocked, and the anomaly names no attacking member; %s", d.Reason, why, p.why)
+		return r.applyPolicy(ctx, a, d)
 	}
-	var blocked, spared []string
-	for _, m := range a.Members {
-		if _, err := enforce.ParseKind(m.GetKind()); err != nil || m.GetValue() == "" {
-			r.log.Warn("anomaly names a member of an unknown kind", "anomaly", a.Id, "kind", m.GetKind())
-			continue
-		}
-		name := m.Kind + " " + m.Value
-		md := d
-		md.Target = &event.Principal{Kind: m.Kind, Value: m.Value}
-		md.ID = event.HashID(trigger, "action", a.Id, m.Kind, m.Value)
-		md.Reason = fmt.Sprintf("attacking member of %s %s, blocked instead of it (%s); %s", a.Principal.Kind, a.Principal.Value, why, d.Reason)
-		res, err := r.Apply(ctx, md)
-		if errors.Is(err, ErrInvalid) {
-			r.log.Warn("anomaly names an invalid member", "anomaly", a.Id, "kind", m.Kind, "err", err)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("acting on anomaly %s: %w", a.Id, err)
-		}
-		if res.Enforced() {
-			blocked = append(blocked, name)
-		} else {
-			spared = append(spared, name)
-		}
+	blocked, spared, err := r.members(ctx, a, d, fmt.Sprintf("attacking member of %s %s, blocked instead of it (%s)", a.Principal.Kind, a.Principal.Value, why), p.why)
+	if err != nil {
+		return err
 	}
 	d.DryRun = true
 	note := why + ": not blocked"
@@ -235,15 +313,118 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 	if len(spared) > 0 {
 		note += "; attacking members recorded only (see their actions): " + strings.Join(spared, ", ")
 	}
-	d.Reason = note + "; " + d.Reason
-	return r.applyPolicy(ctx, d)
+	d.Reason = d.Reason + "; " + note + "; " + p.why
+	return r.applyPolicy(ctx, a, d)
+}
+
+// plan is what a rule does to an anomaly's principal once its history is
+// taken into account.
+type plan struct {
+	kind event.ActionKind
+	ttl  time.Duration
+	rate float64
+	why  string // the rule and the history, for the reason
+}
+
+// plan applies escalation to rl's action.
+func (r *Responder) plan(a *event.Anomaly, rl *rule, offences int, dets []string) plan {
+	p := plan{ttl: r.cfg.Escalation.escalate(rl.TTL, offences), why: "rule " + rl.Name}
+	switch rl.Action {
+	case DoRevoke:
+		p.kind = event.ActionKind_ACTION_REVOKE
+	case DoThrottle:
+		p.kind = event.ActionKind_ACTION_THROTTLE
+	default:
+		p.kind = event.ActionKind_ACTION_BLOCK
+	}
+	escalated := false
+	if offences > 0 && p.ttl != rl.TTL {
+		escalated = true
+		p.why += fmt.Sprintf("; %d earlier offence(s) within %s: ttl %s escalated to %s", offences, r.cfg.Escalation.Window, rl.TTL, p.ttl)
+	}
+	if p.kind == event.ActionKind_ACTION_THROTTLE {
+		all := dets
+		if !containsString(all, a.Detector) {
+			all = append(append([]string(nil), dets...), a.Detector)
+		}
+		slices.Sort(all)
+		if n := r.cfg.Escalation.DetectorsToBlock; n > 0 && len(all) >= n {
+			escalated = true
+			p.kind = event.ActionKind_ACTION_BLOCK
+			p.why += fmt.Sprintf("; flagged by %d detectors within %s (%s): throttle escalated to block", len(all), r.cfg.Escalation.Window, strings.Join(all, ", "))
+		} else {
+			var from string
+			p.rate, from = rl.throttleRate(a)
+			p.why += fmt.Sprintf("; throttled to %.3g requests/s (%s)", p.rate, from)
+		}
+	}
+	if escalated {
+		r.stats.Escalated.Add(1)
+	}
+	return p
+}
+
+// members acts on the members a names with d's action, each with an action
+// of its own whose reason is d's with note and why. A revoke of a member
+// that is not a credential (an address, a network, a fingerprint) is a
+// block. It returns the members acted on and those spared.
+func (r *Responder) members(ctx context.Context, a *event.Anomaly, d Decision, note, why string) (acted, spared []string, err error) {
+	trigger := time.Unix(0, a.TimeUnixNano)
+	for _, m := range a.Members {
+		mk, err := enforce.ParseKind(m.GetKind())
+		if err != nil || m.GetValue() == "" {
+			r.log.Warn("anomaly names a member of an unknown kind", "anomaly", a.Id, "kind", m.GetKind())
+			continue
+		}
+		name := m.Kind + " " + m.Value
+		md := d
+		md.Target = &event.Principal{Kind: m.Kind, Value: m.Value}
+		md.ID = event.HashID(trigger, "action", a.Id, m.Kind, m.Value)
+		if md.Kind == event.ActionKind_ACTION_REVOKE && (mk == enforce.KindIP || mk == enforce.KindCIDR || mk == enforce.KindFP) {
+			md.Kind = event.ActionKind_ACTION_BLOCK
+		}
+		md.Reason = d.Reason + "; " + note + "; " + why
+		res, err := r.act(ctx, a, md)
+		if errors.Is(err, ErrInvalid) {
+			r.log.Warn("anomaly names an invalid member", "anomaly", a.Id, "kind", m.Kind, "err", err)
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("acting on anomaly %s: %w", a.Id, err)
+		}
+		if res.Enforced() {
+			acted = append(acted, name)
+		} else {
+			spared = append(spared, name)
+		}
+	}
+	return acted, spared, nil
+}
+
+// act applies one of the policy's decisions and what follows an enforced
+// one: the report of a revoked token to its issuer, and the group check of
+// a blocked address.
+func (r *Responder) act(ctx context.Context, a *event.Anomaly, d Decision) (Result, error) {
+	res, err := r.Apply(ctx, d)
+	if err != nil || !res.Enforced() {
+		return res, err
+	}
+	switch {
+	case d.Kind == event.ActionKind_ACTION_REVOKE && res.Entry.Kind == enforce.KindToken && r.Revoker != nil:
+		r.Revoker.Enqueue(ctx, Revocation{Token: res.Entry.Value, API: a.Api, ActionID: res.Action.Id, AnomalyID: a.Id})
+	case d.Kind == event.ActionKind_ACTION_BLOCK && res.Entry.Kind == enforce.KindIP:
+		if err := r.group(ctx, a, res.Entry.Value); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 // applyPolicy applies one of the policy's decisions. An anomaly whose
 // principal's value is invalid is logged and dropped (a retry cannot fix
 // it); any other error is returned, for the pipeline to retry.
-func (r *Responder) applyPolicy(ctx context.Context, d Decision) error {
-	_, err := r.Apply(ctx, d)
+func (r *Responder) applyPolicy(ctx context.Context, a *event.Anomaly, d Decision) error {
+	_, err := r.act(ctx, a, d)
 	if errors.Is(err, ErrInvalid) {
 		r.stats.Ignored.Add(1)
 		r.log.Warn("anomaly names an invalid principal", "anomaly", d.AnomalyID, "err", err)

@@ -1,0 +1,161 @@
+package responder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apiguard/apiguard/event"
+)
+
+// GroupConfig is when several principals of one campaign become one
+// network entry.
+type GroupConfig struct {
+	// MinAddresses is how many addresses of one /24 (IPv4) or /48 (IPv6)
+	// blocked within Window make the network one block; 0 turns group
+	// actions off.
+	MinAddresses int `yaml:"min_addresses"`
+	// Window is how recent the addresses' blocks must be.
+	Window time.Duration `yaml:"window"`
+	// TTL is how long the network stays blocked.
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// DefaultGroupConfig makes 10 addresses of one network blocked within 10
+// minutes one block of the network for an hour.
+func DefaultGroupConfig() GroupConfig {
+	return GroupConfig{MinAddresses: 10, Window: 10 * time.Minute, TTL: time.Hour}
+}
+
+// Validate reports the first bad field by its config key.
+func (c GroupConfig) Validate() error {
+	switch {
+	case c.MinAddresses == 0:
+		return nil
+	case c.MinAddresses < 2 || c.MinAddresses > 256:
+		return fmt.Errorf("responder.groups.min_addresses: %d, want 0 (off) or 2 to 256", c.MinAddresses)
+	case c.Window < time.Second || c.Window > 24*time.Hour:
+		return fmt.Errorf("responder.groups.window: %s, want 1s to 24h", c.Window)
+	case c.TTL < time.Second || c.TTL > MaxTTL:
+		return fmt.Errorf("responder.groups.ttl: %s, want 1s to %s", c.TTL, MaxTTL)
+	}
+	return nil
+}
+
+// networkOf returns the /24 (IPv4) or /48 (IPv6) holding the address ip.
+func networkOf(ip string) (string, bool) {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "", false
+	}
+	a = a.Unmap()
+	bits := 24
+	if a.Is6() {
+		bits = 48
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return "", false
+	}
+	return p.String(), true
+}
+
+// overlapsNeverBlock reports whether network holds an address of a
+// never_block range (or lies inside one).
+func (r *Responder) overlapsNeverBlock(network string) (netip.Prefix, bool) {
+	n, err := netip.ParsePrefix(network)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	for _, p := range r.never {
+		if p.Overlaps(n) {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// noteShared remembers the network of an address principal that an
+// anomaly reports shared by more than max_shared_principals: such a
+// network (a NAT, a corporate proxy's range) is never blocked whole.
+func (r *Responder) noteShared(a *event.Anomaly, shared bool) {
+	if !shared || a.Principal.GetKind() != event.KindIP {
+		return
+	}
+	if n, ok := networkOf(a.Principal.Value); ok {
+		r.mu.Lock()
+		r.sharedNets[n] = true
+		r.mu.Unlock()
+	}
+}
+
+// group blocks the network of ip, just blocked for a, when MinAddresses of
+// its addresses were blocked within Window and it is not blocked already:
+// one entry instead of many. A network that overlaps never_block, holds an
+// address reported as shared, or is allowed is not blocked whole (the
+// action is recorded as dry-run saying why); the per-minute cap counts it
+// as one action.
+func (r *Responder) group(ctx context.Context, a *event.Anomaly, ip string) error {
+	g := r.cfg.Groups
+	if g.MinAddresses == 0 {
+		return nil
+	}
+	network, ok := networkOf(ip)
+	if !ok {
+		return nil
+	}
+	now := r.now()
+	addrs := r.history.Network(network, now.Add(-g.Window))
+	if len(addrs) < g.MinAddresses {
+		return nil
+	}
+	if last, ok := r.history.Last(event.KindCIDR, network); ok && now.Sub(last) < g.Window {
+		return nil // already acted on within the window
+	}
+	offences, _ := r.history.Of(event.KindCIDR, network, "", now)
+	ttl := r.cfg.Escalation.escalate(g.TTL, offences)
+	slices.Sort(addrs)
+	sample := addrs
+	if len(sample) > 5 {
+		sample = sample[:5]
+	}
+	trigger := time.Unix(0, a.TimeUnixNano)
+	d := Decision{
+		Kind:   event.ActionKind_ACTION_BLOCK,
+		Target: &event.Principal{Kind: event.KindCIDR, Value: network},
+		TTL:    ttl,
+		Reason: fmt.Sprintf("%s anomaly on %s, score %.2f: %s; group: %d addresses of %s blocked within %s (%s…); rule group",
+			a.Detector, a.Api, a.Score, a.Summary, len(addrs), network, g.Window, strings.Join(sample, ", ")),
+		Actor: ActorPrefix + "group", AnomalyID: a.Id, ID: event.HashID(trigger, "group", network, a.Id),
+		Trigger: trigger, Policy: true,
+	}
+	if offences > 0 && ttl != g.TTL {
+		d.Reason += fmt.Sprintf("; %d earlier offence(s) of the network: ttl %s escalated to %s", offences, g.TTL, ttl)
+	}
+	r.mu.Lock()
+	shared := r.sharedNets[network]
+	r.mu.Unlock()
+	if p, ok := r.overlapsNeverBlock(network); ok {
+		d.DryRun = true
+		d.Reason = fmt.Sprintf("network overlaps never_block %s: its addresses only; %s", p, d.Reason)
+	} else if shared {
+		d.DryRun = true
+		d.Reason = fmt.Sprintf("network holds an address shared by more than max_shared_principals established principals: its addresses only; %s", d.Reason)
+	}
+	res, err := r.Apply(ctx, d)
+	if errors.Is(err, ErrInvalid) {
+		r.log.Warn("group entry refused", "network", network, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("blocking network %s: %w", network, err)
+	}
+	if res.Enforced() {
+		r.stats.Groups.Add(1)
+	}
+	return nil
+}
