@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"unicode/utf8"
 )
 
 // ClientFingerprint identifies the client software behind a request: the
@@ -14,13 +15,19 @@ import (
 // "fp:" and 16 hex digits, and it is what the proxy matches an
 // enforcement entry of kind fp against.
 func ClientFingerprint(tlsFP, headerOrder, userAgent, acceptLanguage string) string {
-	h := sha256.New()
-	for _, s := range [...]string{tlsFP, headerOrder, UAFamily(userAgent), acceptLanguage} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+	parts := [...]string{tlsFP, headerOrder, UAFamily(userAgent), acceptLanguage}
+	// The usual request's fields fit on the stack: hashed in one call, so
+	// that only the result is allocated.
+	var textArr [1024]byte
+	text := textArr[:0]
+	for _, s := range parts {
+		text = append(append(text, s...), 0)
 	}
-	var sum [sha256.Size]byte
-	return "fp:" + hex.EncodeToString(h.Sum(sum[:0])[:8])
+	sum := sha256.Sum256(text)
+	var out [3 + 16]byte
+	copy(out[:], "fp:")
+	hex.Encode(out[3:], sum[:8])
+	return string(out[:])
 }
 
 // ClientFingerprintOf is ClientFingerprint of an event's fields.
@@ -48,11 +55,41 @@ func UAFamily(ua string) string {
 	if ua == "" {
 		return "none"
 	}
-	lower := strings.ToLower(ua)
+	contains := containsASCIIFold
+	for i := 0; i < len(ua); i++ {
+		if ua[i] >= utf8.RuneSelf {
+			// Unicode case rules (the Kelvin sign lowers to "k"): the
+			// slow way, for the rare user agent that needs it.
+			lower := strings.ToLower(ua)
+			contains = func(_, token string) bool { return strings.Contains(lower, token) }
+			break
+		}
+	}
 	for _, f := range uaFamilies {
-		if strings.Contains(lower, f.token) {
+		if contains(ua, f.token) {
 			return f.family
 		}
 	}
 	return "other"
+}
+
+// containsASCIIFold reports whether s contains the lower-case ASCII token,
+// ignoring ASCII case in s, without allocating.
+func containsASCIIFold(s, token string) bool {
+	for i := 0; i+len(token) <= len(s); i++ {
+		j := 0
+		for ; j < len(token); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != token[j] {
+				break
+			}
+		}
+		if j == len(token) {
+			return true
+		}
+	}
+	return false
 }

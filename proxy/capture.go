@@ -157,8 +157,13 @@ func (c *capturer) route(api string) (queryValues bool, body string) {
 
 // query returns what an event records of api's raw query.
 func (c *capturer) query(api, raw string) []*event.QueryParam {
+	return c.queryInto(nil, nil, api, raw)
+}
+
+// queryInto is query with queryParamsInto's out and store.
+func (c *capturer) queryInto(out []*event.QueryParam, store []event.QueryParam, api, raw string) []*event.QueryParam {
 	values, _ := c.route(api)
-	qs := queryParams(raw, values)
+	qs := queryParamsInto(out, store, raw, values)
 	if values {
 		for _, q := range qs {
 			if q.Value != "" && c.secret(q.Name, q.Value) {

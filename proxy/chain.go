@@ -60,6 +60,11 @@ type ChainDeps struct {
 	// siteverify endpoint).
 	Verifier Attestor
 	Log      *slog.Logger
+	// Payload builds the checks that run after inspection and live in
+	// proxy/inspect (the OWASP CRS, OpenAPI validation): inspect.Build,
+	// set by the binary's wiring, since proxy/inspect imports this package.
+	// Nil: none. A reload builds them again from the new configuration.
+	Payload func(Config) ([]Check, error)
 }
 
 // BuildChain builds every configured check, in the order a request meets
@@ -119,21 +124,14 @@ func BuildChain(cfg Config, deps ChainDeps) (*Chain, error) {
 		c.checks = append(c.checks, c.tokens)
 	}
 	c.checks = append(c.checks, auth, NewRateLimit(cfg.RateLimits), insp)
-	crs, err := NewCRS(cfg.CRS)
-	if err != nil {
-		return nil, err
-	}
-	if crs != nil {
-		c.checks = append(c.checks, crs)
-	}
-	schema, err := NewSchema(cfg.Schema)
-	if err != nil {
-		return nil, err
-	}
-	if schema != nil {
+	if deps.Payload != nil {
 		// After inspection: the body is read, bounded and checked once,
-		// then validated against its schema.
-		c.checks = append(c.checks, schema)
+		// then run through the CRS and validated against its schema.
+		more, err := deps.Payload(cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.checks = append(c.checks, more...)
 	}
 	return c, nil
 }

@@ -40,6 +40,26 @@ type Exchange struct {
 	// ResponseHeaders are set on the upstream's answer (overriding what
 	// the upstream sent), for checks that shape responses (CORS).
 	ResponseHeaders http.Header
+
+	// ev is the event the proxy builds (Event points here), ctx the
+	// upstream leg's context, rec the response recorder and hv the values
+	// of the headers the proxy sets: all in the exchange's one allocation.
+	ev  event.RequestEvent
+	ctx exchangeCtx
+	rec recorder
+	hv  [5]string
+	nhv int
+	// qp and qpp hold the event's first query parameters (Event.Query).
+	qp  [4]event.QueryParam
+	qpp [4]*event.QueryParam
+}
+
+// release drops the exchange's references once the request is done; its
+// event lives on in the emitter.
+func (x *Exchange) release() {
+	x.Req, x.TLS, x.state, x.Token, x.ResponseHeaders = nil, nil, nil, nil, nil
+	x.rec = recorder{} // x.ctx stays: a context derived from it may still be read
+	x.hv = [len(x.hv)]string{}
 }
 
 // Identity returns the identities the enforcement state is keyed by.

@@ -28,7 +28,9 @@ type Identifier struct {
 // NewIdentifier returns an Identifier that believes X-Forwarded-For only from
 // the trusted prefixes and reads API keys from apiKeyHeader ("" for none).
 func NewIdentifier(trusted []netip.Prefix, apiKeyHeader string) *Identifier {
-	return &Identifier{trusted: trusted, apiKeyHeader: apiKeyHeader}
+	// Canonical once here, so Header.Get does not canonicalise (and
+	// allocate: "X-API-Key" is not canonical) on every request.
+	return &Identifier{trusted: trusted, apiKeyHeader: http.CanonicalHeaderKey(apiKeyHeader)}
 }
 
 func (id *Identifier) isTrusted(a netip.Addr) bool {
@@ -108,11 +110,11 @@ type Credentials struct {
 func (id *Identifier) Credentials(r *http.Request) Credentials {
 	var c Credentials
 	if id.apiKeyHeader != "" {
-		if k := r.Header.Get(id.apiKeyHeader); k != "" {
+		if k := headerValue(r.Header, id.apiKeyHeader); k != "" {
 			c.KeyID = keyID(k)
 		}
 	}
-	if tok, ok := bearer(r.Header.Get("Authorization")); ok {
+	if tok, ok := bearer(headerValue(r.Header, "Authorization")); ok {
 		sum := sha256.Sum256([]byte(tok))
 		c.TokenHash = hex.EncodeToString(sum[:16])
 		c.Subject, c.TokenID = jwtClaims(tok)
@@ -124,19 +126,36 @@ func (id *Identifier) Credentials(r *http.Request) Credentials {
 // visible (HTTP/2, whose server hands over a map): "hs:" and the first 16
 // hex digits of the SHA-256 of the sorted, canonical header names.
 func headerSetFingerprint(h http.Header) string {
-	names := make([]string, 0, len(h))
+	// The names and the joined text live on the stack for the usual
+	// header set; only the result is allocated.
+	var nameArr [32]string
+	names := nameArr[:0]
 	for k := range h {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	sum := sha256.New()
+	var textArr [1024]byte
+	text := textArr[:0]
 	for i, n := range names {
 		if i > 0 {
-			sum.Write([]byte{','})
+			text = append(text, ',')
 		}
-		sum.Write([]byte(n))
+		text = append(text, n...)
 	}
-	return "hs:" + hex.EncodeToString(sum.Sum(nil)[:8])
+	sum := sha256.Sum256(text)
+	var out [3 + 16]byte
+	copy(out[:], "hs:")
+	hex.Encode(out[3:], sum[:8])
+	return string(out[:])
+}
+
+// headerValue is h.Get for a key already in canonical form: a map
+// look-up with no canonicalisation.
+func headerValue(h http.Header, canonicalKey string) string {
+	if vs := h[canonicalKey]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 func keyID(k string) string {

@@ -195,8 +195,16 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 			}
 		}
 	}
-	if d := c.body(x, maxBody, account, look); d != nil {
-		return d
+	if r.Body != nil && r.Body != http.NoBody {
+		// The body's look is its own closure, so a request without a
+		// body allocates none (the scanners' callbacks escape).
+		d, inBody := c.body(x, maxBody, account, found != nil, injection != InjectionOff)
+		if d != nil {
+			return d
+		}
+		if found == nil {
+			found = inBody
+		}
 	}
 	if found == nil {
 		return nil
@@ -227,12 +235,29 @@ func inspectValues(where string, vals url.Values, look func(where, name, v strin
 }
 
 // body reads and inspects the body by its content type, then puts the
-// bytes back for the upstream.
-func (c *Inspection) body(x *Exchange, maxBody int64, account string, look func(where, name, v string) bool) *Denial {
-	r := x.Req
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
+// bytes back for the upstream. prior says the path or query already gave
+// a finding (the body is then read and bounded but not searched); inject
+// says injection detection is on. It returns the body's finding.
+func (c *Inspection) body(x *Exchange, maxBody int64, account string, prior, inject bool) (*Denial, *finding) {
+	var found *finding
+	look := func(where, name, v string) bool {
+		if prior {
+			return false
+		}
+		if found == nil && inject {
+			if found = detect(where, v); found != nil && name != "" {
+				found.where += " " + clip(name, 64)
+			}
+		}
+		return found == nil
 	}
+	d := c.readBody(x, maxBody, account, look)
+	return d, found
+}
+
+// readBody is body's reading and scanning, with look as its callback.
+func (c *Inspection) readBody(x *Exchange, maxBody int64, account string, look func(where, name, v string) bool) *Denial {
+	r := x.Req
 	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	buf := &bytes.Buffer{}
 	lr := &io.LimitedReader{R: r.Body, N: maxBody + 1}

@@ -2,6 +2,11 @@
 // request's API and client, runs the check chain, forwards what passes with
 // httputil.ReverseProxy, and hands one event per request to an Emitter
 // without waiting on it.
+//
+// The checks implement Check. Those built on large engines of their own
+// live in subpackages that import this one: proxy/inspect holds the OWASP
+// CRS (Coraza) and OpenAPI validation (kin-openapi), which BuildChain gets
+// through ChainDeps.Payload, set by the binary's wiring.
 package proxy
 
 import (
@@ -12,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -84,6 +90,7 @@ func NewWithChain(cfg Config, chain *Chain, checks []Check, emit Emitter, partit
 		Transport:      timedTransport{transport},
 		ErrorHandler:   p.upstreamError,
 		ModifyResponse: p.modifyResponse,
+		BufferPool:     copyBuffers,
 	}
 	return p, nil
 }
@@ -98,7 +105,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := p.state.Load()
 	x := p.exchange(st, r, start)
 	ev := x.Event
-	w.Header().Set(event.HeaderRequestID, ev.Id)
+	x.setHeader(w.Header(), event.HeaderRequestID, ev.Id)
 	if x.wire.Ambiguous != "" {
 		// Refused before any check, and the connection is closed: what
 		// follows an ambiguous request on it cannot be trusted.
@@ -106,7 +113,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.Decision, ev.Check, ev.Reason, ev.Status = event.Decision_DECISION_BLOCK, FramingName, x.wire.Ambiguous, http.StatusBadRequest
 		writeProblem(w, &Denial{Status: http.StatusBadRequest, Detail: "The request's framing is ambiguous.",
 			Headers: http.Header{"Connection": {"close"}}}, ev.Id)
-		p.finish(ev, start)
+		p.finish(x, start)
 		return
 	}
 
@@ -123,7 +130,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ev.Auth = d.Auth
 		}
 		writeProblem(w, d, ev.Id)
-		p.finish(ev, start)
+		p.finish(x, start)
 		return
 	}
 
@@ -133,14 +140,46 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = &countingBody{ReadCloser: r.Body}
 		r.Body = body
 	}
-	rec := &recorder{ResponseWriter: w}
-	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+	rec := &x.rec
+	rec.ResponseWriter = w
+	x.ctx = exchangeCtx{Context: r.Context(), x: x}
+	p.rp.ServeHTTP(rec, r.WithContext(&x.ctx))
 	if body != nil {
 		ev.RequestBytes = body.n.Load()
 	}
 	ev.Status = uint32(rec.status())
 	ev.ResponseBytes = rec.n
-	p.finish(ev, start)
+	p.finish(x, start)
+}
+
+// exchangeCtx is the request context the upstream leg runs with: the
+// client's context, and the exchange under exchangeKey. It lives inside
+// the Exchange, so carrying the exchange to rewrite, the transport and
+// modifyResponse allocates nothing (context.WithValue would).
+type exchangeCtx struct {
+	context.Context
+	x *Exchange
+}
+
+// Value implements context.Context.
+func (c *exchangeCtx) Value(key any) any {
+	if key == (exchangeKey{}) {
+		return c.x
+	}
+	return c.Context.Value(key)
+}
+
+// setHeader sets h[key] (key canonical) to the single value v, in one of
+// the exchange's value slots rather than a fresh one-element slice.
+func (x *Exchange) setHeader(h http.Header, key, v string) {
+	if x.nhv == len(x.hv) {
+		h[key] = []string{v}
+		return
+	}
+	i := x.nhv
+	x.nhv++
+	x.hv[i] = v
+	h[key] = x.hv[i : i+1 : i+1]
 }
 
 // exchange reads what the checks and the event need from r. Every string
@@ -173,7 +212,12 @@ func (p *Proxy) exchange(st *state, r *http.Request, start time.Time) *Exchange 
 	}
 	method := event.ValidUTF8(r.Method)
 	api := st.routes.API(method, r.URL.Path)
-	ev := &event.RequestEvent{
+	// The exchange and its event are one allocation; the event outlives
+	// the request (the emitter owns it), and finish drops the exchange's
+	// references so that it does not keep the request alive.
+	x := &Exchange{}
+	ev := &x.ev
+	*ev = event.RequestEvent{
 		Schema:            event.SchemaVersion,
 		Id:                p.ids.New(start),
 		TimeUnixNano:      start.UnixNano(),
@@ -203,27 +247,32 @@ func (p *Proxy) exchange(st *state, r *http.Request, start time.Time) *Exchange 
 		ev.Auth = event.AuthOutcome_AUTH_UNSPECIFIED
 	}
 	if r.URL.RawQuery != "" {
-		ev.Query = st.capture.query(api, r.URL.RawQuery)
+		ev.Query = st.capture.queryInto(x.qpp[:0:len(x.qpp)], x.qp[:], api, r.URL.RawQuery)
 	}
 	if info != nil {
 		ev.TlsFingerprint, ev.TlsJa3 = info.ja4, info.ja3
 	}
 	kind, value := event.PrincipalOf(ev)
 	ev.Partition = uint32(event.Partition(kind, value, p.partitions))
-	return &Exchange{Req: r, API: api, ClientIP: ip, Creds: creds, Event: ev, Now: start, TLS: state, wire: wire, state: st,
-		fp: event.ClientFingerprintOf(ev)}
+	x.Req, x.API, x.ClientIP, x.Creds, x.Event, x.Now, x.TLS, x.wire, x.state = r, api, ip, creds, ev, start, state, wire, st
+	x.fp = event.ClientFingerprintOf(ev)
+	return x
 }
 
 // finish completes the event and hands it over. The last look at its
 // strings (event.SanitizeEvent, which allocates nothing when they are
 // valid) covers what checks wrote: a reason may quote a parameter name or
 // an upstream's error.
-func (p *Proxy) finish(ev *event.RequestEvent, start time.Time) {
+func (p *Proxy) finish(x *Exchange, start time.Time) {
+	ev := x.Event
 	ev.DurationNanos = int64(p.now().Sub(start))
 	event.SanitizeEvent(ev)
 	if p.metrics != nil {
 		p.metrics.observe(ev)
 	}
+	// The event lives on in the emitter's queue inside the exchange's
+	// allocation: drop what would keep the request and its state alive.
+	x.release()
 	p.emit.Emit(ev)
 }
 
@@ -241,15 +290,37 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		in.apply(x.API, pr.Out.Header)
 	}
 	// X-Forwarded-For carries the chain apiguard believed, then the peer.
-	xff := append(append([]string(nil), x.Event.ForwardedFor...), peerAddr(pr.In.RemoteAddr).String())
-	pr.Out.Header.Set("X-Forwarded-For", strings.Join(xff, ", "))
-	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	xff := peerText(pr.In.RemoteAddr)
+	if len(x.Event.ForwardedFor) > 0 {
+		xff = strings.Join(x.Event.ForwardedFor, ", ") + ", " + xff
+	}
+	h := pr.Out.Header
+	x.setHeader(h, "X-Forwarded-For", xff)
+	x.setHeader(h, "X-Forwarded-Host", pr.In.Host)
 	proto := "http"
 	if x.TLS != nil {
 		proto = "https"
 	}
-	pr.Out.Header.Set("X-Forwarded-Proto", proto)
-	pr.Out.Header.Set(event.HeaderRequestID, x.Event.Id)
+	x.setHeader(h, "X-Forwarded-Proto", proto)
+	x.setHeader(h, event.HeaderRequestID, x.Event.Id)
+}
+
+// peerText is the peer's address as X-Forwarded-For names it (the
+// unmapped IP, no port): a view of remote where that is already its text,
+// which it is for what net/http puts in RemoteAddr.
+func peerText(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	switch {
+	case err != nil:
+		return netip.Addr{}.String()
+	case a.Is4In6() || a.Zone() != "":
+		return a.Unmap().String()
+	}
+	return host
 }
 
 // setUpstream points the outbound request at upstream with the client's

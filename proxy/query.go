@@ -116,6 +116,12 @@ func (e *QueryError) Detail() string {
 	return fmt.Sprintf("The query string has a \"%%\" at byte %d that does not start a %%XX escape: send a \"%%\" in a value as %%25.", e.Offset)
 }
 
+// StrictQuery is the strict reading of a raw query that the inspection's
+// strict_query applies: nil, or a *QueryError saying what and where. Checks
+// outside this package (OpenAPI validation) use it to refuse a query that
+// a lenient parser would read differently.
+func StrictQuery(raw string) error { return strictQuery(raw) }
+
 // strictQuery returns a *QueryError for the first byte of raw that a strict
 // parser refuses, and nil when there is none: then Go's url.ParseQuery, and
 // every server that splits on "&" and decodes "%XX", read raw the same way.
@@ -197,7 +203,13 @@ const maxQueryParams = 32
 // leniently and made valid UTF-8, and the values too when values is set.
 // Pairs without a name are left out.
 func queryParams(raw string, values bool) []*event.QueryParam {
-	var out []*event.QueryParam
+	return queryParamsInto(nil, nil, raw, values)
+}
+
+// queryParamsInto is queryParams filling the elements of store first and
+// appending to out (its capacity reused), so that a request's few
+// parameters need no allocation of their own.
+func queryParamsInto(out []*event.QueryParam, store []event.QueryParam, raw string, values bool) []*event.QueryParam {
 	for it := (queryIter{rest: raw}); len(out) < maxQueryParams; {
 		_, k, v, ok := it.next()
 		if !ok {
@@ -207,7 +219,13 @@ func queryParams(raw string, values bool) []*event.QueryParam {
 			continue
 		}
 		name, _ := unescapeQuery(k)
-		qp := &event.QueryParam{Name: clip(name, 128)}
+		var qp *event.QueryParam
+		if len(store) > 0 {
+			qp, store = &store[0], store[1:]
+		} else {
+			qp = &event.QueryParam{}
+		}
+		qp.Name = clip(name, 128)
 		if values {
 			val, _ := unescapeQuery(v)
 			qp.Value = clip(val, 1024)

@@ -66,7 +66,8 @@ func NewTemplater(routes []string) (*Templater, error) {
 // ("%c0%af"), the template of an unconfigured path writes them as %XX
 // (event.ValidUTF8), so that it is valid in events and anomalies.
 func (t *Templater) API(method, path string) string {
-	segs := splitPath(path)
+	var segArr [maxTemplateSegments + 1]string
+	segs := splitPathInto(segArr[:0], path)
 	for _, m := range [2]string{method, "*"} {
 		for _, rt := range t.routes[m][len(segs)] {
 			if rt.match(segs) {
@@ -84,6 +85,23 @@ func (rt *route) match(segs []string) bool {
 		}
 	}
 	return true
+}
+
+// splitPathInto appends the segments of p to dst, as splitPath does,
+// without allocating while they fit in dst's capacity.
+func splitPathInto(dst []string, p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return dst
+	}
+	for {
+		seg, rest, ok := strings.Cut(p, "/")
+		dst = append(dst, seg)
+		if !ok {
+			return dst
+		}
+		p = rest
+	}
 }
 
 // splitPath splits "/a/b/" into ["a", "b"]; "/" gives none.

@@ -21,6 +21,7 @@ import (
 	"github.com/apiguard/apiguard/pipeline/topology"
 	"github.com/apiguard/apiguard/proxy"
 	"github.com/apiguard/apiguard/proxy/emit"
+	"github.com/apiguard/apiguard/proxy/inspect"
 )
 
 // proxyParts is a running proxy, for the demo and for tests.
@@ -90,7 +91,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 		return nil, err
 	}
 	nonces := proxy.NewNonceCache(cfg.Proxy.Auth.Signatures.MaxNonces)
-	deps := proxy.ChainDeps{Matcher: m, Nonces: nonces, Log: log}
+	deps := proxy.ChainDeps{Matcher: m, Nonces: nonces, Log: log, Payload: inspect.Build}
 	chain, err := proxy.BuildChain(cfg.Proxy, deps)
 	if err != nil {
 		stopWatch()
@@ -233,6 +234,11 @@ func cmdProxy(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: proxy needs --nats (or nats.url); 'apiguard up' runs NATS embedded", errUsage)
 	}
 	log := newLogger(cfg.Log, os.Stderr)
+	// A proxy-only process: its GC defaults (GOGC, GOMEMLIMIT) are the
+	// proxy's, unless the environment sets them ('apiguard up' keeps Go's,
+	// for the pipeline's larger live heap).
+	gcPercent, memLimit := proxy.TuneGC()
+	log.Info("garbage collection", "gogc", gcPercent, "memory_limit_bytes", memLimit)
 	g, gctx := errgroup.WithContext(ctx)
 	reg, err := startMetrics(gctx, g, cfg, log)
 	if err != nil {

@@ -91,8 +91,25 @@ type Emitter struct {
 	queue chan *event.RequestEvent
 	log   *slog.Logger
 	stats Stats
+	// subjects caches each partition's subject, so encoding an event
+	// does not format it again; only Run's goroutine uses it.
+	subjects []string
 
 	lastDropLog atomic.Int64
+}
+
+// subject returns the subject of partition p's events.
+func (e *Emitter) subject(p uint32) string {
+	if int(p) >= len(e.subjects) {
+		if p >= 1<<16 { // not a partition count anyone configures: do not cache
+			return fmt.Sprintf(event.SubjectEventsT, p)
+		}
+		e.subjects = append(e.subjects, make([]string, int(p)+1-len(e.subjects))...)
+	}
+	if e.subjects[p] == "" {
+		e.subjects[p] = fmt.Sprintf(event.SubjectEventsT, p)
+	}
+	return e.subjects[p]
 }
 
 // New returns an Emitter publishing on js over nc. The connection should be
@@ -195,7 +212,7 @@ func (e *Emitter) encode(batch []*event.RequestEvent) []Record {
 			e.log.Error("dropping unencodable event", "id", ev.Id, "err", err)
 			continue
 		}
-		recs = append(recs, Record{Subject: fmt.Sprintf(event.SubjectEventsT, ev.Partition), MsgID: ev.Id,
+		recs = append(recs, Record{Subject: e.subject(ev.Partition), MsgID: ev.Id,
 			Data: buf[start:len(buf):len(buf)]})
 	}
 	return recs

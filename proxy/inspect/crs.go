@@ -1,4 +1,4 @@
-package proxy
+package inspect
 
 import (
 	"bytes"
@@ -15,64 +15,26 @@ import (
 	"github.com/corazawaf/coraza/v3/types"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // CRSName is the name of the OWASP CRS check in events.
 const CRSName = "crs"
 
-// CRSConfig runs the OWASP Core Rule Set (v4, embedded) through Coraza on
-// the routes that ask for it.
-type CRSConfig struct {
-	// Routes lists the route templates under the CRS; empty: off.
-	Routes []string `yaml:"routes"`
-	// ParanoiaLevel is the CRS blocking paranoia level, 1 (few false
-	// positives) to 4.
-	ParanoiaLevel int `yaml:"paranoia_level"`
-	// AnomalyThreshold is the inbound anomaly score at which a request is
-	// refused (CRS default 5: one critical rule).
-	AnomalyThreshold int `yaml:"anomaly_threshold"`
-	// Mode is block (403) or flag (let through, mark the event).
-	Mode string `yaml:"mode"`
-	// Directives are SecLang lines added after the CRS, for rule
-	// exclusions ("SecRuleRemoveById 920350").
-	Directives string `yaml:"directives"`
-}
-
-// DefaultCRSConfig is off; when on, paranoia 1, threshold 5, block.
-func DefaultCRSConfig() CRSConfig {
-	return CRSConfig{ParanoiaLevel: 1, AnomalyThreshold: 5, Mode: "block"}
-}
-
-// Validate reports the first bad field by its config key.
-func (c CRSConfig) Validate() error {
-	switch {
-	case c.ParanoiaLevel < 1 || c.ParanoiaLevel > 4:
-		return fmt.Errorf("proxy.crs.paranoia_level: %d, want 1..4", c.ParanoiaLevel)
-	case c.AnomalyThreshold < 1:
-		return fmt.Errorf("proxy.crs.anomaly_threshold: %d, want at least 1", c.AnomalyThreshold)
-	case c.Mode != "block" && c.Mode != "flag":
-		return fmt.Errorf("proxy.crs.mode: %q, want block or flag", c.Mode)
-	}
-	for i, r := range c.Routes {
-		if _, _, ok := strings.Cut(r, " "); !ok {
-			return fmt.Errorf("proxy.crs.routes[%d]: %q, want \"METHOD /path\"", i, r)
-		}
-	}
-	return nil
-}
+var _ proxy.Check = (*CRS)(nil)
 
 // CRS evaluates requests on its routes with the OWASP CRS: headers, then
 // the body that inspection has already read within its limit. The CRS
 // scores anomalies; at the threshold the request is refused (or flagged),
 // and the reason lists the rules that matched.
 type CRS struct {
-	cfg CRSConfig
+	cfg proxy.CRSConfig
 	waf coraza.WAF
 }
 
 // NewCRS compiles the rule set; nil when no route asks for it. Compiling
 // takes about a second and is done once per configuration.
-func NewCRS(cfg CRSConfig) (*CRS, error) {
+func NewCRS(cfg proxy.CRSConfig) (*CRS, error) {
 	if len(cfg.Routes) == 0 {
 		return nil, nil
 	}
@@ -93,11 +55,11 @@ Include @owasp_crs/*.conf
 	return &CRS{cfg: cfg, waf: waf}, nil
 }
 
-// Name implements Check.
+// Name implements proxy.Check.
 func (*CRS) Name() string { return CRSName }
 
-// Check implements Check.
-func (c *CRS) Check(x *Exchange) *Denial {
+// Check implements proxy.Check.
+func (c *CRS) Check(x *proxy.Exchange) *proxy.Denial {
 	if !slices.Contains(c.cfg.Routes, x.API) {
 		return nil
 	}
@@ -156,7 +118,7 @@ func (c *CRS) Check(x *Exchange) *Denial {
 		x.Event.Check, x.Event.Reason = CRSName, "flagged: "+why
 		return nil
 	}
-	return &Denial{Status: http.StatusForbidden, Decision: event.Decision_DECISION_BLOCK, Reason: why}
+	return &proxy.Denial{Status: http.StatusForbidden, Decision: event.Decision_DECISION_BLOCK, Reason: why}
 }
 
 // crsReason names the rules that scored, without the blocking rule

@@ -1,4 +1,4 @@
-package proxy
+package inspect
 
 import (
 	"context"
@@ -15,51 +15,13 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // SchemaName is the name of the OpenAPI request validation check in events.
 const SchemaName = "schema"
 
-// SchemaConfig configures OpenAPI request validation.
-type SchemaConfig struct {
-	// OpenAPI is an OpenAPI 3 document (YAML or JSON). Empty: no
-	// validation.
-	OpenAPI string `yaml:"openapi"`
-	// Routes lists the route templates validated; empty validates every
-	// operation the document declares.
-	Routes []string `yaml:"routes"`
-	// Mode is block (400 with what is wrong) or flag (let through, mark
-	// the event).
-	Mode string `yaml:"mode"`
-	// Undeclared is what happens to a request on a validated route that
-	// matches no operation of the document: allow (the shadow-API detector
-	// reports undeclared operations), or block (404, a positive security
-	// model).
-	Undeclared string `yaml:"undeclared"`
-}
-
-// DefaultSchemaConfig is off; when on, it blocks invalid requests and
-// allows undeclared ones.
-func DefaultSchemaConfig() SchemaConfig { return SchemaConfig{Mode: "block", Undeclared: "allow"} }
-
-// Validate reports the first bad field by its config key.
-func (c SchemaConfig) Validate() error {
-	if c.Mode != "block" && c.Mode != "flag" {
-		return fmt.Errorf("proxy.schema.mode: %q, want block or flag", c.Mode)
-	}
-	if c.Undeclared != "allow" && c.Undeclared != "block" {
-		return fmt.Errorf("proxy.schema.undeclared: %q, want allow or block", c.Undeclared)
-	}
-	for i, r := range c.Routes {
-		if _, _, ok := strings.Cut(r, " "); !ok {
-			return fmt.Errorf("proxy.schema.routes[%d]: %q, want \"METHOD /path\"", i, r)
-		}
-	}
-	if c.OpenAPI == "" && len(c.Routes) > 0 {
-		return errors.New("proxy.schema.routes: set, but proxy.schema.openapi is empty")
-	}
-	return nil
-}
+var _ proxy.Check = (*Schema)(nil)
 
 // Schema validates requests against an OpenAPI document with kin-openapi:
 // path, query, header and cookie parameters, and the request body against
@@ -68,12 +30,12 @@ func (c SchemaConfig) Validate() error {
 // document's servers are ignored: paths are matched as the proxy sees
 // them.
 type Schema struct {
-	cfg    SchemaConfig
+	cfg    proxy.SchemaConfig
 	router routers.Router
 }
 
 // NewSchema loads and checks the document cfg names; nil without one.
-func NewSchema(cfg SchemaConfig) (*Schema, error) {
+func NewSchema(cfg proxy.SchemaConfig) (*Schema, error) {
 	if cfg.OpenAPI == "" {
 		return nil, nil
 	}
@@ -84,7 +46,7 @@ func NewSchema(cfg SchemaConfig) (*Schema, error) {
 	return newSchema(cfg, data)
 }
 
-func newSchema(cfg SchemaConfig, data []byte) (*Schema, error) {
+func newSchema(cfg proxy.SchemaConfig, data []byte) (*Schema, error) {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(data)
 	if err != nil {
@@ -101,11 +63,11 @@ func newSchema(cfg SchemaConfig, data []byte) (*Schema, error) {
 	return &Schema{cfg: cfg, router: router}, nil
 }
 
-// Name implements Check.
+// Name implements proxy.Check.
 func (*Schema) Name() string { return SchemaName }
 
-// Check implements Check.
-func (s *Schema) Check(x *Exchange) *Denial {
+// Check implements proxy.Check.
+func (s *Schema) Check(x *proxy.Exchange) *proxy.Denial {
 	if len(s.cfg.Routes) > 0 && !slices.Contains(s.cfg.Routes, x.API) {
 		return nil
 	}
@@ -113,14 +75,14 @@ func (s *Schema) Check(x *Exchange) *Denial {
 	route, params, err := s.router.FindRoute(r)
 	if err != nil {
 		if s.cfg.Undeclared == "block" {
-			return &Denial{Status: http.StatusNotFound, Decision: event.Decision_DECISION_BLOCK,
+			return &proxy.Denial{Status: http.StatusNotFound, Decision: event.Decision_DECISION_BLOCK,
 				Reason: "undeclared operation " + r.Method + " " + clip(r.URL.Path, 128)}
 		}
 		return nil
 	}
 	// kin-openapi reads the query with url.ParseQuery, which leaves out a
 	// pair with a ";" or a bad escape: it would go upstream unvalidated.
-	if qerr := strictQuery(r.URL.RawQuery); qerr != nil {
+	if qerr := proxy.StrictQuery(r.URL.RawQuery); qerr != nil {
 		err = fmt.Errorf("%w: a declared operation's query must parse strictly", qerr)
 	} else {
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
@@ -135,7 +97,7 @@ func (s *Schema) Check(x *Exchange) *Denial {
 		x.Event.Check, x.Event.Reason = SchemaName, "flagged: "+why
 		return nil
 	}
-	return &Denial{Status: http.StatusBadRequest, Detail: why, Decision: event.Decision_DECISION_BLOCK, Reason: why}
+	return &proxy.Denial{Status: http.StatusBadRequest, Detail: why, Decision: event.Decision_DECISION_BLOCK, Reason: why}
 }
 
 // schemaReason says what is wrong, in one line that names the parameter

@@ -1,4 +1,4 @@
-package proxy
+package inspect
 
 import (
 	"io"
@@ -10,11 +10,12 @@ import (
 	"testing"
 
 	"github.com/apiguard/apiguard/internal/evaldata"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // crsOnce compiles the rule set once for the package's tests.
 var crsOnce = sync.OnceValues(func() (*CRS, error) {
-	cfg := DefaultCRSConfig()
+	cfg := proxy.DefaultCRSConfig()
 	cfg.Routes = []string{"POST /orders", "GET /search"}
 	return NewCRS(cfg)
 })
@@ -69,21 +70,21 @@ func TestCRSFlagAndConfig(t *testing.T) {
 		t.Errorf("flag mode: %+v, event %q %q", d, x.Event.Check, x.Event.Reason)
 	}
 	for _, tc := range []struct {
-		mod  func(*CRSConfig)
+		mod  func(*proxy.CRSConfig)
 		want string
 	}{
-		{func(c *CRSConfig) { c.ParanoiaLevel = 5 }, "proxy.crs.paranoia_level"},
-		{func(c *CRSConfig) { c.AnomalyThreshold = 0 }, "proxy.crs.anomaly_threshold"},
-		{func(c *CRSConfig) { c.Mode = "log" }, "proxy.crs.mode"},
-		{func(c *CRSConfig) { c.Routes = []string{"orders"} }, "proxy.crs.routes[0]"},
+		{func(c *proxy.CRSConfig) { c.ParanoiaLevel = 5 }, "proxy.crs.paranoia_level"},
+		{func(c *proxy.CRSConfig) { c.AnomalyThreshold = 0 }, "proxy.crs.anomaly_threshold"},
+		{func(c *proxy.CRSConfig) { c.Mode = "log" }, "proxy.crs.mode"},
+		{func(c *proxy.CRSConfig) { c.Routes = []string{"orders"} }, "proxy.crs.routes[0]"},
 	} {
-		cfg := DefaultCRSConfig()
+		cfg := proxy.DefaultCRSConfig()
 		tc.mod(&cfg)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate = %v, want %s", err, tc.want)
 		}
 	}
-	bad := DefaultCRSConfig()
+	bad := proxy.DefaultCRSConfig()
 	bad.Routes, bad.Directives = []string{"GET /x"}, "SecRule NONSENSE"
 	if _, err := NewCRS(bad); err == nil || !strings.Contains(err.Error(), "proxy.crs") {
 		t.Errorf("bad directives: %v", err)
@@ -91,10 +92,10 @@ func TestCRSFlagAndConfig(t *testing.T) {
 }
 
 func TestCRSInChain(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := proxy.DefaultConfig()
 	cfg.Upstream = "http://127.0.0.1:1"
 	cfg.CRS.Routes = []string{"POST /orders"}
-	ch, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(10), Log: slog.New(slog.DiscardHandler)})
+	ch, err := proxy.BuildChain(cfg, proxy.ChainDeps{Nonces: proxy.NewNonceCache(10), Log: slog.New(slog.DiscardHandler), Payload: Build})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestCRSInChain(t *testing.T) {
 		names = append(names, c.Name())
 	}
 	i := slices.Index(names, CRSName)
-	if i < 1 || names[i-1] != InspectionName {
+	if i < 1 || names[i-1] != proxy.InspectionName {
 		t.Errorf("checks %v, want crs right after inspection", names)
 	}
 }
@@ -116,7 +117,7 @@ func TestCRSRatesCSIC2010(t *testing.T) {
 	if testing.Short() {
 		t.Skip("14,000 requests through the CRS")
 	}
-	cfg := DefaultCRSConfig()
+	cfg := proxy.DefaultCRSConfig()
 	cfg.Routes = []string{"*"}
 	c, err := crsOnce()
 	if err != nil {

@@ -1,4 +1,4 @@
-package proxy
+package inspect
 
 import (
 	"io"
@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/apiguard/apiguard/proxy"
 )
 
 const ordersSpec = `openapi: 3.0.3
@@ -38,7 +40,7 @@ paths:
 `
 
 func TestSchema(t *testing.T) {
-	s, err := newSchema(SchemaConfig{OpenAPI: "orders.yaml", Mode: "block", Undeclared: "allow"}, []byte(ordersSpec))
+	s, err := newSchema(proxy.SchemaConfig{OpenAPI: "orders.yaml", Mode: "block", Undeclared: "allow"}, []byte(ordersSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func TestSchema(t *testing.T) {
 }
 
 func TestSchemaModes(t *testing.T) {
-	flag, err := newSchema(SchemaConfig{OpenAPI: "o", Mode: "flag", Undeclared: "block", Routes: []string{"POST /orders", "GET /internal/debug"}}, []byte(ordersSpec))
+	flag, err := newSchema(proxy.SchemaConfig{OpenAPI: "o", Mode: "flag", Undeclared: "block", Routes: []string{"POST /orders", "GET /internal/debug"}}, []byte(ordersSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,22 +105,22 @@ func TestSchemaConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		cfg  SchemaConfig
+		cfg  proxy.SchemaConfig
 		want string
 	}{
-		{SchemaConfig{Mode: "warn", Undeclared: "allow"}, "proxy.schema.mode"},
-		{SchemaConfig{Mode: "block", Undeclared: "maybe"}, "proxy.schema.undeclared"},
-		{SchemaConfig{Mode: "block", Undeclared: "allow", Routes: []string{"orders"}}, "proxy.schema.routes[0]"},
-		{SchemaConfig{Mode: "block", Undeclared: "allow", Routes: []string{"GET /x"}}, "proxy.schema.openapi is empty"},
+		{proxy.SchemaConfig{Mode: "warn", Undeclared: "allow"}, "proxy.schema.mode"},
+		{proxy.SchemaConfig{Mode: "block", Undeclared: "maybe"}, "proxy.schema.undeclared"},
+		{proxy.SchemaConfig{Mode: "block", Undeclared: "allow", Routes: []string{"orders"}}, "proxy.schema.routes[0]"},
+		{proxy.SchemaConfig{Mode: "block", Undeclared: "allow", Routes: []string{"GET /x"}}, "proxy.schema.openapi is empty"},
 	} {
 		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate(%+v) = %v, want %q", tc.cfg, err, tc.want)
 		}
 	}
-	if _, err := NewSchema(SchemaConfig{OpenAPI: filepath.Join(t.TempDir(), "missing.yaml")}); err == nil || !strings.Contains(err.Error(), "proxy.schema.openapi") {
+	if _, err := NewSchema(proxy.SchemaConfig{OpenAPI: filepath.Join(t.TempDir(), "missing.yaml")}); err == nil || !strings.Contains(err.Error(), "proxy.schema.openapi") {
 		t.Errorf("missing document: %v", err)
 	}
-	if _, err := NewSchema(SchemaConfig{OpenAPI: bad}); err == nil || !strings.Contains(err.Error(), "invalid document") {
+	if _, err := NewSchema(proxy.SchemaConfig{OpenAPI: bad}); err == nil || !strings.Contains(err.Error(), "invalid document") {
 		t.Errorf("invalid document: %v", err)
 	}
 }
@@ -131,12 +133,12 @@ func TestSchemaInChain(t *testing.T) {
 	if err := os.WriteFile(spec, []byte(ordersSpec), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	names := func(cfg Config) []string {
+	names := func(cfg proxy.Config) []string {
 		t.Helper()
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		c, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(10), Log: slog.New(slog.DiscardHandler)})
+		c, err := proxy.BuildChain(cfg, proxy.ChainDeps{Nonces: proxy.NewNonceCache(10), Log: slog.New(slog.DiscardHandler), Payload: Build})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,14 +148,34 @@ func TestSchemaInChain(t *testing.T) {
 		}
 		return out
 	}
-	cfg := DefaultConfig()
+	cfg := proxy.DefaultConfig()
 	cfg.Upstream = "http://127.0.0.1:1"
 	if got := names(cfg); slices.Contains(got, SchemaName) {
 		t.Errorf("schema check without a document: %v", got)
 	}
 	cfg.Schema.OpenAPI = spec
 	got := names(cfg)
-	if got[len(got)-1] != SchemaName || got[len(got)-2] != InspectionName {
+	if got[len(got)-1] != SchemaName || got[len(got)-2] != proxy.InspectionName {
 		t.Errorf("checks %v, want inspection then schema last", got)
+	}
+}
+
+// TestSchemaQueryParsesStrictly: OpenAPI validation reads the query with
+// url.ParseQuery, which leaves out a pair with a ";" or a bad escape; such
+// a pair would reach the upstream unvalidated, so on a declared operation
+// that query is a schema violation.
+func TestSchemaQueryParsesStrictly(t *testing.T) {
+	s, err := newSchema(proxy.SchemaConfig{OpenAPI: "orders.yaml", Mode: "block", Undeclared: "allow"}, []byte(ordersSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/orders/42?fields=secret;x", "/orders/42?fields=secret%zz", "/orders/42?a=1;fields=secret"} {
+		d := s.Check(exchangeFor("GET", target, "", ""))
+		if d == nil || d.Status != http.StatusBadRequest || !strings.Contains(d.Reason, "query") {
+			t.Errorf("%s: %+v, want a 400 for its query", target, d)
+		}
+	}
+	if d := s.Check(exchangeFor("GET", "/internal/debug?C=M;O=A", "", "")); d != nil {
+		t.Errorf("undeclared operation with a lenient query: %+v, want it allowed", d)
 	}
 }
