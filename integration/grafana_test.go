@@ -409,7 +409,7 @@ func TestGrafanaPlugin(t *testing.T) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if row == nil || row["action"] != "allow" || row["actor"] != "grafana:root" || row["target_kind"] != "ip" {
+	if row == nil || row["kind"] != "allow" || row["action_id"] == "" || row["actor"] != "grafana:root" || row["target_kind"] != "ip" {
 		t.Errorf("actions stream frame: %v", row)
 	}
 

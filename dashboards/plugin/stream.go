@@ -91,32 +91,35 @@ func frameOf(path string, b []byte) (*data.Frame, error) {
 	return ActionFrame(&a), nil
 }
 
-// AnomalyFrame is the live frame of one anomaly: time, id, detector, api,
-// principal_kind, principal_value, score, severity, summary.
+// AnomalyFrame is the live frame of one anomaly: time, anomaly_id,
+// detector, api, principal_kind, principal, score, severity, summary. The
+// names are those of the anomalies query's frame, so a panel's links and
+// actions work on the rows the stream appends too.
 func AnomalyFrame(a *event.Anomaly) *data.Frame {
 	return data.NewFrame(StreamPathAnomalies,
 		data.NewField("time", nil, []time.Time{time.Unix(0, a.TimeUnixNano).UTC()}),
-		data.NewField("id", nil, []string{a.Id}),
+		data.NewField("anomaly_id", nil, []string{a.Id}),
 		data.NewField("detector", nil, []string{a.Detector}),
 		data.NewField("api", nil, []string{a.Api}),
 		data.NewField("principal_kind", nil, []string{a.GetPrincipal().GetKind()}),
-		data.NewField("principal_value", nil, []string{a.GetPrincipal().GetValue()}),
+		data.NewField("principal", nil, []string{a.GetPrincipal().GetValue()}),
 		data.NewField("score", nil, []float64{a.Score}),
 		data.NewField("severity", nil, []string{liveSeverity(a.Severity)}),
 		data.NewField("summary", nil, []string{a.Summary}),
 	)
 }
 
-// ActionFrame is the live frame of one action: time, id, action,
-// target_kind, target_value, ttl_s, reason, actor, dry_run, anomaly_id.
+// ActionFrame is the live frame of one action: time, action_id, kind,
+// target_kind, target, ttl_seconds, reason, actor, dry_run, anomaly_id (the
+// audit query's names).
 func ActionFrame(a *event.Action) *data.Frame {
 	return data.NewFrame(StreamPathActions,
 		data.NewField("time", nil, []time.Time{time.Unix(0, a.TimeUnixNano).UTC()}),
-		data.NewField("id", nil, []string{a.Id}),
-		data.NewField("action", nil, []string{a.Kind.Name()}),
+		data.NewField("action_id", nil, []string{a.Id}),
+		data.NewField("kind", nil, []string{a.Kind.Name()}),
 		data.NewField("target_kind", nil, []string{a.GetTarget().GetKind()}),
-		data.NewField("target_value", nil, []string{a.GetTarget().GetValue()}),
-		data.NewField("ttl_s", nil, []int64{a.TtlSeconds}),
+		data.NewField("target", nil, []string{a.GetTarget().GetValue()}),
+		data.NewField("ttl_seconds", nil, []int64{a.TtlSeconds}),
 		data.NewField("reason", nil, []string{a.Reason}),
 		data.NewField("actor", nil, []string{a.Actor}),
 		data.NewField("dry_run", nil, []bool{a.DryRun}),

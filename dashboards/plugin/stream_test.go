@@ -83,7 +83,7 @@ func TestStreams(t *testing.T) {
 	for _, fl := range f.Fields {
 		got[fl.Name], _ = fl.ConcreteAt(0)
 	}
-	if got["id"] == "old" || got["detector"] != "rate" || got["principal_value"] != "k1" || got["score"] != 0.9 || got["severity"] != "high" {
+	if got["anomaly_id"] == "old" || got["anomaly_id"] == nil || got["detector"] != "rate" || got["principal"] != "k1" || got["score"] != 0.9 || got["severity"] != "high" {
 		t.Errorf("frame fields: %v", got)
 	}
 	cancel()
