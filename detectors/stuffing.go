@@ -114,11 +114,15 @@ func (l *loginState) sums() (tries, fails float64) {
 // by their binomial tail.
 //
 // A network or fingerprint may be shared with legitimate clients (a
-// common browser in a common language): a finding on one that established
-// principals share names the event's client as a member when that
-// client's own failures show it took part (tookPart) and nothing
-// established shares the client's address (sharing.go); in cooldown, such
-// findings are still reported for each new member.
+// common browser in a common language). One that established principals
+// share is never flagged on its own: a finding on it is raised only at a
+// failure of one of its attacking members — a client whose own failures
+// show it took part (tookPart) and whose address nothing established
+// shares (sharing.go) — and names that client as a member, so the
+// responder blocks the members and never the shared principal. A failed
+// login of anyone else behind it is no finding (the next source is
+// tried). In cooldown, such findings are still reported for each new
+// member.
 type stuffing struct{ cfg StuffingConfig }
 
 func (*stuffing) name() string { return StuffingName }
@@ -145,6 +149,7 @@ func (d *stuffing) observe(e *Engine, x *ctx, out []finding) []finding {
 	var own *loginState // the client IP's
 	var tries, fails, accounts float64
 	var p float64 = 1
+	var members []*event.Principal
 	for i := range sources {
 		s := &sources[i]
 		l := e.st.Logins[s.key]
@@ -164,30 +169,38 @@ func (d *stuffing) observe(e *Engine, x *ctx, out []finding) []finding {
 		if f < d.cfg.MinFailures || (x.ev.Account != "" && a < d.cfg.MinAccounts) {
 			continue
 		}
-		if pr := binomialTail(int(f), int(t), base); pr <= e.cfg.MaxP {
-			hit, tries, fails, accounts, p = s, t, f, a, pr
+		pr := binomialTail(int(f), int(t), base)
+		if pr > e.cfg.MaxP {
+			continue
 		}
+		switch s.kind {
+		case event.KindCIDR:
+			s.val = x.netPrefix.String()
+		case event.KindFP:
+			s.val = x.fingerprint()
+		}
+		if s.kind != event.KindIP && e.sharedBy(x, s.kind, s.val) > 0 {
+			// Established principals share this network or fingerprint:
+			// it is never the finding by itself. The finding is raised at
+			// its attacking members' failures, and names them; a failure
+			// of anyone else behind it (a person who mistyped) is not
+			// evidence against that person.
+			m := e.eventMember(x)
+			if m == nil || !own.tookPart(x.ev.Account != "") {
+				continue
+			}
+			members = []*event.Principal{m}
+		}
+		hit, tries, fails, accounts, p = s, t, f, a, pr
 	}
 	if hit == nil {
 		return out
-	}
-	switch hit.kind {
-	case event.KindCIDR:
-		hit.val = x.netPrefix.String()
-	case event.KindFP:
-		hit.val = x.fingerprint()
 	}
 	w := e.clk.names[winMedium]
 	devs := []*event.Deviation{{Feature: "failure_ratio_" + w, Observed: fails / tries, Expected: base, Deviation: zBinomial(fails, tries, base)},
 		{Feature: "failed_logins_" + w, Observed: fails, Expected: base * tries}}
 	if x.ev.Account != "" {
 		devs = append(devs, &event.Deviation{Feature: "distinct_accounts_" + w, Observed: accounts, Expected: 1})
-	}
-	var members []*event.Principal
-	if hit.kind != event.KindIP && own.tookPart(x.ev.Account != "") && e.sharedBy(x, hit.kind, hit.val) > 0 {
-		if m := e.eventMember(x); m != nil {
-			members = []*event.Principal{m}
-		}
 	}
 	return append(out, finding{p: p, kind: hit.kind, val: hit.val, deviations: devs, members: members, summary: fmt.Sprintf(
 		"%d failed logins of %d on %s in %s from %s %s (%.0f accounts); the API fails %.1f%%",
