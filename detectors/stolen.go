@@ -1,7 +1,10 @@
 package detectors
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/apiguard/apiguard/event"
@@ -29,9 +32,31 @@ func (c StolenConfig) validate() error {
 
 // credUse is one client a credential was used from.
 type credUse struct {
-	FP, Net     uint32 // hashes
+	// FP hashes the client fingerprint. Net is the network: an IPv4 /24
+	// as its address (the last byte 0), so that an anomaly can say which
+	// it was; any other as a hash with the last byte odd.
+	FP, Net     uint32
 	First, Last uint32 // unix seconds
 	N           uint32
+}
+
+// netID returns the event's network as credUse.Net holds it.
+func netID(x *ctx) uint32 {
+	if a := x.netPrefix.Addr(); a.Is4() {
+		b := a.As4()
+		return binary.BigEndian.Uint32(b[:])
+	}
+	return uint32(x.netKey) | 1
+}
+
+// netOf returns the network the use was last seen on, as text.
+func (u *credUse) netOf() string {
+	if u.Net&0xff != 0 {
+		return "an IPv6 /48"
+	}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], u.Net)
+	return netip.PrefixFrom(netip.AddrFrom4(b), 24).String()
 }
 
 // credState is where a credential (API key, token, subject) was used
@@ -52,6 +77,15 @@ func (c *credState) last() uint32 {
 // leaked from a repository. The same fingerprint on a new network is the
 // same client roaming (a phone between Wi-Fi and mobile data, a partner's
 // servers behind several addresses), and is not reported.
+//
+// The anomaly's principal is the credential, whose owner is the victim;
+// its members name the new client, the thief: its address (unless an
+// established principal shares that address: blocking it would refuse
+// them too) and, where the request carried a token that is not the
+// principal itself, the token (its jti, or the hash of an opaque token).
+// The owner's address is never a member; the summary says what differs
+// from the owner's client: the network (both named for IPv4) and the
+// fingerprint. The events carry no country, so none is compared.
 type stolen struct{ cfg StolenConfig }
 
 func (*stolen) name() string { return StolenName }
@@ -66,7 +100,7 @@ func (d *stolen) observe(e *Engine, x *ctx, out []finding) []finding {
 		e.st.Creds[x.pkey] = c
 	}
 	overlap := uint32(d.cfg.Overlap.Seconds())
-	fp, net := uint32(x.fpKey), uint32(x.netKey)
+	fp, net := uint32(x.fpKey), netID(x)
 	var sameFP, exact *credUse
 	var active *credUse // an established client of another fingerprint and network, used recently
 	for i := range c.Uses {
@@ -100,15 +134,15 @@ func (d *stolen) observe(e *Engine, x *ctx, out []finding) []finding {
 			slot = &c.Uses[i]
 		}
 	}
-	var origN uint32
-	var origFirst uint32
+	var orig credUse
 	if active != nil {
-		origN, origFirst = active.N, active.First
+		orig = *active
 	}
 	*slot = credUse{FP: fp, Net: net, First: x.sec, Last: x.sec, N: 1}
 	if active == nil {
 		return out
 	}
+	origN, origFirst := orig.N, orig.First
 	// The chance that an established client turns up, within the overlap,
 	// as a different program on a different network is what the API's
 	// credentials show; without that history, one in a million per use.
@@ -116,10 +150,41 @@ func (d *stolen) observe(e *Engine, x *ctx, out []finding) []finding {
 	if p > e.cfg.MaxP {
 		return out
 	}
-	return append(out, finding{p: p, deviations: []*event.Deviation{
+	members, named := e.thief(x)
+	return append(out, finding{p: p, members: members, deviations: []*event.Deviation{
 		{Feature: "concurrent_clients", Observed: 2, Expected: 1, Deviation: 1},
 		{Feature: "original_client_requests", Observed: float64(origN)},
 		{Feature: "original_client_age_s", Observed: float64(x.sec - min(origFirst, x.sec))},
-	}, summary: fmt.Sprintf("%s %s used from a new client (%s, %s, %s) on %s while its client of %d requests was active within %s",
-		x.kind, x.val, event.UAFamily(x.ev.UserAgent), x.fingerprint(), x.netPrefix, x.ev.Api, origN, d.cfg.Overlap)})
+	}, summary: fmt.Sprintf("%s %s used from a new client on %s while its client of %d requests was active within %s: "+
+		"network %s (its client's: %s), fingerprint %s, %s (not its client's); the new client: %s",
+		x.kind, x.val, x.ev.Api, origN, d.cfg.Overlap, x.netPrefix, orig.netOf(), x.fingerprint(), event.UAFamily(x.ev.UserAgent), named)})
+}
+
+// thief returns the members that name the new client of a stolen
+// credential — its address, and its token where that is not the
+// anomaly's principal — and says which they are.
+func (e *Engine) thief(x *ctx) ([]*event.Principal, string) {
+	var members []*event.Principal
+	var said []string
+	ip := event.ClientIPString(x.ev.ClientIp)
+	if k, ok := ipKey(x.ev); ok {
+		if n := e.shareCount(hashUint(shareIP, k), x.t); n > 0 {
+			said = append(said, fmt.Sprintf("address %s (not named: %d established principals use it)", ip, n))
+		} else {
+			members = append(members, &event.Principal{Kind: event.KindIP, Value: ip})
+			said = append(said, "address "+ip)
+		}
+	}
+	tok := x.ev.TokenId
+	if tok == "" {
+		tok = x.ev.TokenHash
+	}
+	if tok != "" && !(x.kind == event.KindToken && x.val == tok) {
+		members = append(members, &event.Principal{Kind: event.KindToken, Value: strings.Clone(tok)})
+		said = append(said, "token "+tok)
+	}
+	if len(said) == 0 {
+		return nil, "nothing to name"
+	}
+	return members, strings.Join(said, ", ")
 }
