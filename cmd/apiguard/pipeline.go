@@ -99,7 +99,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 	}
 	sinks = append(sinks, resp)
 	// The config was validated: New cannot fail on it.
-	newEngine := func(int) pipeline.Detector { e, _ := detectors.New(cfg.Detectors); return e }
+	newEngine := func(int) pipeline.Detector { e, _ := detectors.New(cfg.Detectors); return &observedEngine{e, resp} }
 	pl := pipeline.New(sources, newEngine, sinks, log)
 	checkpoints, err := topology.EnsureCheckpoints(ctx, js, cfg.NATS.Config)
 	if err != nil {

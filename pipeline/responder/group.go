@@ -152,6 +152,9 @@ func (r *Responder) group(ctx context.Context, a *event.Anomaly, ip string) erro
 	} else if shared {
 		d.DryRun = true
 		d.Reason = fmt.Sprintf("network holds an address shared by more than max_shared_principals established principals: its addresses only; %s", d.Reason)
+	} else if why := r.networkSpared(netip.MustParsePrefix(network), trigger); why != "" {
+		d.DryRun = true
+		d.Reason = fmt.Sprintf("network not blocked whole: %s: its addresses only; %s", why, d.Reason)
 	}
 	res, err := r.Apply(ctx, d)
 	if errors.Is(err, ErrInvalid) {

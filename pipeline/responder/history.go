@@ -23,12 +23,24 @@ type EscalationConfig struct {
 	// DetectorsToBlock is how many distinct detectors flagging one
 	// principal within Window turn a throttle into a block (0: never).
 	DetectorsToBlock int `yaml:"detectors_to_block"`
+	// DefianceRefused is how many of a throttled principal's requests the
+	// proxies must have refused (429) since its throttle for it to defy
+	// the throttle, which then becomes a block (0: never); see
+	// Responder.ObserveEvent.
+	DefianceRefused int `yaml:"defiance_refused"`
+	// DefianceShare is the least share of its requests since the throttle
+	// that were refused, for a principal to defy it: one that slowed down
+	// to its rate is served most of what it sends.
+	DefianceShare float64 `yaml:"defiance_share"`
 }
 
 // DefaultEscalationConfig doubles the TTL per repeat within a day, up to a
-// day, and blocks a principal that two detectors flagged.
+// day, and blocks a principal that two detectors flagged, or that went on
+// sending past its throttle: 50 requests refused, at least 80% of what it
+// sent since.
 func DefaultEscalationConfig() EscalationConfig {
-	return EscalationConfig{Window: 24 * time.Hour, Factor: 2, MaxTTL: 24 * time.Hour, DetectorsToBlock: 2}
+	return EscalationConfig{Window: 24 * time.Hour, Factor: 2, MaxTTL: 24 * time.Hour, DetectorsToBlock: 2,
+		DefianceRefused: 50, DefianceShare: 0.8}
 }
 
 // Validate reports the first bad field by its config key.
@@ -42,6 +54,10 @@ func (c EscalationConfig) Validate() error {
 		return fmt.Errorf("responder.escalation.max_ttl: %s, want 1s to %s", c.MaxTTL, MaxTTL)
 	case c.DetectorsToBlock < 0:
 		return fmt.Errorf("responder.escalation.detectors_to_block: %d, want 0 (never) or more", c.DetectorsToBlock)
+	case c.DefianceRefused < 0:
+		return fmt.Errorf("responder.escalation.defiance_refused: %d, want 0 (never) or more", c.DefianceRefused)
+	case c.DefianceRefused > 0 && (c.DefianceShare <= 0 || c.DefianceShare > 1):
+		return fmt.Errorf("responder.escalation.defiance_share: %g, want more than 0 and at most 1", c.DefianceShare)
 	}
 	return nil
 }
@@ -228,6 +244,14 @@ func (h *History) Last(kind, value string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return os[len(os)-1].at, true
+}
+
+// Acted reports whether the principal had an enforced action of the
+// policy within the window (and no unblock or allow since).
+func (h *History) Acted(kind, value string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.byKey[kind+" "+value]) > 0
 }
 
 // Network returns the addresses of network acted on since then.

@@ -155,6 +155,7 @@ func TestSharedPrincipals(t *testing.T) {
 			w, audit := &memWriter{}, &memAudit{}
 			now := time.Now()
 			r := responder.New(cfg, w, audit, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+			seesTraffic(r)
 			allows := enforce.NewMatcher()
 			if errs := allows.Replace(tt.allow); len(errs) > 0 {
 				t.Fatal(errs)

@@ -178,6 +178,7 @@ type Responder struct {
 	history    *History
 	sharedNets map[string]bool // networks holding an address reported shared (guarded by mu)
 	groupMu    sync.Mutex      // serialises group decisions
+	traffic    traffic         // what ObserveEvent saw (traffic.go)
 }
 
 // New returns a responder; cfg must be valid. now is the wall clock (TTLs
@@ -283,6 +284,18 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 		shared, limit = true, 0
 	}
 	if !shared {
+		if kind == enforce.KindCIDR && p.kind != event.ActionKind_ACTION_REVOKE {
+			// A network entry refuses everyone on the network: never over
+			// principals with good history (traffic.go).
+			if pfx, err := netip.ParsePrefix(a.Principal.Value); err == nil {
+				if why := r.networkSpared(pfx.Masked(), trigger); why != "" {
+					r.stats.Shared.Add(1)
+					d.DryRun = true
+					d.Reason = fmt.Sprintf("%s; network not blocked whole: %s; %s", d.Reason, why, p.why)
+					return r.applyPolicy(ctx, a, d)
+				}
+			}
+		}
 		d.Reason += "; " + p.why
 		return r.applyPolicy(ctx, a, d)
 	}
@@ -353,6 +366,10 @@ func (r *Responder) plan(a *event.Anomaly, rl *rule, offences int, dets []string
 			escalated = true
 			p.kind = event.ActionKind_ACTION_BLOCK
 			p.why += fmt.Sprintf("; flagged by %d detectors within %s (%s): throttle escalated to block", len(all), r.cfg.Escalation.Window, strings.Join(all, ", "))
+		} else if why := r.traffic.defied(a.Principal.Kind+" "+a.Principal.Value, r.now(), r.cfg.Escalation); why != "" {
+			escalated = true
+			p.kind = event.ActionKind_ACTION_BLOCK
+			p.why += "; " + why
 		} else {
 			var from string
 			p.rate, from = rl.throttleRate(a)
@@ -409,6 +426,17 @@ func (r *Responder) act(ctx context.Context, a *event.Anomaly, d Decision) (Resu
 	res, err := r.Apply(ctx, d)
 	if err != nil || !res.Enforced() {
 		return res, err
+	}
+	key := d.Target.Kind + " " + d.Target.Value
+	switch {
+	case d.Kind == event.ActionKind_ACTION_THROTTLE && d.Rate > 0:
+		// A rule's throttle (a shared principal's has no rate): followed, so
+		// that a principal that defies it is blocked.
+		now := r.now()
+		r.traffic.watch(key, &throttleWatch{detector: a.Detector, rule: strings.TrimPrefix(d.Actor, ActorPrefix), api: a.Api,
+			actionID: res.Action.Id, since: now, until: now.Add(d.TTL), rate: d.Rate})
+	case d.Kind == event.ActionKind_ACTION_BLOCK || d.Kind == event.ActionKind_ACTION_REVOKE:
+		r.traffic.stop(key)
 	}
 	switch {
 	case d.Kind == event.ActionKind_ACTION_REVOKE && res.Entry.Kind == enforce.KindToken && r.Revoker != nil:

@@ -53,6 +53,7 @@ func run(t *testing.T, cfg responder.Config, now func() time.Time, as ...*event.
 	}
 	w, audit := &memWriter{entries: map[enforce.Key]enforce.Entry{}}, &memAudit{}
 	r := responder.New(cfg, w, audit, now, slog.New(slog.DiscardHandler))
+	seesTraffic(r)
 	for _, a := range as {
 		if err := r.WriteAnomaly(context.Background(), a); err != nil {
 			t.Fatal(err)
