@@ -28,6 +28,10 @@ const (
 	// BucketEnforcement is the KV bucket of blocks, throttles and revocations.
 	// Keys are "<kind>.<escaped value>" (see enforce/kv).
 	BucketEnforcement = "APIGUARD_ENFORCEMENT"
+	// BucketEnforcementSnapshots is the object store holding the latest
+	// complete snapshot of BucketEnforcement (enforce/kv.SharedObject), from
+	// which a proxy without a local snapshot starts.
+	BucketEnforcementSnapshots = "APIGUARD_ENFORCEMENT_SNAPSHOTS"
 	// BucketCheckpoints is the object store of detector checkpoints, one
 	// object per partition.
 	BucketCheckpoints = "APIGUARD_CHECKPOINTS"

@@ -204,6 +204,44 @@ func TestProxySnapshotRestart(t *testing.T) {
 			t.Errorf("another bucket's snapshot not reported as ignored, or no full load:\n%s", out)
 		}
 	})
+
+	// The shared snapshot: a proxy that has loaded the bucket uploads it
+	// (checking every second here), and a proxy with an empty state
+	// directory starts from it and the changes since, without a full load.
+	t.Run("shared snapshot", func(t *testing.T) {
+		fast := filepath.Join(dir, "proxy-fast.yaml")
+		if err := os.WriteFile(fast, []byte("proxy:\n  trusted_proxies: [\"127.0.0.1/32\"]\n  sync_timeout: 60s\n  enforcement_snapshot:\n    interval: 1s\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		runIn := func(t *testing.T, name, state string) (*process, string) {
+			t.Helper()
+			listen := freeAddr(t)
+			p := start(t, name, "proxy", "--config", fast, "--nats", natsURL, "--listen", listen, "--upstream", upstream.URL,
+				"--spool-dir", filepath.Join(dir, state, "spool"), "--metrics-listen", "off", "--admin-listen", "off")
+			testutil.Eventually(t, 60*time.Second, func() bool { return strings.Contains(p.output(), "proxy listening") },
+				"%s never listened", name)
+			return p, listen
+		}
+		up, _ := runIn(t, "uploading proxy", "state-up")
+		testutil.Eventually(t, 30*time.Second, func() bool { return strings.Contains(up.output(), "shared enforcement snapshot uploaded") },
+			"the proxy never uploaded the shared snapshot:\n%s", up.output())
+		up.stop(t)
+		if _, err := w.Put(ctx, enforce.Entry{Kind: enforce.KindIP, Value: "198.51.100.10", Action: enforce.ActionBlock, Created: now}, now); err != nil {
+			t.Fatal(err)
+		}
+		extra := map[string]int{"198.51.100.10": 403}
+		for a, c := range changed {
+			extra[a] = c
+		}
+		p, listen := runIn(t, "proxy with an empty state directory", "state-new")
+		check(t, listen, extra)
+		out := p.output()
+		if !strings.Contains(out, "shared enforcement snapshot read") || !strings.Contains(out, "enforcement state caught up") ||
+			strings.Contains(out, "enforcement state loaded") {
+			t.Errorf("a proxy with no local snapshot did not start from the shared one:\n%s", out)
+		}
+		p.stop(t)
+	})
 }
 
 // TestBlockFile: 'apiguard block --file' writes every principal a list

@@ -24,15 +24,41 @@ type SnapshotConfig struct {
 	// Interval is how often the state is saved while it changes; it is
 	// also saved when the proxy stops.
 	Interval time.Duration `yaml:"interval"`
+	// Shared is the snapshot proxies share through NATS, from which a
+	// proxy without a usable local snapshot starts.
+	Shared SharedSnapshotConfig `yaml:"shared"`
 }
 
-// DefaultSnapshotConfig saves beside the spool every 30 seconds.
-func DefaultSnapshotConfig() SnapshotConfig { return SnapshotConfig{Interval: 30 * time.Second} }
+// SharedSnapshotConfig configures the shared snapshot (the object store
+// APIGUARD_ENFORCEMENT_SNAPSHOTS): a proxy reads it at start when it is
+// newer than its local snapshot, and a proxy whose state is complete
+// replaces it when it is Changes revisions behind, or MaxAge old and
+// behind. Proxies check every enforcement_snapshot.interval, with jitter.
+type SharedSnapshotConfig struct {
+	// Enabled reads and writes the shared snapshot.
+	Enabled bool `yaml:"enabled"`
+	// Changes is how many revisions behind the stored snapshot may fall.
+	Changes uint64 `yaml:"changes"`
+	// MaxAge is how old it may get while the state changes.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// DefaultSnapshotConfig saves beside the spool every 30 seconds, and
+// shares a snapshot replaced 50,000 changes or 5 minutes behind.
+func DefaultSnapshotConfig() SnapshotConfig {
+	return SnapshotConfig{Interval: 30 * time.Second,
+		Shared: SharedSnapshotConfig{Enabled: true, Changes: 50000, MaxAge: 5 * time.Minute}}
+}
 
 // Validate reports the first bad field by its config key.
 func (c SnapshotConfig) Validate() error {
-	if c.Interval < time.Second {
+	switch {
+	case c.Interval < time.Second:
 		return fmt.Errorf("proxy.enforcement_snapshot.interval: %s, want at least 1s", c.Interval)
+	case c.Shared.Enabled && c.Shared.Changes < 1:
+		return fmt.Errorf("proxy.enforcement_snapshot.shared.changes: %d, want at least 1", c.Shared.Changes)
+	case c.Shared.Enabled && c.Shared.MaxAge < time.Second:
+		return fmt.Errorf("proxy.enforcement_snapshot.shared.max_age: %s, want at least 1s", c.Shared.MaxAge)
 	}
 	return nil
 }
@@ -49,7 +75,7 @@ func (c SnapshotConfig) File(spoolDir string) string {
 }
 
 // ReadSnapshot reads the state saved at path into a Builder, leaving out
-// entries expired at now. A missing file is (nil, false) with no log; a
+// entries expired at now. A missing file is (nil, false), logged as such; a
 // file that cannot be used (corrupt, truncated, another format) is logged
 // as ignored, with why, and is (nil, false): the caller loads the whole
 // bucket. Whether the file is of the bucket the proxy reads is for the
@@ -58,7 +84,7 @@ func ReadSnapshot(path string, now time.Time, log *slog.Logger) (*enforce.Builde
 	start := time.Now()
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		log.Info("no enforcement snapshot: loading the whole bucket", "path", path)
+		log.Info("no local enforcement snapshot", "path", path)
 		return nil, enforce.SaveInfo{}, false
 	}
 	if err != nil {

@@ -7,8 +7,11 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/enforce/kv"
+	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/proxy"
 )
 
@@ -24,20 +27,48 @@ const startGCPercent = 400
 // logs how far the load has got.
 const progressEvery = 2 * time.Second
 
-// restoreEnforcement loads m from the proxy's local snapshot, if it has a
-// usable one, and tells w to read only what changed in the bucket since.
-// It reports whether it did.
-func restoreEnforcement(cfg Config, m *enforce.Matcher, w *kv.Watcher, log *slog.Logger) bool {
-	if !cfg.Proxy.Snapshot.Enabled() {
-		return false
+// restoreEnforcement loads m from the newest usable snapshot, the
+// proxy's local one or the one proxies share in NATS, and tells w to read
+// only what changed in the bucket since. It reports whether it did.
+func restoreEnforcement(ctx context.Context, cfg Config, js jetstream.JetStream, m *enforce.Matcher, w *kv.Watcher, log *slog.Logger) bool {
+	var (
+		b    *enforce.Builder
+		info enforce.SaveInfo
+		ok   bool
+	)
+	if cfg.Proxy.Snapshot.Enabled() {
+		b, info, ok = proxy.ReadSnapshot(cfg.Proxy.Snapshot.File(cfg.Emit.SpoolDir), time.Now(), log)
 	}
-	b, info, ok := proxy.ReadSnapshot(cfg.Proxy.Snapshot.File(cfg.Emit.SpoolDir), time.Now(), log)
+	if cfg.Proxy.Snapshot.Shared.Enabled {
+		if !js.Conn().IsConnected() {
+			log.Info("not reading the shared enforcement snapshot: NATS is not connected yet")
+		} else {
+			// Half the start-up budget at most: the catch-up needs the rest.
+			fctx, cancel := context.WithTimeout(ctx, cfg.Proxy.SyncTimeout/2)
+			sb, sinfo, sok := kv.FetchShared(fctx, js, event.BucketEnforcement, info.Position, time.Now(), log)
+			cancel()
+			if sok {
+				b, info, ok = sb, sinfo, true
+			}
+		}
+	}
 	if !ok {
+		log.Info("no usable enforcement snapshot: loading the whole bucket")
 		return false
 	}
 	m.Load(b)
 	w.Resume(info.Position)
 	return true
+}
+
+// sharedWriter returns what keeps the shared enforcement snapshot fresh
+// from this proxy's state, or nil when it is disabled.
+func sharedWriter(cfg Config, js jetstream.JetStream, m *enforce.Matcher, w *kv.Watcher, log *slog.Logger) *kv.SharedWriter {
+	sc := cfg.Proxy.Snapshot.Shared
+	if !sc.Enabled {
+		return nil
+	}
+	return kv.NewSharedWriter(js, m, w, kv.SharedPolicy{Changes: sc.Changes, MaxAge: sc.MaxAge, Interval: cfg.Proxy.Snapshot.Interval}, log)
 }
 
 // awaitEnforcement is the start-up gate: it waits up to proxy.sync_timeout

@@ -57,7 +57,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 	}, m, log)
 	w.OnApply = onApply
 	gcPercent := debug.SetGCPercent(startGCPercent)
-	restored := restoreEnforcement(cfg, m, w, log)
+	restored := restoreEnforcement(ctx, cfg, js, m, w, log)
 	// A KV watch that spans a server restart can fall silent: reload the
 	// snapshot on every reconnect.
 	nc.SetReconnectHandler(func(c *nats.Conn) {
@@ -77,6 +77,9 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 	if cfg.Proxy.Snapshot.Enabled() {
 		saver := proxy.NewSnapshotSaver(cfg.Proxy.Snapshot.File(cfg.Emit.SpoolDir), cfg.Proxy.Snapshot.Interval, m, w, log)
 		g.Go(func() error { return saver.Run(watchCtx) })
+	}
+	if sw := sharedWriter(cfg, js, m, w, log); sw != nil {
+		g.Go(func() error { return sw.Run(watchCtx) })
 	}
 	if cfg.Proxy.FailOpen {
 		log.Info("proxy is fail-open: it serves when the enforcement state cannot be loaded at start")

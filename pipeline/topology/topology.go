@@ -57,8 +57,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Ensure creates or updates the streams and the enforcement bucket, and
-// returns the bucket. It is safe to call from every process at start.
+// Ensure creates or updates the streams, the enforcement bucket and its
+// snapshots' object store, and returns the bucket. It is safe to call
+// from every process at start.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
 	streams := []jetstream.StreamConfig{{
 		Name:        event.StreamEvents,
@@ -105,6 +106,15 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.
 	kv, err := js.CreateOrUpdateKeyValue(ctx, kvc)
 	if err != nil {
 		return nil, fmt.Errorf("declaring bucket %s: %w", kvc.Bucket, err)
+	}
+	// The latest complete snapshot of the bucket, which proxies share.
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      event.BucketEnforcementSnapshots,
+		Description: "apiguard enforcement state snapshots, for proxies that start",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	}); err != nil {
+		return nil, fmt.Errorf("declaring object store %s: %w", event.BucketEnforcementSnapshots, err)
 	}
 	return kv, nil
 }
