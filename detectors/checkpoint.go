@@ -10,7 +10,7 @@ import (
 
 // stateVersion is the checkpoint format; a checkpoint of another version
 // is refused and the engine starts fresh.
-const stateVersion = 8
+const stateVersion = 9
 
 // checkpoint is what MarshalState writes. Maps are written as slices
 // sorted by key, so the same state always encodes to the same bytes: a

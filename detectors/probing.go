@@ -67,9 +67,10 @@ func (d *probing) observe(e *Engine, x *ctx, out []finding) []finding {
 	if x.learn {
 		defer e.st.Probe.add(x.miss)
 	}
-	unknown, why := e.unknownRoute(x)
+	unknown, why, strong := e.unknownRoute(x)
+	defer e.noteServed(x, strong)
 	n := len(out)
-	if out = d.routeFinding(e, x, unknown, why, out); len(out) > n {
+	if out = d.routeFinding(e, x, unknown, why, strong, out); len(out) > n {
 		return out
 	}
 	req, miss := x.prin.recent()

@@ -27,6 +27,9 @@ type apiState struct {
 	// Cold is the share of anonymous writes to the API that came without
 	// navigation first (campaign.go): how normal sessions reach it.
 	Cold coldShare
+	// Served counts the principals the API served (2xx or 304) that
+	// could teach, each about once (routes.go): the learned inventory.
+	Served uint32
 	// LastNs is the event time of the API's last event: an API idle for
 	// IdleAfter that learnt nothing is dropped (sweep).
 	LastNs int64
@@ -45,7 +48,8 @@ func (e *Engine) learnt(a *apiState) bool {
 		}
 	}
 	return a.KiB.len() >= n || a.Objs.len() >= n || a.Profile.N >= n || a.Health.Totals.len() >= n ||
-		a.Health.Lat.len() >= n || int(a.ParamRequests) >= e.cfg.Params.MinSamples
+		a.Health.Lat.len() >= n || int(a.ParamRequests) >= e.cfg.Params.MinSamples ||
+		int(a.Served) >= e.cfg.WarmupPrincipals
 }
 
 // ratio is a slowly forgetting ratio of hits to trials (half-life about
