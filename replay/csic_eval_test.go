@@ -323,10 +323,10 @@ func (r *csicResult) log(t testing.TB) {
 
 // TestCSICProductPath holds the product path's detection on CSIC 2010 to
 // floors just under what it reaches (docs/detection.md): the parameters
-// detector with the proxy's checks, and the recall of the whole engine
-// with them. Under the race detector (make test) it scores every third
-// request of each set; APIGUARD_CSIC_FULL=1 (make bench-detect) scores
-// them all and runs every request through the proxy.
+// detector with the proxy's checks, and the recall, F1 and FPR of the
+// whole engine with them. Under the race detector (make test) it scores
+// every third request of each set; APIGUARD_CSIC_FULL=1 (make
+// bench-detect) scores them all and runs every request through the proxy.
 func TestCSICProductPath(t *testing.T) {
 	full := !raceEnabled || os.Getenv("APIGUARD_CSIC_FULL") != ""
 	res := csicProductPath(t, full)
@@ -337,7 +337,10 @@ func TestCSICProductPath(t *testing.T) {
 	if f1, fpr := res.params.f1(), res.params.fpr(); f1 < 0.82 || fpr > 0.001 {
 		t.Errorf("parameters + proxy checks: F1 %.4f (floor 0.82), FPR %.4f (ceiling 0.001)", f1, fpr)
 	}
-	if tpr := float64(res.product.tp) / float64(res.product.tp+res.product.fn); tpr < 0.72 {
-		t.Errorf("engine + proxy checks: recall %.4f (floor 0.72)", tpr)
+	if tpr := float64(res.product.tp) / float64(res.product.tp+res.product.fn); tpr < 0.89 {
+		t.Errorf("engine + proxy checks: recall %.4f (floor 0.89)", tpr)
+	}
+	if f1, fpr := res.product.f1(), res.product.fpr(); f1 < 0.94 || fpr > 0.005 {
+		t.Errorf("engine + proxy checks: F1 %.4f (floor 0.94), FPR %.4f (ceiling 0.005)", f1, fpr)
 	}
 }
