@@ -28,9 +28,10 @@ type demoReport struct {
 	mu          sync.Mutex
 	attackers   map[string]bool // demo attacker key ids
 	attacking   map[string]time.Time
-	refused     map[string]bool
-	blockedAtt  map[string]bool
-	blockedOK   map[string]bool
+	refused     map[string]bool // "key status": each refusal's first is printed
+	throttled   map[string]bool // attackers throttled
+	blockedAtt  map[string]bool // attackers blocked
+	blockedOK   map[string]bool // other principals acted on
 	legitDenied int
 	transport   int // requests that got no response
 	statuses    map[int]int
@@ -39,7 +40,7 @@ type demoReport struct {
 
 func newDemoReport(out io.Writer, attackers int) *demoReport {
 	r := &demoReport{out: out, start: time.Now(), attackers: map[string]bool{}, attacking: map[string]time.Time{},
-		refused: map[string]bool{}, blockedAtt: map[string]bool{}, blockedOK: map[string]bool{}, statuses: map[int]int{}}
+		refused: map[string]bool{}, throttled: map[string]bool{}, blockedAtt: map[string]bool{}, blockedOK: map[string]bool{}, statuses: map[int]int{}}
 	for i := range attackers {
 		r.attackers[attackerKey(i+1)] = true
 	}
@@ -67,8 +68,9 @@ func (r *demoReport) clientStatus(key string, attacker bool, status int) {
 		}
 		return
 	}
-	if (status == 403 || status == 429) && !r.refused[key] {
-		r.refused[key] = true
+	// The first 429 (throttled) and the first 403 (blocked) are news.
+	if k := fmt.Sprintf("%s %d", key, status); (status == 403 || status == 429) && !r.refused[k] {
+		r.refused[k] = true
 		r.printf("REFUSED", "%s now gets %d %s, %.1fs after its attack began", key, status, http.StatusText(status), time.Since(r.attacking[key]).Seconds())
 	}
 }
@@ -110,9 +112,12 @@ func (r *demoReport) onApply(e enforce.Entry, at time.Time) {
 		r.loops = append(r.loops, d)
 		loop = fmt.Sprintf(", %d ms after the offending request", d.Milliseconds())
 	}
-	if e.Kind == enforce.KindKey && r.attackers[e.Value] {
+	switch {
+	case e.Kind == enforce.KindKey && r.attackers[e.Value] && e.Action == enforce.ActionBlock:
 		r.blockedAtt[e.Value] = true
-	} else {
+	case e.Kind == enforce.KindKey && r.attackers[e.Value]:
+		r.throttled[e.Value] = true
+	default:
 		r.blockedOK[e.Kind.String()+":"+e.Value] = true
 	}
 	r.printf("ENFORCED", "proxy now %ss %s %s%s", e.Action, e.Kind, e.Value, loop)
@@ -120,21 +125,22 @@ func (r *demoReport) onApply(e enforce.Entry, at time.Time) {
 
 // summary is the last line of 'up --demo --for'.
 type summary struct {
-	Requests         uint64  `json:"requests"`
-	EventsStored     uint64  `json:"events_stored"`
-	Anomalies        uint64  `json:"anomalies"`
-	Blocks           uint64  `json:"blocks"`
-	AttackersBlocked int     `json:"attackers_blocked"`
-	LegitBlocked     int     `json:"legit_blocked"`
-	LoopP50Ms        float64 `json:"loop_p50_ms"`
-	LoopP99Ms        float64 `json:"loop_p99_ms"`
+	Requests           uint64  `json:"requests"`
+	EventsStored       uint64  `json:"events_stored"`
+	Anomalies          uint64  `json:"anomalies"`
+	Blocks             uint64  `json:"blocks"`
+	AttackersThrottled int     `json:"attackers_throttled"`
+	AttackersBlocked   int     `json:"attackers_blocked"`
+	LegitBlocked       int     `json:"legit_blocked"`
+	LoopP50Ms          float64 `json:"loop_p50_ms"`
+	LoopP99Ms          float64 `json:"loop_p99_ms"`
 }
 
 func (r *demoReport) summary(requests, stored, anomalies, blocks uint64) summary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return summary{Requests: requests, EventsStored: stored, Anomalies: anomalies, Blocks: blocks,
-		AttackersBlocked: len(r.blockedAtt), LegitBlocked: len(r.blockedOK),
+		AttackersThrottled: len(r.throttled), AttackersBlocked: len(r.blockedAtt), LegitBlocked: len(r.blockedOK),
 		LoopP50Ms: percentileMs(r.loops, 50), LoopP99Ms: percentileMs(r.loops, 99)}
 }
 

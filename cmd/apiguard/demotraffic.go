@@ -97,7 +97,8 @@ func (d *demoTraffic) attack(ctx context.Context, key string, after time.Duratio
 		if status == http.StatusForbidden {
 			refused = true
 		}
-		// Once refused, the attacker keeps probing, slowly.
+		// A 429 does not slow it down (it defies its throttle, and is
+		// blocked for it); once blocked, it keeps probing, slowly.
 		wait := interval
 		if refused {
 			wait = time.Second
