@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Enforcement state at scale: bulk writes to the KV bucket, a full load in
 # process with its CPU time, the local snapshot, then real proxy processes:
-# cold start (full load), start from a snapshot, resident memory per entry
-# (against a proxy whose bucket is empty), and how fast a change reaches
+# cold start (full load), cold start from the shared snapshot (object
+# store) the first proxy uploaded, start from a local snapshot, resident
+# memory per entry (against a proxy whose bucket is empty), and how fast a change reaches
 # N proxies watching the bucket (p50/p99 from the proxies' own logs of the
 # time since each entry's trigger, which is its write time here).
 # Usage: deploy/bench/enforce.sh [entries] [proxies]

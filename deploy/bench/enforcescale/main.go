@@ -1,7 +1,8 @@
 // Command enforcescale measures the enforcement state at scale: bulk
 // writes to the KV bucket, a full load and its memory in process, the
 // local snapshot, and then real proxy processes: cold start, start from a
-// snapshot, resident memory, and how fast a change reaches many proxies.
+// snapshot (local, and shared through the object store), resident memory,
+// and how fast a change reaches many proxies.
 // deploy/bench/enforce.sh runs it; the figures go to docs/benchmarks.md.
 package main
 
@@ -213,6 +214,18 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// printLogs prints the proxy's log lines that contain any of the words.
+func printLogs(p *proxyProc, words ...string) {
+	for _, l := range strings.Split(p.logs.String(), "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				fmt.Println("  ", l)
+				break
+			}
+		}
+	}
+}
+
 func freeAddr() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -227,7 +240,9 @@ func freeAddr() string {
 func startProxy(bin, natsURL, upstream, stateDir, level string) (*proxyProc, time.Duration, error) {
 	cfg := filepath.Join(stateDir, "proxy.yaml")
 	_ = os.MkdirAll(stateDir, 0o750)
-	if err := os.WriteFile(cfg, []byte("proxy:\n  sync_timeout: 300s\nlog:\n  level: "+level+"\n"), 0o600); err != nil {
+	// Snapshots checked every 2 s, so that the first proxy uploads the
+	// shared one soon after its full load.
+	if err := os.WriteFile(cfg, []byte("proxy:\n  sync_timeout: 300s\n  enforcement_snapshot:\n    interval: 2s\nlog:\n  level: "+level+"\n"), 0o600); err != nil {
 		return nil, 0, err
 	}
 	p := &proxyProc{logs: &lockedBuffer{}}
@@ -312,6 +327,7 @@ func processes(ctx context.Context, dir, bin, natsURL string, w *kv.Writer, n, p
 	p.stop()
 	empty.Shutdown()
 
+	start := time.Now()
 	p, cold, err := startProxy(bin, natsURL, upstream.URL, filepath.Join(dir, "p0"), "info")
 	if err != nil {
 		return err
@@ -322,6 +338,22 @@ func processes(ctx context.Context, dir, bin, natsURL string, w *kv.Writer, n, p
 	fmt.Printf("proxy cold start (full load, no snapshot): %.2fs to listening; proxy CPU %.2fs\n", cold.Seconds(), coldCPU.Seconds())
 	fmt.Printf("proxy resident memory: %.0f MiB with the state, %.0f MiB with an empty bucket: %.0f B/entry\n",
 		float64(rss)/(1<<20), float64(base)/(1<<20), float64(rss-base)/float64(n))
+	// The shared snapshot: the first proxy uploads it, and a proxy with an
+	// empty state directory starts from it.
+	for !strings.Contains(p.logs.String(), "shared enforcement snapshot uploaded") {
+		if time.Since(start) > 10*time.Minute {
+			return fmt.Errorf("the proxy never uploaded the shared snapshot:\n%s", p.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	printLogs(p, "shared enforcement snapshot uploaded")
+	sp, shared, err := startProxy(bin, natsURL, upstream.URL, filepath.Join(dir, "p-shared"), "info")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("proxy cold start from the shared snapshot (no local snapshot): %.2fs to listening; proxy CPU %.2fs\n", shared.Seconds(), sp.cpu().Seconds())
+	printLogs(sp, "shared enforcement snapshot read", "caught up", "enforcement state loaded")
+	sp.stop()
 	p.stop()
 	p, warm, err := startProxy(bin, natsURL, upstream.URL, filepath.Join(dir, "p0"), "info")
 	if err != nil {
