@@ -77,8 +77,8 @@ func (c SnapshotConfig) File(spoolDir string) string {
 // ReadSnapshot reads the state saved at path into a Builder, leaving out
 // entries expired at now. A missing file is (nil, false), logged as such; a
 // file that cannot be used (corrupt, truncated, another format) is logged
-// as ignored, with why, and is (nil, false): the caller loads the whole
-// bucket. Whether the file is of the bucket the proxy reads is for the
+// as ignored, with why, and is (nil, false): the caller reads the shared
+// snapshot or loads the whole bucket. Whether the file is of the bucket the proxy reads is for the
 // watcher to judge (enforce/kv.Watcher.Resume).
 func ReadSnapshot(path string, now time.Time, log *slog.Logger) (*enforce.Builder, enforce.SaveInfo, bool) {
 	start := time.Now()
@@ -88,12 +88,12 @@ func ReadSnapshot(path string, now time.Time, log *slog.Logger) (*enforce.Builde
 		return nil, enforce.SaveInfo{}, false
 	}
 	if err != nil {
-		log.Warn("ignoring the enforcement snapshot: cannot read it; loading the whole bucket", "path", path, "err", err)
+		log.Warn("ignoring the enforcement snapshot: cannot read it", "path", path, "err", err)
 		return nil, enforce.SaveInfo{}, false
 	}
 	b, info, err := enforce.Restore(data, now)
 	if err != nil {
-		log.Warn("ignoring the enforcement snapshot: it is damaged; loading the whole bucket", "path", path, "err", err)
+		log.Warn("ignoring the enforcement snapshot: it is damaged", "path", path, "err", err)
 		return nil, enforce.SaveInfo{}, false
 	}
 	log.Info("enforcement snapshot read", "path", path, "entries", b.Len(), "expired", info.Expired,
