@@ -107,7 +107,8 @@ func TestSharedSnapshotStart(t *testing.T) {
 }
 
 // TestSharedSnapshotIgnored: a shared snapshot that is damaged, of
-// another bucket or ahead of the bucket is not used, and the log says why.
+// another bucket, ahead of the bucket, or of a bucket purged since is not
+// used, and the log says why.
 func TestSharedSnapshotIgnored(t *testing.T) {
 	js, bucket := testutil.Topology(t)
 	ctx := context.Background()
@@ -172,6 +173,29 @@ func TestSharedSnapshotIgnored(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "no shared enforcement snapshot") {
 			t.Errorf("log does not say there is none:\n%s", logs.String())
+		}
+	})
+	// Last: it purges the bucket. A snapshot whose catch-up cannot be
+	// complete (the bucket's messages purged since) is not used.
+	t.Run("bucket purged", func(t *testing.T) {
+		meta := jetstream.ObjectMeta{Name: kv.SharedObject, Metadata: map[string]string{
+			"source": pos.Source, "revision": strconv.FormatUint(pos.Revision, 10), "saved": now.UTC().Format(time.RFC3339Nano)}}
+		if _, err := obs.Put(ctx, meta, bytes.NewReader(good)); err != nil {
+			t.Fatal(err)
+		}
+		stream, err := js.Stream(ctx, "KV_"+event.BucketEnforcement)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Purge(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var logs syncBuffer
+		if _, _, ok := kv.FetchShared(ctx, js, event.BucketEnforcement, enforce.Position{}, time.Now(), slog.New(slog.NewTextHandler(&logs, nil))); ok {
+			t.Fatal("FetchShared used a snapshot of a purged bucket")
+		}
+		if want := "ignoring the shared enforcement snapshot: it holds more entries than the bucket has messages"; !strings.Contains(logs.String(), want) {
+			t.Errorf("log does not say %q:\n%s", want, logs.String())
 		}
 	})
 }
