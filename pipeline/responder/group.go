@@ -21,22 +21,30 @@ type GroupConfig struct {
 	MinAddresses int `yaml:"min_addresses"`
 	// Window is how recent the addresses' blocks must be.
 	Window time.Duration `yaml:"window"`
-	// TTL is how long the network stays blocked.
+	// TTL is how long the network (or fingerprint) stays blocked.
 	TTL time.Duration `yaml:"ttl"`
+	// MinFingerprintPrincipals is how many principals presenting one
+	// client fingerprint blocked within Window make the fingerprint one
+	// block, when no principal with good history presents it (group_fp.go);
+	// 0 turns fingerprint groups off.
+	MinFingerprintPrincipals int `yaml:"min_fingerprint_principals"`
 }
 
 // DefaultGroupConfig makes 10 addresses of one network blocked within 10
-// minutes one block of the network for an hour.
+// minutes one block of the network for an hour, and 5 principals of one
+// fingerprint without good history one block of the fingerprint.
 func DefaultGroupConfig() GroupConfig {
-	return GroupConfig{MinAddresses: 10, Window: 10 * time.Minute, TTL: time.Hour}
+	return GroupConfig{MinAddresses: 10, Window: 10 * time.Minute, TTL: time.Hour, MinFingerprintPrincipals: 5}
 }
 
 // Validate reports the first bad field by its config key.
 func (c GroupConfig) Validate() error {
 	switch {
-	case c.MinAddresses == 0:
+	case c.MinFingerprintPrincipals != 0 && (c.MinFingerprintPrincipals < 2 || c.MinFingerprintPrincipals > maxFPFlagged):
+		return fmt.Errorf("responder.groups.min_fingerprint_principals: %d, want 0 (off) or 2 to %d", c.MinFingerprintPrincipals, maxFPFlagged)
+	case c.MinAddresses == 0 && c.MinFingerprintPrincipals == 0:
 		return nil
-	case c.MinAddresses < 2 || c.MinAddresses > 256:
+	case c.MinAddresses != 0 && (c.MinAddresses < 2 || c.MinAddresses > 256):
 		return fmt.Errorf("responder.groups.min_addresses: %d, want 0 (off) or 2 to 256", c.MinAddresses)
 	case c.Window < time.Second || c.Window > 24*time.Hour:
 		return fmt.Errorf("responder.groups.window: %s, want 1s to 24h", c.Window)

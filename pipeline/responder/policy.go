@@ -39,6 +39,10 @@ const (
 	// credential) and never on the principal; an anomaly that names none
 	// is only flagged.
 	TargetMembers = "members"
+	// TargetBoth acts on the anomaly's principal and on the members it
+	// names, with the same action and TTL (a revoke of an address blocks
+	// it): a stolen token is revoked and its thief's address blocked.
+	TargetBoth = "principal_and_members"
 )
 
 // RateBaseline is the throttle rate that the anomaly's expected value
@@ -59,7 +63,7 @@ type Rule struct {
 	// revoke targets among the members is blocked. Flag records and
 	// alerts only.
 	Action string `yaml:"action"`
-	// Target is principal (default) or members.
+	// Target is principal (default), members or principal_and_members.
 	Target string `yaml:"target,omitempty"`
 	// TTL is how long the entry lasts before escalation (required except
 	// for flag).
@@ -77,7 +81,9 @@ type Rule struct {
 	// max_shared_principals treats one shared by more: it is not acted on;
 	// the members the anomaly names are, or it is only recorded. For
 	// rules whose action would otherwise refuse a partner behind the same
-	// address as a scanner.
+	// address as a scanner. It also spares a member address that
+	// principals with good history succeed from (other than the anomaly's
+	// principal and members): the member is recorded, not blocked.
 	SpareShared bool `yaml:"spare_shared,omitempty"`
 }
 
@@ -109,10 +115,14 @@ var severities = map[string]event.Severity{"low": event.Severity_SEVERITY_LOW, "
 // score:
 //
 //   - stolen-token-revoke: a stolen token (principal kind token: the jti,
-//     or the hash of an opaque token) is revoked, for a day.
+//     or the hash of an opaque token) is revoked, and the address of the
+//     new client the anomaly names blocked, for a day — unless principals
+//     with good history use that address (spare_shared): then it is
+//     recorded only.
 //   - stolen-credential-members: a stolen API key or subject is never acted
 //     on as such — its owner is the victim; what the anomaly names of the
-//     new client (its address, its token) is blocked or revoked; when it
+//     new client (its address, its token) is blocked or revoked, an
+//     address that principals with good history use only recorded; when it
 //     names nothing the anomaly is flagged.
 //   - stuffing-block-source: credential stuffing blocks its source (an
 //     address, a network, a tool's fingerprint); a shared one never — an
@@ -130,9 +140,9 @@ var severities = map[string]event.Severity{"low": event.Severity_SEVERITY_LOW, "
 func DefaultPolicies(blockTTL time.Duration, minScore float64) []Rule {
 	return []Rule{
 		{Name: "stolen-token-revoke", Match: Match{Detectors: []string{"stolen_token"}, Kinds: []string{event.KindToken}, MinScore: minScore},
-			Action: DoRevoke, TTL: 24 * time.Hour},
+			Action: DoRevoke, Target: TargetBoth, TTL: 24 * time.Hour, SpareShared: true},
 		{Name: "stolen-credential-members", Match: Match{Detectors: []string{"stolen_token"}, MinScore: minScore},
-			Action: DoRevoke, Target: TargetMembers, TTL: 24 * time.Hour},
+			Action: DoRevoke, Target: TargetMembers, TTL: 24 * time.Hour, SpareShared: true},
 		{Name: "stuffing-block-source", Match: Match{Detectors: []string{"credential_stuffing"}, MinScore: minScore},
 			Action: DoBlock, TTL: blockTTL, SpareShared: true},
 		{Name: "volumetric-throttle", Match: Match{Detectors: []string{"volumetric"}, Kinds: []string{event.KindKey, event.KindToken, event.KindSub}, MinScore: minScore},
@@ -223,9 +233,9 @@ func compileRule(r Rule) (rule, error) {
 		return c, fmt.Errorf("match.min_offences: %d, want 0 or more", r.Match.MinOffences)
 	}
 	switch r.Target {
-	case "", TargetPrincipal, TargetMembers:
+	case "", TargetPrincipal, TargetMembers, TargetBoth:
 	default:
-		return c, fmt.Errorf("target: unknown target %q (want principal or members)", r.Target)
+		return c, fmt.Errorf("target: unknown target %q (want principal, members or principal_and_members)", r.Target)
 	}
 	switch r.Action {
 	case DoFlag:

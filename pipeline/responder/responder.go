@@ -274,9 +274,22 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 				"detector", a.Detector)
 			return nil
 		}
-		_, _, err := r.members(ctx, a, d, fmt.Sprintf("named by the anomaly, acted on instead of %s %s", a.Principal.Kind, a.Principal.Value), p.why)
+		_, _, err := r.members(ctx, a, rl, d, fmt.Sprintf("named by the anomaly, acted on instead of %s %s", a.Principal.Kind, a.Principal.Value), p.why)
 		return err
 	}
+	didMembers, err := r.onPrincipal(ctx, a, rl, d, kind, p)
+	if err != nil || rl.Target != TargetBoth || didMembers || len(a.Members) == 0 {
+		return err
+	}
+	_, _, err = r.members(ctx, a, rl, d, fmt.Sprintf("named by the anomaly, acted on with %s %s", a.Principal.Kind, a.Principal.Value), p.why)
+	return err
+}
+
+// onPrincipal acts on the anomaly's principal by d, planned by rl as p.
+// It reports whether it acted on the anomaly's members instead (a shared
+// principal).
+func (r *Responder) onPrincipal(ctx context.Context, a *event.Anomaly, rl *rule, d Decision, kind enforce.Kind, p plan) (bool, error) {
+	trigger := d.Trigger
 	sharers, shared := r.shared(kind, a.SharedBy)
 	r.noteShared(a, shared)
 	limit := r.cfg.MaxSharedPrincipals
@@ -292,12 +305,12 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 					r.stats.Shared.Add(1)
 					d.DryRun = true
 					d.Reason = fmt.Sprintf("%s; network not blocked whole: %s; %s", d.Reason, why, p.why)
-					return r.applyPolicy(ctx, a, d)
+					return false, r.applyPolicy(ctx, a, d)
 				}
 			}
 		}
 		d.Reason += "; " + p.why
-		return r.applyPolicy(ctx, a, d)
+		return false, r.applyPolicy(ctx, a, d)
 	}
 	r.stats.Shared.Add(1)
 	why := fmt.Sprintf("%s %s is shared by about %d established principals (more than max_shared_principals %d)",
@@ -309,15 +322,15 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 		if r.cfg.SharedThrottleTTL > 0 {
 			d.Kind, d.TTL, d.Rate = event.ActionKind_ACTION_THROTTLE, r.cfg.SharedThrottleTTL, 0
 			d.Reason = fmt.Sprintf("%s; %s: throttled for %s instead of blocked; %s", d.Reason, why, r.cfg.SharedThrottleTTL, p.why)
-			return r.applyPolicy(ctx, a, d)
+			return false, r.applyPolicy(ctx, a, d)
 		}
 		d.DryRun = true
 		d.Reason = fmt.Sprintf("%s; %s: not blocked, and the anomaly names no attacking member; %s", d.Reason, why, p.why)
-		return r.applyPolicy(ctx, a, d)
+		return false, r.applyPolicy(ctx, a, d)
 	}
-	blocked, spared, err := r.members(ctx, a, d, fmt.Sprintf("attacking member of %s %s, blocked instead of it (%s)", a.Principal.Kind, a.Principal.Value, why), p.why)
+	blocked, spared, err := r.members(ctx, a, rl, d, fmt.Sprintf("attacking member of %s %s, blocked instead of it (%s)", a.Principal.Kind, a.Principal.Value, why), p.why)
 	if err != nil {
-		return err
+		return true, err
 	}
 	d.DryRun = true
 	note := why + ": not blocked"
@@ -328,7 +341,7 @@ func (r *Responder) WriteAnomaly(ctx context.Context, a *event.Anomaly) error {
 		note += "; attacking members recorded only (see their actions): " + strings.Join(spared, ", ")
 	}
 	d.Reason = d.Reason + "; " + note + "; " + p.why
-	return r.applyPolicy(ctx, a, d)
+	return false, r.applyPolicy(ctx, a, d)
 }
 
 // plan is what a rule does to an anomaly's principal once its history is
@@ -385,13 +398,28 @@ func (r *Responder) plan(a *event.Anomaly, rl *rule, offences int, dets []string
 // members acts on the members a names with d's action, each with an action
 // of its own whose reason is d's with note and why. A revoke of a member
 // that is not a credential (an address, a network, a fingerprint) is a
-// block. It returns the members acted on and those spared.
-func (r *Responder) members(ctx context.Context, a *event.Anomaly, d Decision, note, why string) (acted, spared []string, err error) {
+// block. A member that is the anomaly's principal is skipped (a rule on
+// members never acts on it). Under a rule that spares shared principals,
+// a member address that principals with good history use — other than
+// the anomaly's principal and members — is recorded as dry-run, not
+// blocked (addressSpared). It returns the members acted on and those
+// spared.
+func (r *Responder) members(ctx context.Context, a *event.Anomaly, rl *rule, d Decision, note, why string) (acted, spared []string, err error) {
 	trigger := time.Unix(0, a.TimeUnixNano)
+	var except map[string]bool
+	if rl.SpareShared {
+		except = map[string]bool{a.Principal.GetKind() + " " + a.Principal.GetValue(): true}
+		for _, m := range a.Members {
+			except[m.GetKind()+" "+m.GetValue()] = true
+		}
+	}
 	for _, m := range a.Members {
 		mk, err := enforce.ParseKind(m.GetKind())
 		if err != nil || m.GetValue() == "" {
 			r.log.Warn("anomaly names a member of an unknown kind", "anomaly", a.Id, "kind", m.GetKind())
+			continue
+		}
+		if m.Kind == a.Principal.GetKind() && m.Value == a.Principal.GetValue() {
 			continue
 		}
 		name := m.Kind + " " + m.Value
@@ -402,6 +430,15 @@ func (r *Responder) members(ctx context.Context, a *event.Anomaly, d Decision, n
 			md.Kind = event.ActionKind_ACTION_BLOCK
 		}
 		md.Reason = d.Reason + "; " + note + "; " + why
+		if rl.SpareShared && mk == enforce.KindIP {
+			if ip, perr := netip.ParseAddr(m.Value); perr == nil {
+				if s := r.addressSpared(ip, trigger, except); s != "" {
+					r.stats.Shared.Add(1)
+					md.DryRun = true
+					md.Reason = fmt.Sprintf("%s; address not blocked: %s (the rule spares shared principals)", md.Reason, s)
+				}
+			}
+		}
 		res, err := r.act(ctx, a, md)
 		if errors.Is(err, ErrInvalid) {
 			r.log.Warn("anomaly names an invalid member", "anomaly", a.Id, "kind", m.Kind, "err", err)
@@ -443,6 +480,11 @@ func (r *Responder) act(ctx context.Context, a *event.Anomaly, d Decision) (Resu
 		r.Revoker.Enqueue(ctx, Revocation{Token: res.Entry.Value, API: a.Api, ActionID: res.Action.Id, AnomalyID: a.Id})
 	case d.Kind == event.ActionKind_ACTION_BLOCK && res.Entry.Kind == enforce.KindIP:
 		if err := r.group(ctx, a, res.Entry.Value); err != nil {
+			return res, err
+		}
+	}
+	if d.Kind == event.ActionKind_ACTION_BLOCK {
+		if err := r.groupFP(ctx, a, d.Target); err != nil {
 			return res, err
 		}
 	}

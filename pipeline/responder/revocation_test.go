@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/testutil"
 	"github.com/apiguard/apiguard/pipeline/responder"
@@ -122,7 +123,9 @@ func getenv(k string) string {
 
 // TestRevocationAtTheIssuer: an enforced revocation of a token reaches the
 // issuer once, with the configured client authentication, through
-// retries of 5xx answers; its outcome is on the audit stream.
+// retries of 5xx answers; its outcome is on the audit stream. The thief's
+// address the anomaly names is blocked in the bucket and reported to no
+// one.
 func TestRevocationAtTheIssuer(t *testing.T) {
 	for _, auth := range []string{"client_secret_basic", "client_secret_post"} {
 		t.Run(auth, func(t *testing.T) {
@@ -141,7 +144,7 @@ func TestRevocationAtTheIssuer(t *testing.T) {
 			done := make(chan error)
 			go func() { done <- r.Revoker.Run(ctx) }()
 			defer func() { cancel(); <-done }()
-			a := mkAnomaly("rv1", "stolen_token", "token", "jti-stolen", 0.99)
+			a := withMembers(mkAnomaly("rv1", "stolen_token", "token", "jti-stolen", 0.99), "ip 203.0.113.66")
 			for range 2 { // the pipeline's retry: reported once
 				if err := r.WriteAnomaly(ctx, a); err != nil {
 					t.Fatal(err)
@@ -151,6 +154,12 @@ func TestRevocationAtTheIssuer(t *testing.T) {
 			calls, revoked, bad := s.snapshot()
 			if calls != 3 || len(revoked) != 1 || revoked[0] != "jti-stolen" || len(bad) > 0 {
 				t.Errorf("issuer saw %d calls, revoked %v, bad requests %v; want 3 calls (two 5xx retried), jti-stolen once", calls, revoked, bad)
+			}
+			w.mu.Lock()
+			thief, tok := w.entries[enforce.Key{Kind: enforce.KindIP, Value: "203.0.113.66"}], w.entries[enforce.Key{Kind: enforce.KindToken, Value: "jti-stolen"}]
+			w.mu.Unlock()
+			if thief.Action != enforce.ActionBlock || tok.Action != enforce.ActionRevoke {
+				t.Errorf("thief's address %v, token %v; want blocked and revoked", thief.Action, tok.Action)
 			}
 			if st := r.Revoker.Stats(); st.Retries.Load() != 2 || st.Failed.Load() != 0 {
 				t.Errorf("retries %d, failed %d", st.Retries.Load(), st.Failed.Load())

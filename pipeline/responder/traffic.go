@@ -24,6 +24,9 @@ const (
 	// longer knows who uses a network it has no record of, and blocks no
 	// network whole until the window has swept the record.
 	maxNets = 1 << 18
+	// maxUserAddrs is how many addresses of a network a principal's
+	// record names; past it the principal counts as using them all.
+	maxUserAddrs = 4
 )
 
 // netUser is a principal's use of a network: its allowed requests that
@@ -32,6 +35,49 @@ type netUser struct {
 	kind, value string
 	ok, bad     uint32
 	last        int64 // event time, ns
+	// addrs are the addresses it succeeded from (addrKey), naddrs how
+	// many; past maxUserAddrs it counts as using every address of the
+	// network.
+	addrs  [maxUserAddrs]uint32
+	naddrs uint8
+}
+
+// addrKey is an address as a netUser's record holds it: an IPv4
+// address's 32 bits, an IPv6 address's last 32 (the record is per /48, so
+// two addresses of it may share a key: the responder then spares both).
+func addrKey(a netip.Addr) uint32 {
+	b := a.As16()
+	return uint32(b[12])<<24 | uint32(b[13])<<16 | uint32(b[14])<<8 | uint32(b[15])
+}
+
+// from records that the principal succeeded from the address of key k.
+func (x *netUser) from(k uint32) {
+	n := min(int(x.naddrs), maxUserAddrs)
+	for _, a := range x.addrs[:n] {
+		if a == k {
+			return
+		}
+	}
+	if n < maxUserAddrs {
+		x.addrs[n] = k
+	}
+	if x.naddrs <= maxUserAddrs {
+		x.naddrs++
+	}
+}
+
+// uses reports whether the principal succeeded from the address of key k
+// (or from more addresses of the network than its record names).
+func (x *netUser) uses(k uint32) bool {
+	if x.naddrs > maxUserAddrs {
+		return true
+	}
+	for _, a := range x.addrs[:x.naddrs] {
+		if a == k {
+			return true
+		}
+	}
+	return false
 }
 
 // netUse is who used a network.
@@ -59,6 +105,11 @@ type traffic struct {
 	full      bool
 	throttles map[string]*throttleWatch // "kind value"
 	swept     int64
+	// The fingerprint records (group_fp.go).
+	fpNames map[uint64]string // fpFields → fingerprint
+	prins   map[prinKey]prinUse
+	fps     map[string]*fpUse
+	fpFull  bool
 }
 
 // ObserveEvent tells the responder about one request as the proxy decided
@@ -81,9 +132,11 @@ func (r *Responder) ObserveEvent(ev *event.RequestEvent) *event.Anomaly {
 	kind, value := event.PrincipalOf(ev)
 	allowed := ev.Decision == event.Decision_DECISION_ALLOW
 	var net netip.Prefix
+	var addr uint32
 	if allowed {
 		if a, ok := netip.AddrFromSlice(ev.ClientIp); ok {
 			a = a.Unmap()
+			addr = addrKey(a)
 			bits := 24
 			if a.Is6() {
 				bits = 48
@@ -95,11 +148,18 @@ func (r *Responder) ObserveEvent(ev *event.RequestEvent) *event.Anomaly {
 	if !net.IsValid() && !watching {
 		return nil
 	}
+	var fields uint64
+	if net.IsValid() && r.cfg.Groups.MinFingerprintPrincipals > 0 {
+		fields = fpFields(ev)
+	}
 	now := r.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if net.IsValid() {
-		t.use(net, kind, value, ev.Status, ev.TimeUnixNano, r.history.window)
+		t.use(net, addr, kind, value, ev.Status, ev.TimeUnixNano, r.history.window)
+		if r.cfg.Groups.MinFingerprintPrincipals > 0 {
+			t.useFP(ev, fields, kind, value, ev.Status, ev.TimeUnixNano)
+		}
 	}
 	if !watching {
 		return nil
@@ -145,10 +205,12 @@ func (c EscalationConfig) defies(refused, allowed int) bool {
 		float64(refused) >= c.DefianceShare*float64(refused+allowed)
 }
 
-// use records a request of principal kind value from network net.
-func (t *traffic) use(net netip.Prefix, kind, value string, status uint32, at int64, window time.Duration) {
+// use records a request of principal kind value from the address of key
+// addr in network net.
+func (t *traffic) use(net netip.Prefix, addr uint32, kind, value string, status uint32, at int64, window time.Duration) {
 	if at-t.swept > int64(time.Minute) {
 		t.sweep(at - int64(window))
+		t.sweepFP(at - int64(window))
 		t.swept = at
 	}
 	ok := status > 0 && status < 400
@@ -171,6 +233,7 @@ func (t *traffic) use(net netip.Prefix, kind, value string, status uint32, at in
 		if x := &u.users[i]; x.kind == kind && x.value == value {
 			if ok {
 				x.ok++
+				x.from(addr)
 			} else {
 				x.bad++
 			}
@@ -184,6 +247,7 @@ func (t *traffic) use(net netip.Prefix, kind, value string, status uint32, at in
 		u.busy = true
 	default:
 		u.users = append(u.users, netUser{kind: kind, value: value, ok: 1, last: at})
+		u.users[len(u.users)-1].from(addr)
 	}
 }
 
@@ -305,4 +369,64 @@ func (r *Responder) networkSpared(p netip.Prefix, at time.Time) string {
 		good = append(good[:3], "…")
 	}
 	return fmt.Sprintf("%d principal(s) with good history use %s (%s)", n, p, strings.Join(good, ", "))
+}
+
+// addressSpared returns why the policy must not block the address a, or
+// "": principals with good history (requests that succeeded from a, more
+// than failed, within the window before at) use it, other than those
+// except names ("kind value": the anomaly's principal and members, the
+// stolen credential and its thief) and those the responder acted on. A
+// network whose record is busy spares all its addresses; so does a full
+// record that lacks the network. A responder that sees no traffic relies
+// on the detector, which names no address established principals share.
+func (r *Responder) addressSpared(a netip.Addr, at time.Time, except map[string]bool) string {
+	t := &r.traffic
+	if !t.seen.Load() {
+		return ""
+	}
+	a = a.Unmap()
+	bits := 24
+	if a.Is6() {
+		bits = 48
+	}
+	n, err := a.Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	k := addrKey(a)
+	cut := at.Add(-r.history.window).UnixNano()
+	type user struct{ kind, value string }
+	var users []user
+	t.mu.Lock()
+	u, full := t.nets[n], t.full
+	busy := u != nil && u.busy
+	if u != nil {
+		for _, x := range u.users {
+			if x.last >= cut && x.ok > x.bad && x.uses(k) && !except[x.kind+" "+x.value] {
+				users = append(users, user{x.kind, x.value})
+			}
+		}
+	}
+	t.mu.Unlock()
+	switch {
+	case u == nil && full:
+		return fmt.Sprintf("the responder's record of networks is full, so it cannot tell whether principals with good history use %s", a)
+	case busy:
+		return fmt.Sprintf("more than %d principals with good history use %s, the network of %s", maxNetUsers, n, a)
+	}
+	var good []string
+	for _, u := range users {
+		if !r.history.Acted(u.kind, u.value) {
+			good = append(good, u.kind+" "+u.value)
+		}
+	}
+	if len(good) == 0 {
+		return ""
+	}
+	slices.Sort(good)
+	c := len(good)
+	if c > 3 {
+		good = append(good[:3], "…")
+	}
+	return fmt.Sprintf("%d principal(s) with good history use %s (%s)", c, a, strings.Join(good, ", "))
 }

@@ -201,14 +201,30 @@ func TestThrottleDefied(t *testing.T) {
 // responder's view of the traffic: allowed requests of many principals
 // over many networks, no throttle in force.
 func BenchmarkObserveEvent(b *testing.B) {
-	r := responder.New(responder.DefaultConfig(), &memWriter{entries: map[enforce.Key]enforce.Entry{}}, &memAudit{},
-		time.Now, slog.New(slog.DiscardHandler))
 	evs := make([]*event.RequestEvent, 4096)
 	for i := range evs {
 		evs[i] = request(fmt.Sprintf("k%d", i%1000), fmt.Sprintf("10.%d.%d.%d", i%7, i%251, i%13+1), event.Decision_DECISION_ALLOW, 200)
+		evs[i].UserAgent = fmt.Sprintf("okhttp/4.%d", i%3)
+		evs[i].TlsFingerprint = "t13d1516h2_8daaf6152771_b0da82dd1658"
 	}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		r.ObserveEvent(evs[i%len(evs)])
+	// fingerprints: the default; networks only: fingerprint groups off
+	// (groups.min_fingerprint_principals 0), the baseline.
+	for _, fpGroups := range []bool{true, false} {
+		name := "fingerprints"
+		if !fpGroups {
+			name = "networks-only"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := responder.DefaultConfig()
+			if !fpGroups {
+				cfg.Groups.MinFingerprintPrincipals = 0
+			}
+			r := responder.New(cfg, &memWriter{entries: map[enforce.Key]enforce.Entry{}}, &memAudit{},
+				time.Now, slog.New(slog.DiscardHandler))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				r.ObserveEvent(evs[i%len(evs)])
+			}
+		})
 	}
 }
