@@ -45,6 +45,23 @@ func TestVolumetric(t *testing.T) {
 			t.Fatalf("volumetric flagged %v", principals(got))
 		}
 	})
+	// An API with no baseline of its own (no one else writes to it) is
+	// held to the busiest warm API's: a flood is flagged, a person's pace
+	// that is normal on GET /search is not.
+	t.Run("a cold API's flood is abuse", func(t *testing.T) {
+		as := runAll(newEngine(t, nil), sorted(shop(), every(attacker, "POST /wishlist", 500*time.Millisecond, 30*time.Minute, 40*time.Minute, nil)))
+		got := by(as, VolumetricName)
+		if !slices.Equal(principals(got), []string{"key:attacker"}) {
+			t.Fatalf("volumetric flagged %v, want the attacker alone", principals(got))
+		}
+		explained(t, got)
+	})
+	t.Run("a cold API at search pace is normal", func(t *testing.T) {
+		as := runAll(newEngine(t, nil), sorted(shop(), every(attacker, "POST /wishlist", 2500*time.Millisecond, 30*time.Minute, 40*time.Minute, nil)))
+		if got := by(as, VolumetricName); len(got) > 0 {
+			t.Fatalf("volumetric flagged %v", principals(got))
+		}
+	})
 	t.Run("nothing before warm-up", func(t *testing.T) {
 		as := runAll(newEngine(t, nil), every(attacker, "POST /orders", 100*time.Millisecond, 0, 5*time.Minute, nil))
 		if len(as) > 0 {

@@ -53,7 +53,10 @@ func (d *volumetric) observe(e *Engine, x *ctx, out []finding) []finding {
 		}
 		median, mad, ok := e.warm(&x.api.Rate[w])
 		if !ok {
-			continue
+			// A cold API: held to the busiest warm one's baseline.
+			if median, mad, ok = e.busiest(func(a *apiState) *robust { return &a.Rate[w] }, 1); !ok {
+				continue
+			}
 		}
 		z, spread := robustZ(counts[w], median, mad, 1)
 		if z < d.cfg.Threshold/2 || counts[w] < d.cfg.MinRatio*max(median, 1) {
@@ -97,4 +100,30 @@ func (e *Engine) warm(r *robust) (median, mad float64, ok bool) {
 	}
 	median, mad, principals := r.stats()
 	return median, mad, principals >= e.cfg.WarmupPrincipals
+}
+
+// busiest returns, among the APIs whose baseline of (of) is warm, the
+// median and MAD of the one whose busy principal (the median plus one
+// robust spread, with floor as robustZ takes it) is highest; ok is false
+// when none is warm. An API too quiet to have a baseline of its own (a
+// write few principals make, early in the day) is held to it: a count far
+// above what a busy principal does on any API is abuse wherever it lands.
+// The highest is taken whatever the map's order, so the result is
+// deterministic.
+func (e *Engine) busiest(of func(*apiState) *robust, floor float64) (median, mad float64, ok bool) {
+	top := -1.0
+	for _, a := range e.st.APIs {
+		r := of(a)
+		if r == nil {
+			continue
+		}
+		m, d, warm := e.warm(r)
+		if !warm {
+			continue
+		}
+		if _, spread := robustZ(0, m, d, floor); m+spread > top || m+spread == top && m > median {
+			top, median, mad, ok = m+spread, m, d, true
+		}
+	}
+	return median, mad, ok
 }
