@@ -28,13 +28,19 @@ type GroupConfig struct {
 	// block, when no principal with good history presents it (group_fp.go);
 	// 0 turns fingerprint groups off.
 	MinFingerprintPrincipals int `yaml:"min_fingerprint_principals"`
+	// MinASNPrincipals is how many addresses of one ASN (responder.asn_file)
+	// blocked within Window make each prefix it announces one block, never
+	// over principals with good history (group_asn.go); 0 turns ASN groups
+	// off.
+	MinASNPrincipals int `yaml:"min_asn_principals"`
 }
 
 // DefaultGroupConfig makes 10 addresses of one network blocked within 10
-// minutes one block of the network for an hour, and 5 principals of one
-// fingerprint without good history one block of the fingerprint.
+// minutes one block of the network for an hour, 5 principals of one
+// fingerprint without good history one block of the fingerprint, and 10
+// addresses of one ASN (with responder.asn_file) one block per prefix.
 func DefaultGroupConfig() GroupConfig {
-	return GroupConfig{MinAddresses: 10, Window: 10 * time.Minute, TTL: time.Hour, MinFingerprintPrincipals: 5}
+	return GroupConfig{MinAddresses: 10, Window: 10 * time.Minute, TTL: time.Hour, MinFingerprintPrincipals: 5, MinASNPrincipals: 10}
 }
 
 // Validate reports the first bad field by its config key.
@@ -42,7 +48,9 @@ func (c GroupConfig) Validate() error {
 	switch {
 	case c.MinFingerprintPrincipals != 0 && (c.MinFingerprintPrincipals < 2 || c.MinFingerprintPrincipals > maxFPFlagged):
 		return fmt.Errorf("responder.groups.min_fingerprint_principals: %d, want 0 (off) or 2 to %d", c.MinFingerprintPrincipals, maxFPFlagged)
-	case c.MinAddresses == 0 && c.MinFingerprintPrincipals == 0:
+	case c.MinASNPrincipals != 0 && (c.MinASNPrincipals < 2 || c.MinASNPrincipals > maxFPFlagged):
+		return fmt.Errorf("responder.groups.min_asn_principals: %d, want 0 (off) or 2 to %d", c.MinASNPrincipals, maxFPFlagged)
+	case c.MinAddresses == 0 && c.MinFingerprintPrincipals == 0 && c.MinASNPrincipals == 0:
 		return nil
 	case c.MinAddresses != 0 && (c.MinAddresses < 2 || c.MinAddresses > 256):
 		return fmt.Errorf("responder.groups.min_addresses: %d, want 0 (off) or 2 to 256", c.MinAddresses)

@@ -133,7 +133,10 @@ func TestGroupConfigErrors(t *testing.T) {
 		{func(g *responder.GroupConfig) { g.MinFingerprintPrincipals = 65 }, "responder.groups.min_fingerprint_principals: 65"},
 		{func(g *responder.GroupConfig) { g.MinAddresses = 1 }, "responder.groups.min_addresses: 1"},
 		{func(g *responder.GroupConfig) { g.MinAddresses = 0; g.Window = 0 }, "responder.groups.window"},
-		{func(g *responder.GroupConfig) { g.MinAddresses, g.MinFingerprintPrincipals, g.Window = 0, 0, 0 }, ""},
+		{func(g *responder.GroupConfig) { g.MinASNPrincipals = 1 }, "responder.groups.min_asn_principals: 1"},
+		{func(g *responder.GroupConfig) {
+			g.MinAddresses, g.MinFingerprintPrincipals, g.MinASNPrincipals, g.Window = 0, 0, 0, 0
+		}, ""},
 	} {
 		g := responder.DefaultGroupConfig()
 		tt.mod(&g)

@@ -38,6 +38,9 @@ type Config struct {
 	Escalation EscalationConfig `yaml:"escalation"`
 	// Groups is when several addresses of one network become one entry.
 	Groups GroupConfig `yaml:"groups"`
+	// ASNFile lists the prefixes each ASN announces (see ParseASNTable),
+	// for ASN groups (GroupConfig.MinASNPrincipals); empty: none.
+	ASNFile string `yaml:"asn_file,omitempty"`
 	// Revocation is where revoked tokens are reported (RFC 7009).
 	Revocation RevocationConfig `yaml:"revocation"`
 	// DryRun records what would be done without doing it.
@@ -116,6 +119,11 @@ func (c Config) Validate() error {
 	if err := c.Revocation.Validate(nil); err != nil {
 		return err
 	}
+	if c.ASNFile != "" {
+		if _, err := LoadASNTable(c.ASNFile); err != nil {
+			return err
+		}
+	}
 	if _, err := CompilePolicy(c.EffectivePolicies()); err != nil {
 		return err
 	}
@@ -176,9 +184,11 @@ type Responder struct {
 	Revoker    *Revoker
 	policy     *Policy
 	history    *History
-	sharedNets map[string]bool // networks holding an address reported shared (guarded by mu)
-	groupMu    sync.Mutex      // serialises group decisions
-	traffic    traffic         // what ObserveEvent saw (traffic.go)
+	sharedNets map[string]bool      // networks holding an address reported shared (guarded by mu)
+	groupMu    sync.Mutex           // serialises group decisions
+	traffic    traffic              // what ObserveEvent saw (traffic.go)
+	asn        *ASNTable            // responder.asn_file, or nil
+	asnFlags   map[string][]asnFlag // ASN → its addresses blocked (guarded by groupMu)
 }
 
 // New returns a responder; cfg must be valid. now is the wall clock (TTLs
@@ -196,6 +206,16 @@ func New(cfg Config, w EntryWriter, audit AuditSink, now func() time.Time, log *
 	}
 	for _, k := range cfg.NeverBlockKeys {
 		r.keys[k] = true
+	}
+	r.asnFlags = map[string][]asnFlag{}
+	if cfg.ASNFile != "" {
+		t, err := LoadASNTable(cfg.ASNFile)
+		if err != nil {
+			// Validate read it: the file changed since. No ASN groups.
+			log.Error("ASN groups off", "err", err)
+		} else {
+			r.asn = t
+		}
 	}
 	return r
 }
@@ -480,6 +500,9 @@ func (r *Responder) act(ctx context.Context, a *event.Anomaly, d Decision) (Resu
 		r.Revoker.Enqueue(ctx, Revocation{Token: res.Entry.Value, API: a.Api, ActionID: res.Action.Id, AnomalyID: a.Id})
 	case d.Kind == event.ActionKind_ACTION_BLOCK && res.Entry.Kind == enforce.KindIP:
 		if err := r.group(ctx, a, res.Entry.Value); err != nil {
+			return res, err
+		}
+		if err := r.groupASN(ctx, a, res.Entry.Value); err != nil {
 			return res, err
 		}
 	}
