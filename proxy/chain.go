@@ -65,6 +65,24 @@ type ChainDeps struct {
 	// set by the binary's wiring, since proxy/inspect imports this package.
 	// Nil: none. A reload builds them again from the new configuration.
 	Payload func(Config) ([]Check, error)
+	// Clients builds the checks that live in proxy/clients (decoys, bots,
+	// origins, rate limits): clients.Build, set by the binary's wiring,
+	// since proxy/clients imports this package. Nil: none. A reload builds
+	// them again from the new configuration.
+	Clients func(Config, *slog.Logger) (ClientChecks, error)
+}
+
+// ClientChecks are the checks of proxy/clients, by where they run in the
+// chain.
+type ClientChecks struct {
+	// Before run right after enforcement, before proxy tokens and
+	// authentication: decoys first (a decoy hit must look like a plain
+	// 404 whoever sends it and whatever it carries), then bots and
+	// origins.
+	Before []Check
+	// RateLimit runs after authentication, which sets the consumer's plan
+	// (nil: none).
+	RateLimit Check
 }
 
 // BuildChain builds every configured check, in the order a request meets
@@ -72,12 +90,12 @@ type ChainDeps struct {
 // starts nothing; Run does. cfg must be valid.
 func BuildChain(cfg Config, deps ChainDeps) (*Chain, error) {
 	c := NewChain(cfg)
-	bots, err := NewBots(cfg.Bots)
-	if err != nil {
-		return nil, err
-	}
-	if bots.Skipped() > 0 {
-		deps.Log.Warn("skipped crawler patterns Go's regexp cannot compile (look-behind)", "skipped", bots.Skipped())
+	var cl ClientChecks
+	if deps.Clients != nil {
+		var err error
+		if cl, err = deps.Clients(cfg, deps.Log); err != nil {
+			return nil, err
+		}
 	}
 	vault, err := cfg.Secrets.LoadVault()
 	if err != nil {
@@ -119,11 +137,16 @@ func BuildChain(cfg Config, deps ChainDeps) (*Chain, error) {
 	}
 	// Decoys come before bots and inspection: a decoy hit must look like
 	// a plain 404 whoever sends it and whatever it carries.
-	c.checks = []Check{NewEnforcement(deps.Matcher), NewDecoy(cfg.Decoys), bots, NewOrigins(cfg.Origins)}
+	c.checks = append([]Check{NewEnforcement(deps.Matcher)}, cl.Before...)
 	if c.tokens != nil {
 		c.checks = append(c.checks, c.tokens)
 	}
-	c.checks = append(c.checks, auth, NewRateLimit(cfg.RateLimits), insp)
+	c.checks = append(c.checks, auth)
+	if cl.RateLimit != nil {
+		// After authentication, which sets the consumer's plan.
+		c.checks = append(c.checks, cl.RateLimit)
+	}
+	c.checks = append(c.checks, insp)
 	if deps.Payload != nil {
 		// After inspection: the body is read, bounded and checked once,
 		// then run through the CRS and validated against its schema.

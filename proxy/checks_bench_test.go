@@ -20,8 +20,6 @@ import (
 func BenchmarkChecks(b *testing.B) {
 	m := enforce.NewMatcher()
 	m.Replace([]enforce.Entry{{Kind: enforce.KindIP, Value: "203.0.113.9", Action: enforce.ActionBlock}})
-	dc := DefaultDecoyConfig()
-	dc.Paths = []string{"/.env", "/admin/*", "/wp-login.php"}
 	order := `{"customer":"c-1042","items":[{"sku":"B-19","qty":2,"note":"gift wrap, please"},{"sku":"K-7","qty":1}],"ship":{"city":"Lyon","zip":"69002"}}`
 	cases := []struct {
 		name  string
@@ -29,7 +27,6 @@ func BenchmarkChecks(b *testing.B) {
 		req   func() *Exchange
 	}{
 		{"enforcement", NewEnforcement(m), func() *Exchange { return exchangeFor("GET", "/items/42?expand=price", "", "") }},
-		{"decoy", NewDecoy(dc), func() *Exchange { return exchangeFor("GET", "/items/42?expand=price", "", "") }},
 		{"inspection-get", NewInspection(DefaultInspectConfig()), func() *Exchange {
 			return exchangeFor("GET", "/search/books?q=distributed+systems&page=2&sort=price", "", "")
 		}},

@@ -59,7 +59,7 @@ func hotPathHandlers(tb testing.TB) []struct {
 		tb.Fatal(err)
 	}
 	enf.rp.Transport = timedTransport{stubUpstream{}}
-	chain, err := BuildChain(cfg, ChainDeps{Matcher: matcherWith(1000), Nonces: NewNonceCache(10), Log: log})
+	chain, err := BuildChain(cfg, ChainDeps{Matcher: matcherWith(1000), Nonces: NewNonceCache(10), Log: log, Clients: clientsForTests})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -43,9 +43,7 @@ func newInspectHarness(t *testing.T, mutate func(*InspectConfig)) *inspectHarnes
 	if err := ic.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	dc := DefaultDecoyConfig()
-	dc.Paths = []string{"/.env", "/admin/*"}
-	p, err := New(cfg, []Check{NewDecoy(dc), NewInspection(ic)}, h.events, 1, slog.New(slog.DiscardHandler))
+	p, err := New(cfg, []Check{NewInspection(ic)}, h.events, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +84,6 @@ func TestInspection(t *testing.T) {
 		{"plain xml", "POST", "/orders", "application/xml", `<order><item>book</item></order>`, 0, 200, "", `<order><item>book</item></order>`},
 		{"broken xml", "POST", "/orders", "application/xml", `<order><item>book</order>`, 0, 400, "XML", "-"},
 		{"header flood", "GET", "/items", "", "", 30, 431, "header fields, limit 20", "-"},
-		{"decoy", "GET", "/.env", "", "", 0, 404, "decoy path /.env", "-"},
-		{"decoy prefix", "GET", "/admin/backup.zip", "", "", 0, 404, "decoy path /admin/backup.zip", "-"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var body io.Reader
@@ -129,27 +125,6 @@ func TestInspection(t *testing.T) {
 				t.Errorf("upstream got %q, want %q", b, tc.forwarded)
 			}
 		})
-	}
-}
-
-func TestDecoyLooksLikeAPlain404(t *testing.T) {
-	h := newInspectHarness(t, nil)
-	resp, err := http.Get(h.url + "/.env")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	// What net/http answers for a path it does not know.
-	rec := httptest.NewRecorder()
-	http.NotFound(rec, httptest.NewRequest("GET", "/.env", nil))
-	if resp.StatusCode != rec.Code || string(b) != rec.Body.String() ||
-		resp.Header.Get("Content-Type") != rec.Header().Get("Content-Type") {
-		t.Errorf("decoy answered %d %q %q; net/http answers %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), b,
-			rec.Code, rec.Header().Get("Content-Type"), rec.Body.String())
-	}
-	if ev := h.events.last(t); ev.Check != DecoyName {
-		t.Errorf("event check %q, want decoy", ev.Check)
 	}
 }
 

@@ -2,14 +2,24 @@ package proxy
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package if a test leaves a goroutine running.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain fails the package if a test leaves a goroutine running, and
+// refuses to run without the client checks (clients_hook_test.go), which
+// chains built in these tests must have.
+func TestMain(m *testing.M) {
+	if clientsForTests == nil {
+		fmt.Fprintln(os.Stderr, "clientsForTests is not set: clients_hook_test.go must set it")
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())

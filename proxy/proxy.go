@@ -3,10 +3,11 @@
 // httputil.ReverseProxy, and hands one event per request to an Emitter
 // without waiting on it.
 //
-// The checks implement Check. Those built on large engines of their own
-// live in subpackages that import this one: proxy/inspect holds the OWASP
-// CRS (Coraza) and OpenAPI validation (kin-openapi), which BuildChain gets
-// through ChainDeps.Payload, set by the binary's wiring.
+// The checks implement Check. Some live in subpackages that import this
+// one: proxy/clients holds decoys, bots, origins and rate limits, which
+// BuildChain gets through ChainDeps.Clients; proxy/inspect holds the OWASP
+// CRS (Coraza) and OpenAPI validation (kin-openapi), got through
+// ChainDeps.Payload. The binary's wiring sets both.
 package proxy
 
 import (

@@ -17,11 +17,11 @@ func TestReloadSwapsTheChainAndKeepsItOnError(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
 	build := func(cfg Config) *Chain {
-		c, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(1000), Log: slog.New(slog.DiscardHandler)})
+		c, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(1000), Log: slog.New(slog.DiscardHandler), Clients: clientsForTests})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.checks = onlyCheck(t, c, DecoyName)
+		c.checks = onlyCheck(t, c, "decoy")
 		return c
 	}
 	p, err := NewWithChain(cfg, build(cfg), nil, &collector{}, 1, slog.New(slog.DiscardHandler))

@@ -76,7 +76,7 @@ func TestReloader(t *testing.T) {
 		return cfg
 	}
 	discard := slog.New(slog.DiscardHandler)
-	deps := ChainDeps{Matcher: enforce.NewMatcher(), Nonces: NewNonceCache(100), Log: discard}
+	deps := ChainDeps{Matcher: enforce.NewMatcher(), Nonces: NewNonceCache(100), Log: discard, Clients: clientsForTests}
 	first := config("/first")
 	chain, err := BuildChain(first, deps)
 	if err != nil {
@@ -191,7 +191,7 @@ apiguard_proxy_reloads_total 1
 
 func TestReloaderWithoutConfigRefuses(t *testing.T) {
 	cfg := DefaultConfig()
-	chain, err := BuildChain(cfg, ChainDeps{Matcher: enforce.NewMatcher(), Nonces: NewNonceCache(10), Log: slog.New(slog.DiscardHandler)})
+	chain, err := BuildChain(cfg, ChainDeps{Matcher: enforce.NewMatcher(), Nonces: NewNonceCache(10), Log: slog.New(slog.DiscardHandler), Clients: clientsForTests})
 	if err != nil {
 		t.Fatal(err)
 	}

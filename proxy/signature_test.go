@@ -62,7 +62,7 @@ func newSigningFixture(t *testing.T) *signingFixture {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	chain, err := BuildChain(cfg, ChainDeps{Matcher: nil, Nonces: NewNonceCache(10000), Log: slog.New(slog.DiscardHandler)})
+	chain, err := BuildChain(cfg, ChainDeps{Matcher: nil, Nonces: NewNonceCache(10000), Log: slog.New(slog.DiscardHandler), Clients: clientsForTests})
 	if err != nil {
 		t.Fatal(err)
 	}

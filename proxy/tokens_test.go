@@ -81,7 +81,7 @@ func newTokenFixture(t *testing.T) *tokenFixture {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	chain, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(1000), Log: slog.New(slog.DiscardHandler)})
+	chain, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(1000), Log: slog.New(slog.DiscardHandler), Clients: clientsForTests})
 	if err != nil {
 		t.Fatal(err)
 	}

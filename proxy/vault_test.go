@@ -125,7 +125,7 @@ func TestSecretInjection(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	chain, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(1000), Log: slog.New(slog.DiscardHandler)})
+	chain, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(1000), Log: slog.New(slog.DiscardHandler), Clients: clientsForTests})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/evaldata"
 	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/clients"
 )
 
 // The CSIC 2010 evaluation of the product path: the requests are imported
@@ -193,7 +194,7 @@ func csicProductPath(t testing.TB, full bool) *csicResult {
 	defer up.Close()
 	cfg := csicProxyConfig(up.URL)
 	log := slog.New(slog.DiscardHandler)
-	chain, err := proxy.BuildChain(cfg, proxy.ChainDeps{Matcher: enforce.NewMatcher(), Nonces: proxy.NewNonceCache(1024), Log: log})
+	chain, err := proxy.BuildChain(cfg, proxy.ChainDeps{Matcher: enforce.NewMatcher(), Nonces: proxy.NewNonceCache(1024), Log: log, Clients: clients.Build})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/apiguard/apiguard/internal/secret"
 	"github.com/apiguard/apiguard/pipeline/topology"
 	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/clients"
 	"github.com/apiguard/apiguard/proxy/emit"
 	"github.com/apiguard/apiguard/proxy/inspect"
 )
@@ -94,7 +95,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 		return nil, err
 	}
 	nonces := proxy.NewNonceCache(cfg.Proxy.Auth.Signatures.MaxNonces)
-	deps := proxy.ChainDeps{Matcher: m, Nonces: nonces, Log: log, Payload: inspect.Build}
+	deps := proxy.ChainDeps{Matcher: m, Nonces: nonces, Log: log, Payload: inspect.Build, Clients: clients.Build}
 	chain, err := proxy.BuildChain(cfg.Proxy, deps)
 	if err != nil {
 		stopWatch()

@@ -1,6 +1,7 @@
-package proxy
+package clients
 
 import (
+	"github.com/apiguard/apiguard/proxy"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,18 +16,18 @@ func TestOrigins(t *testing.T) {
 		w.Header().Set("Access-Control-Allow-Origin", "*") // a careless upstream: the proxy's answer wins
 	}))
 	defer up.Close()
-	cfg := DefaultConfig()
+	cfg := proxy.DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.Routes = []string{"POST /orders", "GET /public"}
-	oc := DefaultOriginsConfig()
+	oc := proxy.DefaultOriginsConfig()
 	oc.Allowed = []string{"https://shop.example"}
 	oc.AllowCredentials = true
-	oc.Routes = map[string]RouteOrigins{"GET /public": {Allowed: []string{"*"}}}
+	oc.Routes = map[string]proxy.RouteOrigins{"GET /public": {Allowed: []string{"*"}}}
 	if err := oc.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	events := &collector{}
-	p, err := New(cfg, []Check{NewOrigins(oc)}, events, 1, slog.New(slog.DiscardHandler))
+	p, err := proxy.New(cfg, []proxy.Check{NewOrigins(oc)}, events, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestOrigins(t *testing.T) {
 			}
 		})
 	}
-	bad := DefaultOriginsConfig()
+	bad := proxy.DefaultOriginsConfig()
 	bad.Allowed = []string{"shop.example"}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "proxy.origins.allowed[0]") {
 		t.Errorf("Validate = %v", err)

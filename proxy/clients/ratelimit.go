@@ -1,7 +1,8 @@
-package proxy
+package clients
 
 import (
 	"fmt"
+	"github.com/apiguard/apiguard/proxy"
 	"hash/maphash"
 	"math"
 	"net/http"
@@ -15,63 +16,12 @@ import (
 // RateLimitName is the name of the rate-limit check in events.
 const RateLimitName = "rate_limit"
 
-// Limit is a token bucket: Rate requests a second on average, Burst at
-// once. A zero Rate is no limit.
-type Limit struct {
-	Rate  float64 `yaml:"rate"`
-	Burst float64 `yaml:"burst"`
-}
-
-// RateLimitConfig configures the rate limits: per consumer per API by
-// plan, per client IP for requests without a verified key, and per API
-// over all consumers.
-type RateLimitConfig struct {
-	// Plans are the limits per verified API key per API, by the key's plan.
-	Plans map[string]Limit `yaml:"plans"`
-	// DefaultPlan applies to keys whose plan is not in Plans.
-	DefaultPlan string `yaml:"default_plan"`
-	// Anonymous is the limit per client IP per API without a verified key.
-	Anonymous Limit `yaml:"anonymous"`
-	// APIs are global limits per API, over every consumer.
-	APIs map[string]Limit `yaml:"apis"`
-}
-
-// DefaultRateLimitConfig sets no limits.
-func DefaultRateLimitConfig() RateLimitConfig { return RateLimitConfig{} }
-
-// Validate reports the first bad field by its config key.
-func (c RateLimitConfig) Validate() error {
-	check := func(key string, l Limit) error {
-		if l.Rate < 0 || l.Burst < 0 || l.Rate > 0 && l.Burst < 1 {
-			return fmt.Errorf("%s: rate %g, burst %g; want rate ≥ 0 and, with a rate, burst ≥ 1", key, l.Rate, l.Burst)
-		}
-		return nil
-	}
-	for name, l := range c.Plans {
-		if err := check(fmt.Sprintf("proxy.rate_limits.plans[%q]", name), l); err != nil {
-			return err
-		}
-	}
-	if _, ok := c.Plans[c.DefaultPlan]; c.DefaultPlan != "" && !ok {
-		return fmt.Errorf("proxy.rate_limits.default_plan: %q is not in plans", c.DefaultPlan)
-	}
-	if err := check("proxy.rate_limits.anonymous", c.Anonymous); err != nil {
-		return err
-	}
-	for api, l := range c.APIs {
-		if err := check(fmt.Sprintf("proxy.rate_limits.apis[%q]", api), l); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // RateLimit applies token buckets in memory. Allowed answers carry the
 // IETF RateLimit and RateLimit-Policy fields for the consumer's bucket; a
 // refusal is a 429 with Retry-After. Throttle entries from the
 // enforcement state are the enforcement check's (also 429).
 type RateLimit struct {
-	cfg    RateLimitConfig
+	cfg    proxy.RateLimitConfig
 	shards [64]bucketShard
 	seed   maphash.Seed
 }
@@ -84,7 +34,7 @@ type bucketShard struct {
 type bucket struct {
 	tokens float64
 	last   time.Time
-	limit  Limit
+	limit  proxy.Limit
 }
 
 // maxBucketsPerShard bounds memory: past it a shard drops the buckets
@@ -92,7 +42,7 @@ type bucket struct {
 const maxBucketsPerShard = 16384
 
 // NewRateLimit returns the check; cfg must be valid.
-func NewRateLimit(cfg RateLimitConfig) *RateLimit {
+func NewRateLimit(cfg proxy.RateLimitConfig) *RateLimit {
 	r := &RateLimit{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range r.shards {
 		r.shards[i].buckets = map[string]*bucket{}
@@ -106,7 +56,7 @@ func (*RateLimit) Name() string { return RateLimitName }
 // take removes one token from the bucket key with limit l at now, and
 // returns whether there was one, the tokens left and the time until the
 // next token.
-func (r *RateLimit) take(key string, l Limit, now time.Time) (ok bool, left float64, wait time.Duration) {
+func (r *RateLimit) take(key string, l proxy.Limit, now time.Time) (ok bool, left float64, wait time.Duration) {
 	sh := &r.shards[maphash.String(r.seed, key)%uint64(len(r.shards))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -141,7 +91,7 @@ func (sh *bucketShard) sweep(now time.Time) {
 }
 
 // Check implements Check.
-func (r *RateLimit) Check(x *Exchange) *Denial {
+func (r *RateLimit) Check(x *proxy.Exchange) *proxy.Denial {
 	if l, ok := r.cfg.APIs[x.API]; ok && l.Rate > 0 {
 		if ok, _, wait := r.take("api\x00"+x.API, l, x.Now); !ok {
 			return r.refuse(x, "api", l, wait, "API limit for "+x.API)
@@ -179,17 +129,17 @@ func (r *RateLimit) Check(x *Exchange) *Denial {
 // setRateHeaders writes the IETF fields: the policy (quota q over window
 // w seconds) and the state (r requests left, t seconds until the bucket is
 // full again).
-func setRateHeaders(h http.Header, policy string, l Limit, left float64) {
+func setRateHeaders(h http.Header, policy string, l proxy.Limit, left float64) {
 	window := int(math.Ceil(l.Burst / l.Rate))
 	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", policy, int(l.Burst), window))
 	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", policy, int(left), int(math.Ceil((l.Burst-left)/l.Rate))))
 }
 
-func (r *RateLimit) refuse(x *Exchange, policy string, l Limit, wait time.Duration, reason string) *Denial {
+func (r *RateLimit) refuse(x *proxy.Exchange, policy string, l proxy.Limit, wait time.Duration, reason string) *proxy.Denial {
 	h := http.Header{}
 	secs := max(1, int(math.Ceil(wait.Seconds())))
 	h.Set("Retry-After", strconv.Itoa(secs))
 	setRateHeaders(h, policy, l, 0)
-	return &Denial{Status: http.StatusTooManyRequests, Detail: "Too many requests; retry later.",
+	return &proxy.Denial{Status: http.StatusTooManyRequests, Detail: "Too many requests; retry later.",
 		Decision: event.Decision_DECISION_THROTTLE, Reason: "rate limit: " + reason, Headers: h}
 }

@@ -1,7 +1,8 @@
-package proxy
+package clients
 
 import (
 	"encoding/json"
+	"github.com/apiguard/apiguard/proxy"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,17 +21,17 @@ func TestBots(t *testing.T) {
 	events := &collector{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer up.Close()
-	cfg := DefaultConfig()
+	cfg := proxy.DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.Routes = []string{"GET /account", "GET /feed"}
 	cfg.TrustedProxies = []string{"127.0.0.1/32"}
-	bc := DefaultBotsConfig()
+	bc := proxy.DefaultBotsConfig()
 	bc.CrawlerFiles = []string{"testdata/bots/crawlers.txt"}
 	bc.ScannerFiles = []string{"testdata/bots/scanners.txt"}
 	bc.DatacenterFiles = []string{"testdata/bots/datacenter.txt"}
-	bc.Routes = map[string]BotRoute{
+	bc.Routes = map[string]proxy.BotRoute{
 		"GET /account": {BrowserOnly: true},
-		"GET /feed":    {Actions: map[string]string{BotCrawler: BotBlock, BotDatacenter: BotBlock}},
+		"GET /feed":    {Actions: map[string]string{proxy.BotCrawler: proxy.BotBlock, proxy.BotDatacenter: proxy.BotBlock}},
 	}
 	if err := bc.Validate(); err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestBots(t *testing.T) {
 	if bots.Crawlers() != 2 || bots.Skipped() != 1 {
 		t.Errorf("loaded %d crawler patterns, skipped %d; want 2 and 1 (the look-behind)", bots.Crawlers(), bots.Skipped())
 	}
-	p, err := New(cfg, []Check{bots}, events, 1, slog.New(slog.DiscardHandler))
+	p, err := proxy.New(cfg, []proxy.Check{bots}, events, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +92,8 @@ func TestBots(t *testing.T) {
 }
 
 func TestBotsConfigErrors(t *testing.T) {
-	bad := DefaultBotsConfig()
-	bad.Actions["robots"] = BotBlock
+	bad := proxy.DefaultBotsConfig()
+	bad.Actions["robots"] = proxy.BotBlock
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), `unknown category "robots"`) {
 		t.Errorf("Validate = %v", err)
 	}
@@ -101,7 +102,7 @@ func TestBotsConfigErrors(t *testing.T) {
 	if err := os.WriteFile(f, []byte("10.0.0.0/8\nnot-a-cidr\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultBotsConfig()
+	cfg := proxy.DefaultBotsConfig()
 	cfg.DatacenterFiles = []string{f}
 	if _, err := NewBots(cfg); err == nil || !strings.Contains(err.Error(), "dc.txt:2") {
 		t.Errorf("NewBots with a bad CIDR = %v, want the file and line", err)
@@ -112,7 +113,7 @@ func TestBotsConfigErrors(t *testing.T) {
 // the crawler list's own example User-Agents are recognised.
 func TestBotsOnSharedLists(t *testing.T) {
 	dir := evaldata.Dir(t, "bot-ua-lists")
-	cfg := DefaultBotsConfig()
+	cfg := proxy.DefaultBotsConfig()
 	cfg.CrawlerFiles = []string{filepath.Join(dir, "monperrus-crawler-user-agents.json")}
 	cfg.ScannerFiles = []string{filepath.Join(dir, "crs-scanners-user-agents.data")}
 	cfg.DatacenterFiles = []string{filepath.Join(evaldata.Dir(t, "cloud-ip-ranges"), "amazon", "ipv4_merged.txt")}
@@ -168,7 +169,7 @@ func BenchmarkBots(b *testing.B) {
 	if _, err := os.Stat(list); err != nil {
 		b.Skipf("shared data absent: %v", err)
 	}
-	cfg := DefaultBotsConfig()
+	cfg := proxy.DefaultBotsConfig()
 	cfg.CrawlerFiles = []string{list}
 	bots, err := NewBots(cfg)
 	if err != nil {

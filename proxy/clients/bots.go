@@ -1,12 +1,14 @@
-package proxy
+package clients
 
 import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/apiguard/apiguard/proxy"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -17,92 +19,6 @@ import (
 
 // BotsName is the name of the bots check in events.
 const BotsName = "bots"
-
-// Bot categories, each with its own action.
-const (
-	BotEmptyUA    = "empty_user_agent" // no User-Agent at all
-	BotNonBrowser = "non_browser"      // not a browser, on a browser-only route
-	BotCrawler    = "crawler"          // a known crawler (from user_agent_files)
-	BotScanner    = "scanner"          // a security scanner
-	BotAutomation = "automation"       // headless browsers and automation frameworks
-	BotDatacenter = "datacenter"       // from a datacenter or cloud range
-)
-
-// Bot actions.
-const (
-	BotAllow = "allow"
-	BotFlag  = "flag"  // let through, mark the event
-	BotBlock = "block" // 403
-)
-
-// BotsConfig configures the bots check. Actions maps a category to allow,
-// flag or block; Routes overrides it per route template, and marks
-// browser-only routes.
-type BotsConfig struct {
-	// CrawlerFiles hold crawler User-Agent patterns: a JSON array of
-	// {"pattern": …} objects (the crawler-user-agents format) or of
-	// strings, or text with one pattern a line (# comments). Patterns Go's
-	// regexp cannot compile (look-behinds) are skipped and counted.
-	CrawlerFiles []string `yaml:"crawler_files"`
-	// ScannerFiles hold scanner User-Agent substrings, one a line (#
-	// comments), added to the built-in list.
-	ScannerFiles []string `yaml:"scanner_files"`
-	// DatacenterFiles hold CIDRs, one a line (# comments).
-	DatacenterFiles []string            `yaml:"datacenter_files"`
-	Actions         map[string]string   `yaml:"actions"`
-	Routes          map[string]BotRoute `yaml:"routes"`
-}
-
-// BotRoute overrides bot handling for one route.
-type BotRoute struct {
-	// BrowserOnly routes serve browsers: anything else is non_browser.
-	BrowserOnly bool              `yaml:"browser_only"`
-	Actions     map[string]string `yaml:"actions"`
-}
-
-// DefaultBotsConfig returns the defaults: scanners blocked, empty user
-// agents, automation and datacenter traffic flagged, crawlers allowed.
-func DefaultBotsConfig() BotsConfig {
-	return BotsConfig{Actions: map[string]string{
-		BotEmptyUA: BotFlag, BotNonBrowser: BotBlock, BotCrawler: BotAllow,
-		BotScanner: BotBlock, BotAutomation: BotFlag, BotDatacenter: BotFlag,
-	}}
-}
-
-var botCategories = []string{BotEmptyUA, BotNonBrowser, BotCrawler, BotScanner, BotAutomation, BotDatacenter}
-
-// Validate reports the first bad field by its config key.
-func (c BotsConfig) Validate() error {
-	check := func(key string, m map[string]string) error {
-		for cat, act := range m {
-			if !containsStr(botCategories, cat) {
-				return fmt.Errorf("%s: unknown category %q, want one of %s", key, cat, strings.Join(botCategories, ", "))
-			}
-			if act != BotAllow && act != BotFlag && act != BotBlock {
-				return fmt.Errorf("%s.%s: %q, want allow, flag or block", key, cat, act)
-			}
-		}
-		return nil
-	}
-	if err := check("proxy.bots.actions", c.Actions); err != nil {
-		return err
-	}
-	for r, o := range c.Routes {
-		if err := check(fmt.Sprintf("proxy.bots.routes[%q].actions", r), o.Actions); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func containsStr(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // builtinScanners are security scanners and attack tools that announce
 // themselves in the User-Agent.
@@ -122,7 +38,7 @@ var browserMarkers = []string{"mozilla/", "chrome/", "safari/", "firefox/", "edg
 // client IP, and applies each category's action. It holds its lists in
 // memory; classifications of a User-Agent are cached (bounded).
 type Bots struct {
-	cfg        BotsConfig
+	cfg        proxy.BotsConfig
 	crawlers   *patternSet
 	scanners   []string
 	datacenter *bart.Lite
@@ -138,7 +54,7 @@ const maxUACache = 8192
 
 // NewBots loads the configured files. It reports which file and line is
 // bad; patterns Go cannot compile are skipped and counted (Skipped).
-func NewBots(cfg BotsConfig) (*Bots, error) {
+func NewBots(cfg proxy.BotsConfig) (*Bots, error) {
 	b := &Bots{cfg: cfg, scanners: append([]string(nil), builtinScanners...), datacenter: new(bart.Lite),
 		cache: map[string]string{}}
 	var pats []string
@@ -246,7 +162,7 @@ func readPatterns(path string) ([]string, error) {
 func (*Bots) Name() string { return BotsName }
 
 // Check implements Check.
-func (b *Bots) Check(x *Exchange) *Denial {
+func (b *Bots) Check(x *proxy.Exchange) *proxy.Denial {
 	route, routed := b.cfg.Routes[x.API]
 	action := func(cat string) string {
 		if a, ok := route.Actions[cat]; routed && ok {
@@ -255,14 +171,14 @@ func (b *Bots) Check(x *Exchange) *Denial {
 		if a, ok := b.cfg.Actions[cat]; ok {
 			return a
 		}
-		return BotAllow
+		return proxy.BotAllow
 	}
 	for _, cat := range b.classify(x, routed && route.BrowserOnly) {
 		switch action(cat) {
-		case BotBlock:
-			return &Denial{Status: http.StatusForbidden, Decision: event.Decision_DECISION_BLOCK,
+		case proxy.BotBlock:
+			return &proxy.Denial{Status: http.StatusForbidden, Decision: event.Decision_DECISION_BLOCK,
 				Reason: "bot: " + cat + " (" + clip(x.Req.UserAgent(), 80) + ")"}
-		case BotFlag:
+		case proxy.BotFlag:
 			if x.Event.Check == "" {
 				x.Event.Check, x.Event.Reason = BotsName, "flagged: bot: "+cat
 			}
@@ -273,22 +189,22 @@ func (b *Bots) Check(x *Exchange) *Denial {
 
 // classify returns the categories a request falls in, most specific
 // first.
-func (b *Bots) classify(x *Exchange, browserOnly bool) []string {
+func (b *Bots) classify(x *proxy.Exchange, browserOnly bool) []string {
 	var cats []string
 	ua := x.Req.UserAgent()
 	if ua == "" {
-		cats = append(cats, BotEmptyUA)
+		cats = append(cats, proxy.BotEmptyUA)
 	} else if c := b.uaCategory(ua); c != "" {
 		cats = append(cats, c)
 	}
-	if ua != "" && (b.automationHints(x.Req, ua)) && !containsStr(cats, BotAutomation) {
-		cats = append(cats, BotAutomation)
+	if ua != "" && (b.automationHints(x.Req, ua)) && !slices.Contains(cats, proxy.BotAutomation) {
+		cats = append(cats, proxy.BotAutomation)
 	}
 	if browserOnly && !isBrowser(ua) {
-		cats = append(cats, BotNonBrowser)
+		cats = append(cats, proxy.BotNonBrowser)
 	}
 	if x.ClientIP.IsValid() && b.datacenter.Contains(x.ClientIP.Unmap()) {
-		cats = append(cats, BotDatacenter)
+		cats = append(cats, proxy.BotDatacenter)
 	}
 	return cats
 }
@@ -315,11 +231,11 @@ func (b *Bots) uaCategory(ua string) string {
 	l := strings.ToLower(ua)
 	switch {
 	case containsAny(l, b.scanners):
-		c = BotScanner
+		c = proxy.BotScanner
 	case containsAny(l, builtinAutomation):
-		c = BotAutomation
+		c = proxy.BotAutomation
 	case b.crawlers.match(ua):
-		c = BotCrawler
+		c = proxy.BotCrawler
 	}
 	b.mu.Lock()
 	if len(b.cache) >= maxUACache {
