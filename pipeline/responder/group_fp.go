@@ -148,20 +148,21 @@ func (t *traffic) sweepFP(cut int64) {
 }
 
 // flagFP records that the policy acted on principal kind value at now and
-// returns the fingerprint it presents and the distinct principals flagged
-// under it within window, or "" when the responder does not know its
-// fingerprint.
-func (t *traffic) flagFP(kind, value string, now time.Time, window time.Duration) (string, []string) {
+// returns the fingerprint it presents, the distinct principals flagged
+// under it within window, and how many units they make — addresses count
+// once per /24 (/48), which the network group covers — or "" when the
+// responder does not know its fingerprint.
+func (t *traffic) flagFP(kind, value string, now time.Time, window time.Duration) (string, []string, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, ok := t.prins[prinKey{kind, value}]
 	if !ok {
-		return "", nil
+		return "", nil, 0
 	}
 	u := t.fps[p.fp]
 	if u == nil {
 		if len(t.fps) >= maxNets {
-			return "", nil
+			return "", nil, 0
 		}
 		if t.fps == nil {
 			t.fps = map[string]*fpUse{}
@@ -178,10 +179,18 @@ func (t *traffic) flagFP(kind, value string, now time.Time, window time.Duration
 	}
 	u.flagged = append(u.flagged, fpFlag{kind: kind, value: value, at: now})
 	out := make([]string, len(u.flagged))
+	units := map[string]bool{}
 	for i, f := range u.flagged {
 		out[i] = f.kind + " " + f.value
+		unit := out[i]
+		if f.kind == event.KindIP {
+			if n, ok := networkOf(f.value); ok {
+				unit = n
+			}
+		}
+		units[unit] = true
 	}
-	return p.fp, out
+	return p.fp, out, len(units)
 }
 
 // fingerprintSpared returns why the policy must not block fingerprint fp,
@@ -233,7 +242,8 @@ func (r *Responder) fingerprintSpared(fp string, at time.Time) string {
 // groupFP blocks the fingerprint that the principal target, just acted on
 // for a, presents, when MinFingerprintPrincipals principals presenting it
 // were acted on within Window and no principal with good history presents
-// it: one entry instead of many. A fingerprint with good users is not
+// it: one entry instead of many. Addresses of one /24 (/48) count as one
+// principal: the network group (group.go) is the narrower entry for them. A fingerprint with good users is not
 // blocked (the decision is recorded as dry-run saying who presents it);
 // the per-minute cap counts the entry as one action.
 func (r *Responder) groupFP(ctx context.Context, a *event.Anomaly, target *event.Principal) error {
@@ -242,8 +252,8 @@ func (r *Responder) groupFP(ctx context.Context, a *event.Anomaly, target *event
 		return nil
 	}
 	now := r.now()
-	fp, flagged := r.traffic.flagFP(target.Kind, target.Value, now, g.Window)
-	if fp == "" || len(flagged) < g.MinFingerprintPrincipals {
+	fp, flagged, units := r.traffic.flagFP(target.Kind, target.Value, now, g.Window)
+	if fp == "" || units < g.MinFingerprintPrincipals {
 		return nil
 	}
 	r.groupMu.Lock()
