@@ -312,6 +312,27 @@ func TestParameters(t *testing.T) {
 		}
 		explained(t, got)
 	})
+	t.Run("an injection while the model is young", func(t *testing.T) {
+		// 150 values learned, under min_samples (200): a new syntax
+		// class is scored already, and the injection is not learned;
+		// new words of the same kind are not.
+		young := search(member("user", 1), 0, 450*time.Second, func(i int) string { return words[i%len(words)] })
+		attack := search(who{ip: "203.0.113.65", ua: browserUA}, 8*time.Minute, 8*time.Minute+10*time.Second, func(int) string {
+			return "shoes'/**/UNION/**/SELECT/**/password/**/FROM/**/users--"
+		})
+		fresh := search(who{ip: "203.0.113.66", ua: browserUA}, 9*time.Minute, 10*time.Minute, func(i int) string {
+			return []string{"garden hose", "tent", "book 2"}[i%3]
+		})
+		e := newEngine(t, nil)
+		got := by(runAll(e, sorted(young, attack, fresh)), ParamsName)
+		if !slices.Equal(principals(got), []string{"ip:203.0.113.65"}) {
+			t.Fatalf("parameters flagged %v, want the attacker alone", principals(got))
+		}
+		explained(t, got)
+		if m := e.st.Params["GET /search\x00q"]; m == nil || m.ClassN[classOfByte['\'']] != 0 {
+			t.Errorf("the young model learned the injection's quote")
+		}
+	})
 	t.Run("a parameter the API never carried", func(t *testing.T) {
 		extra := search(who{ip: "203.0.113.67", ua: browserUA}, 25*time.Minute, 25*time.Minute+10*time.Second, func(int) string { return "shoes" })
 		for _, ev := range extra {

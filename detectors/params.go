@@ -15,7 +15,8 @@ const ParamsName = "parameters"
 // ParamsConfig configures the parameter-anomaly detector.
 type ParamsConfig struct {
 	// MinSamples is how many values of a parameter its model learns
-	// before it scores any.
+	// before it scores any; from half as many on, it scores a value
+	// bringing two syntax classes the parameter never carried.
 	MinSamples int `yaml:"min_samples"`
 	// MaxP is the tail probability at or below which a value is anomalous.
 	MaxP float64 `yaml:"max_p"`
@@ -212,6 +213,19 @@ func (m *paramModel) learn(v string) {
 			m.ShapeOverflow, m.Shapes = true, nil
 		}
 	}
+}
+
+// newSyntax counts the syntax classes (syntaxClasses) v carries that the
+// parameter never carried.
+func (m *paramModel) newSyntax(v string) int {
+	n := 0
+	set := classesOf(v) & syntaxClasses
+	for c := 0; set != 0; c, set = c+1, set>>1 {
+		if set&1 != 0 && m.ClassN[c] == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // goodTuring is the chance that the next observation is new, given counts
@@ -420,6 +434,23 @@ func (d *params) observe(e *Engine, x *ctx, out []finding) []finding {
 		}
 		v := q.Value // decoded once, by the proxy
 		if int(m.N) < d.cfg.MinSamples {
+			// From half of MinSamples on, a value bringing two or more
+			// syntax classes the parameter never carried (a quote and a
+			// comment, angle brackets) is scored already, and not
+			// learned if it flags: that keeps an injection early in the
+			// day out of the model. One new class is left to
+			// MinSamples: at a young model it is at max_p's edge
+			// (1/(N+1) times syntaxPrior), and names carry one (the
+			// apostrophe of "d'Urgell"), as what else a young model
+			// finds unusual (length, shape, a new value) is.
+			if 2*int(m.N) >= d.cfg.MinSamples && m.newSyntax(v) >= 2 {
+				if s := m.score(v); s.p <= d.cfg.MaxP {
+					if s.p < worst.p {
+						worst, worstName, worstValue = s, q.Name, v
+					}
+					continue
+				}
+			}
 			if x.learn {
 				m.learn(v)
 			}
