@@ -303,7 +303,7 @@ func usedWhileActed(uses []int64, first time.Time) bool {
 }
 
 // seedFloor is the macro precision and recall every seed must reach.
-const seedFloor = 0.93
+const seedFloor = 0.96
 
 // TestNoCollateral: on generated days, the responder (its defaults, four
 // partitions) blocks or throttles nothing that normal traffic uses: no
