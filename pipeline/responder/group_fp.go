@@ -222,21 +222,10 @@ func (r *Responder) fingerprintSpared(fp string, at time.Time) string {
 	case busy:
 		return fmt.Sprintf("more than %d principals with good history present %s", maxNetUsers, fp)
 	}
-	var good []string
-	for _, u := range users {
-		if !r.history.Acted(u.kind, u.value) {
-			good = append(good, u.kind+" "+u.value)
-		}
+	if n, list := r.goodHistory(users); n > 0 {
+		return fmt.Sprintf("%d principal(s) with good history present %s (%s)", n, fp, list)
 	}
-	if len(good) == 0 {
-		return ""
-	}
-	slices.Sort(good)
-	n := len(good)
-	if n > 3 {
-		good = append(good[:3], "…")
-	}
-	return fmt.Sprintf("%d principal(s) with good history present %s (%s)", n, fp, strings.Join(good, ", "))
+	return ""
 }
 
 // groupFP blocks the fingerprint that the principal target, just acted on

@@ -318,14 +318,13 @@ func (r *Responder) networkSpared(p netip.Prefix, at time.Time) string {
 		return fmt.Sprintf("the responder sees no traffic, so it cannot tell whether principals with good history use %s", p)
 	}
 	cut := at.Add(-r.history.window).UnixNano()
-	type user struct{ kind, value string }
-	var users []user
+	var users []prinKey
 	busy := false
 	add := func(u *netUse) {
 		busy = busy || u.busy
 		for _, x := range u.users {
 			if x.last >= cut && x.ok > x.bad {
-				users = append(users, user{x.kind, x.value})
+				users = append(users, prinKey{x.kind, x.value})
 			}
 		}
 	}
@@ -353,6 +352,16 @@ func (r *Responder) networkSpared(p netip.Prefix, at time.Time) string {
 	if busy {
 		return fmt.Sprintf("more than %d principals with good history use %s", maxNetUsers, p)
 	}
+	if n, list := r.goodHistory(users); n > 0 {
+		return fmt.Sprintf("%d principal(s) with good history use %s (%s)", n, p, list)
+	}
+	return ""
+}
+
+// goodHistory returns how many of users the responder has not acted on
+// (those keep their good history) and the first three of them, sorted, as
+// "kind value, …" for an action's reason.
+func (r *Responder) goodHistory(users []prinKey) (int, string) {
 	var good []string
 	for _, u := range users {
 		if r.history.Acted(u.kind, u.value) {
@@ -360,15 +369,12 @@ func (r *Responder) networkSpared(p netip.Prefix, at time.Time) string {
 		}
 		good = append(good, u.kind+" "+u.value)
 	}
-	if len(good) == 0 {
-		return ""
-	}
 	slices.Sort(good)
 	n := len(good)
 	if n > 3 {
 		good = append(good[:3], "…")
 	}
-	return fmt.Sprintf("%d principal(s) with good history use %s (%s)", n, p, strings.Join(good, ", "))
+	return n, strings.Join(good, ", ")
 }
 
 // addressSpared returns why the policy must not block the address a, or
@@ -395,15 +401,14 @@ func (r *Responder) addressSpared(a netip.Addr, at time.Time, except map[string]
 	}
 	k := addrKey(a)
 	cut := at.Add(-r.history.window).UnixNano()
-	type user struct{ kind, value string }
-	var users []user
+	var users []prinKey
 	t.mu.Lock()
 	u, full := t.nets[n], t.full
 	busy := u != nil && u.busy
 	if u != nil {
 		for _, x := range u.users {
 			if x.last >= cut && x.ok > x.bad && x.uses(k) && !except[x.kind+" "+x.value] {
-				users = append(users, user{x.kind, x.value})
+				users = append(users, prinKey{x.kind, x.value})
 			}
 		}
 	}
@@ -414,19 +419,8 @@ func (r *Responder) addressSpared(a netip.Addr, at time.Time, except map[string]
 	case busy:
 		return fmt.Sprintf("more than %d principals with good history use %s, the network of %s", maxNetUsers, n, a)
 	}
-	var good []string
-	for _, u := range users {
-		if !r.history.Acted(u.kind, u.value) {
-			good = append(good, u.kind+" "+u.value)
-		}
+	if c, list := r.goodHistory(users); c > 0 {
+		return fmt.Sprintf("%d principal(s) with good history use %s (%s)", c, a, list)
 	}
-	if len(good) == 0 {
-		return ""
-	}
-	slices.Sort(good)
-	c := len(good)
-	if c > 3 {
-		good = append(good[:3], "…")
-	}
-	return fmt.Sprintf("%d principal(s) with good history use %s (%s)", c, a, strings.Join(good, ", "))
+	return ""
 }
