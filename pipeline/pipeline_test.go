@@ -162,7 +162,7 @@ func TestEnsureIsIdempotent(t *testing.T) {
 	for n := range names.Name() {
 		got = append(got, n)
 	}
-	if len(got) != 4 { // three streams and the KV bucket's stream
+	if len(got) != 5 { // three streams, the KV bucket's and the snapshot object store's
 		t.Errorf("streams %v", got)
 	}
 }
