@@ -12,6 +12,6 @@ cd "$(dirname "$0")/../.."
 N=${1:-1000000}
 P=${2:-10}
 go build -o bin/apiguard ./cmd/apiguard
-go build -o bin/enforcescale ./deploy/bench/enforcescale
+go build -o bin/enforcescale ./cmd/apiguard-enforcescale
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 bin/enforcescale -n "$N" -proxies "$P" -bin bin/apiguard

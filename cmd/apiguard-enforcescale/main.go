@@ -4,6 +4,8 @@
 // snapshot (local, and shared through the object store), resident memory,
 // and how fast a change reaches many proxies.
 // deploy/bench/enforce.sh runs it; the figures go to docs/benchmarks.md.
+// It lives under cmd/ because it runs and talks to a NATS server itself,
+// which only cmd/ and the packages DESIGN.md names may do.
 package main
 
 import (
