@@ -2,11 +2,8 @@ package responder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/apiguard/apiguard/event"
@@ -133,55 +130,21 @@ func (r *Responder) group(ctx context.Context, a *event.Anomaly, ip string) erro
 	if len(addrs) < g.MinAddresses {
 		return nil
 	}
-	if last, ok := r.history.Last(event.KindCIDR, network); ok && now.Sub(last) < g.Window {
+	b := groupBlock{rule: "group", target: &event.Principal{Kind: event.KindCIDR, Value: network}, noun: "network",
+		why: fmt.Sprintf("%d addresses of %s blocked within %s (%s…)", len(addrs), network, g.Window, sampleOf(addrs))}
+	d, ok := r.groupDecision(a, b, now)
+	if !ok {
 		return nil // already acted on within the window
-	}
-	offences, _ := r.history.Of(event.KindCIDR, network, "", now)
-	ttl := r.cfg.Escalation.escalate(g.TTL, offences)
-	slices.Sort(addrs)
-	sample := addrs
-	if len(sample) > 5 {
-		sample = sample[:5]
-	}
-	trigger := time.Unix(0, a.TimeUnixNano)
-	d := Decision{
-		Kind:   event.ActionKind_ACTION_BLOCK,
-		Target: &event.Principal{Kind: event.KindCIDR, Value: network},
-		TTL:    ttl,
-		Reason: fmt.Sprintf("%s anomaly on %s, score %.2f: %s; group: %d addresses of %s blocked within %s (%s…); rule group",
-			a.Detector, a.Api, a.Score, a.Summary, len(addrs), network, g.Window, strings.Join(sample, ", ")),
-		// The id is the network's and the window's, so that replicas that
-		// decide the same at once record one action (the audit stream
-		// de-duplicates by id) over the same entry.
-		Actor: ActorPrefix + "group", AnomalyID: a.Id, ID: event.HashID(now.Truncate(g.Window), "group", network),
-		Trigger: trigger, Policy: true,
-	}
-	if offences > 0 && ttl != g.TTL {
-		d.Reason += fmt.Sprintf("; %d earlier offence(s) of the network: ttl %s escalated to %s", offences, g.TTL, ttl)
 	}
 	r.mu.Lock()
 	shared := r.sharedNets[network]
 	r.mu.Unlock()
 	if p, ok := r.overlapsNeverBlock(network); ok {
-		d.DryRun = true
-		d.Reason = fmt.Sprintf("network overlaps never_block %s: its addresses only; %s", p, d.Reason)
+		holdBack(&d, fmt.Sprintf("network overlaps never_block %s: its addresses only", p))
 	} else if shared {
-		d.DryRun = true
-		d.Reason = fmt.Sprintf("network holds an address shared by more than max_shared_principals established principals: its addresses only; %s", d.Reason)
-	} else if why := r.networkSpared(netip.MustParsePrefix(network), trigger); why != "" {
-		d.DryRun = true
-		d.Reason = fmt.Sprintf("network not blocked whole: %s: its addresses only; %s", why, d.Reason)
+		holdBack(&d, "network holds an address shared by more than max_shared_principals established principals: its addresses only")
+	} else if why := r.networkSpared(netip.MustParsePrefix(network), d.Trigger); why != "" {
+		holdBack(&d, fmt.Sprintf("network not blocked whole: %s: its addresses only", why))
 	}
-	res, err := r.Apply(ctx, d)
-	if errors.Is(err, ErrInvalid) {
-		r.log.Warn("group entry refused", "network", network, "err", err)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("blocking network %s: %w", network, err)
-	}
-	if res.Enforced() {
-		r.stats.Groups.Add(1)
-	}
-	return nil
+	return r.applyGroup(ctx, b, d)
 }

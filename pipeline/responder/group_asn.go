@@ -2,11 +2,9 @@ package responder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/apiguard/apiguard/event"
@@ -74,29 +72,17 @@ func (r *Responder) groupASN(ctx context.Context, a *event.Anomaly, ip string) e
 	for i, f := range fl {
 		ips[i] = f.ip
 	}
-	slices.Sort(ips)
+	sample := sampleOf(ips)
 	if len(ips) > 5 {
-		ips = append(ips[:5], "…")
+		sample += ", …"
 	}
-	trigger := time.Unix(0, a.TimeUnixNano)
 	for _, p := range prefixes {
 		network := p.String()
-		if last, ok := r.history.Last(event.KindCIDR, network); ok && now.Sub(last) < g.Window {
-			continue
-		}
-		offences, _ := r.history.Of(event.KindCIDR, network, "", now)
-		ttl := r.cfg.Escalation.escalate(g.TTL, offences)
-		d := Decision{
-			Kind:   event.ActionKind_ACTION_BLOCK,
-			Target: &event.Principal{Kind: event.KindCIDR, Value: network},
-			TTL:    ttl,
-			Reason: fmt.Sprintf("%s anomaly on %s, score %.2f: %s; group: %d addresses of %s blocked within %s (%s), %s announced by it; rule group-asn",
-				a.Detector, a.Api, a.Score, a.Summary, len(fl), asn, g.Window, strings.Join(ips, ", "), network),
-			Actor: ActorPrefix + "group-asn", AnomalyID: a.Id, ID: event.HashID(now.Truncate(g.Window), "group-asn", network),
-			Trigger: trigger, Policy: true,
-		}
-		if offences > 0 && ttl != g.TTL {
-			d.Reason += fmt.Sprintf("; %d earlier offence(s) of the prefix: ttl %s escalated to %s", offences, g.TTL, ttl)
+		b := groupBlock{rule: "group-asn", target: &event.Principal{Kind: event.KindCIDR, Value: network}, noun: "prefix",
+			why: fmt.Sprintf("%d addresses of %s blocked within %s (%s), %s announced by it", len(fl), asn, g.Window, sample, network)}
+		d, ok := r.groupDecision(a, b, now)
+		if !ok {
+			continue // already acted on within the window
 		}
 		r.mu.Lock()
 		shared := false
@@ -109,30 +95,18 @@ func (r *Responder) groupASN(ctx context.Context, a *event.Anomaly, ip string) e
 		r.mu.Unlock()
 		switch {
 		case p.Addr().Is4() && p.Bits() < minASNBits4 || p.Addr().Is6() && p.Bits() < minASNBits6:
-			d.DryRun = true
-			d.Reason = fmt.Sprintf("prefix wider than /%d (IPv4) or /%d (IPv6): its addresses only; %s", minASNBits4, minASNBits6, d.Reason)
+			holdBack(&d, fmt.Sprintf("prefix wider than /%d (IPv4) or /%d (IPv6): its addresses only", minASNBits4, minASNBits6))
 		case shared:
-			d.DryRun = true
-			d.Reason = fmt.Sprintf("prefix holds an address shared by more than max_shared_principals established principals: its addresses only; %s", d.Reason)
+			holdBack(&d, "prefix holds an address shared by more than max_shared_principals established principals: its addresses only")
 		default:
 			if np, ok := r.overlapsNeverBlock(network); ok {
-				d.DryRun = true
-				d.Reason = fmt.Sprintf("prefix overlaps never_block %s: its addresses only; %s", np, d.Reason)
-			} else if why := r.networkSpared(p, trigger); why != "" {
-				d.DryRun = true
-				d.Reason = fmt.Sprintf("prefix not blocked whole: %s: its addresses only; %s", why, d.Reason)
+				holdBack(&d, fmt.Sprintf("prefix overlaps never_block %s: its addresses only", np))
+			} else if why := r.networkSpared(p, d.Trigger); why != "" {
+				holdBack(&d, fmt.Sprintf("prefix not blocked whole: %s: its addresses only", why))
 			}
 		}
-		res, err := r.Apply(ctx, d)
-		if errors.Is(err, ErrInvalid) {
-			r.log.Warn("ASN group entry refused", "prefix", network, "err", err)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("blocking prefix %s of %s: %w", network, asn, err)
-		}
-		if res.Enforced() {
-			r.stats.Groups.Add(1)
+		if err := r.applyGroup(ctx, b, d); err != nil {
+			return fmt.Errorf("ASN group of %s: %w", asn, err)
 		}
 	}
 	return nil

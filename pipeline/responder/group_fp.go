@@ -2,7 +2,6 @@ package responder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
@@ -247,43 +246,14 @@ func (r *Responder) groupFP(ctx context.Context, a *event.Anomaly, target *event
 	}
 	r.groupMu.Lock()
 	defer r.groupMu.Unlock()
-	if last, ok := r.history.Last(event.KindFP, fp); ok && now.Sub(last) < g.Window {
+	b := groupBlock{rule: "group-fp", target: &event.Principal{Kind: event.KindFP, Value: fp}, noun: "fingerprint",
+		why: fmt.Sprintf("%d principals presenting %s acted on within %s (%s…), none with good history presents it", len(flagged), fp, g.Window, sampleOf(flagged))}
+	d, ok := r.groupDecision(a, b, now)
+	if !ok {
 		return nil // already acted on within the window
 	}
-	offences, _ := r.history.Of(event.KindFP, fp, "", now)
-	ttl := r.cfg.Escalation.escalate(g.TTL, offences)
-	slices.Sort(flagged)
-	sample := flagged
-	if len(sample) > 5 {
-		sample = sample[:5]
+	if why := r.fingerprintSpared(fp, d.Trigger); why != "" {
+		holdBack(&d, fmt.Sprintf("fingerprint not blocked: %s: its principals only", why))
 	}
-	trigger := time.Unix(0, a.TimeUnixNano)
-	d := Decision{
-		Kind:   event.ActionKind_ACTION_BLOCK,
-		Target: &event.Principal{Kind: event.KindFP, Value: fp},
-		TTL:    ttl,
-		Reason: fmt.Sprintf("%s anomaly on %s, score %.2f: %s; group: %d principals presenting %s acted on within %s (%s…), none with good history presents it; rule group-fp",
-			a.Detector, a.Api, a.Score, a.Summary, len(flagged), fp, g.Window, strings.Join(sample, ", ")),
-		Actor: ActorPrefix + "group-fp", AnomalyID: a.Id, ID: event.HashID(now.Truncate(g.Window), "group-fp", fp),
-		Trigger: trigger, Policy: true,
-	}
-	if offences > 0 && ttl != g.TTL {
-		d.Reason += fmt.Sprintf("; %d earlier offence(s) of the fingerprint: ttl %s escalated to %s", offences, g.TTL, ttl)
-	}
-	if why := r.fingerprintSpared(fp, trigger); why != "" {
-		d.DryRun = true
-		d.Reason = fmt.Sprintf("fingerprint not blocked: %s: its principals only; %s", why, d.Reason)
-	}
-	res, err := r.Apply(ctx, d)
-	if errors.Is(err, ErrInvalid) {
-		r.log.Warn("fingerprint group entry refused", "fp", fp, "err", err)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("blocking fingerprint %s: %w", fp, err)
-	}
-	if res.Enforced() {
-		r.stats.Groups.Add(1)
-	}
-	return nil
+	return r.applyGroup(ctx, b, d)
 }
