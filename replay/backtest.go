@@ -57,7 +57,7 @@ type Result struct {
 	// named by an anomaly that a normal, unlabelled event triggered.
 	FalsePositivePrincipals int `json:"false_positive_principals"`
 	// FlaggedPrincipals and BlockedPrincipals count the clients an anomaly
-	// named and those the responder's policy would have blocked or
+	// named and those the responder's policy would have blocked, revoked or
 	// throttled; Verdicts says who, by what, when and why. Set by Judge's
 	// caller (SetVerdicts).
 	FlaggedPrincipals int `json:"flagged_principals"`

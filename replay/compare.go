@@ -87,13 +87,30 @@ type Verdict struct {
 	// Why is the first anomaly's summary, or the action's reason for a
 	// principal acted on as an attacking member of another.
 	Why string `json:"why"`
-	// Action is what the responder enforced: "block" or "throttle"; ""
-	// when it only recorded (Recorded says why) or did nothing.
+	// Action is the strongest action the responder enforced on it:
+	// "block", "revoke" (a token) or "throttle"; "" when it only recorded
+	// (Recorded says why) or did nothing.
 	Action   string `json:"action,omitempty"`
 	Recorded string `json:"recorded,omitempty"`
 	// Label is the capture's label of the principal's flagged events,
 	// "" for normal or unlabelled traffic.
 	Label string `json:"label,omitempty"`
+}
+
+// enforcing ranks the action kinds that act on a principal, so that a
+// verdict names the strongest: a block stops every request, a revocation
+// the token's, a throttle some.
+var enforcing = map[event.ActionKind]int{
+	event.ActionKind_ACTION_THROTTLE: 1,
+	event.ActionKind_ACTION_REVOKE:   2,
+	event.ActionKind_ACTION_BLOCK:    3,
+}
+
+// actionKinds maps a verdict's Action back to its kind.
+var actionKinds = map[string]event.ActionKind{
+	"throttle": event.ActionKind_ACTION_THROTTLE,
+	"revoke":   event.ActionKind_ACTION_REVOKE,
+	"block":    event.ActionKind_ACTION_BLOCK,
 }
 
 // Verdicts are one config's verdicts by principal.
@@ -148,8 +165,8 @@ func Judge(ctx context.Context, res *Result, w AnomalyWriter, acts *Actions) (Ve
 				v.Why = act.Reason
 			}
 			switch {
-			case !act.DryRun && (act.Kind == event.ActionKind_ACTION_BLOCK || act.Kind == event.ActionKind_ACTION_THROTTLE):
-				if v.Action != "block" {
+			case !act.DryRun && enforcing[act.Kind] > 0:
+				if enforcing[act.Kind] > enforcing[actionKinds[v.Action]] {
 					v.Action = strings.ToLower(strings.TrimPrefix(act.Kind.String(), "ACTION_"))
 				}
 			case act.DryRun && v.Recorded == "":
@@ -165,7 +182,8 @@ func (vs Verdicts) Flagged() []string {
 	return vs.names(func(v *Verdict) bool { return v.Anomalies > 0 })
 }
 
-// Blocked returns the principals the responder blocked or throttled, sorted.
+// Blocked returns the principals the responder acted on — blocked,
+// revoked or throttled — sorted.
 func (vs Verdicts) Blocked() []string {
 	return vs.names(func(v *Verdict) bool { return v.Action != "" })
 }

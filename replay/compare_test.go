@@ -2,11 +2,13 @@ package replay
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/pipeline/responder"
 )
 
 // blockAll is a stand-in for the responder: it blocks every anomaly's
@@ -66,4 +68,60 @@ func TestJudgeAndCompare(t *testing.T) {
 		!slices.Equal(c.BlockedOnlyOld, []string{"ip:10.0.0.2"}) || len(c.FlaggedOnlyOld) != 0 {
 		t.Errorf("comparison %+v", c)
 	}
+}
+
+// TestJudgeCountsRevokes: a token the responder's default policy revokes
+// (a stolen token's thief) is a principal acted on, as its blocked address
+// is; a principal blocked after a revoke keeps the block.
+func TestJudgeCountsRevokes(t *testing.T) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).UnixNano()
+	member := func(kind, value string) *event.Principal { return &event.Principal{Kind: kind, Value: value} }
+	res := &Result{Anomalies: []*event.Anomaly{{Id: "st1", TimeUnixNano: at, Detector: "stolen_token", Api: "POST /orders",
+		Principal: member(event.KindSub, "alice"), Score: 0.99, Severity: event.Severity_SEVERITY_HIGH, Summary: "new client",
+		Members: []*event.Principal{member(event.KindIP, "203.0.113.77"), member(event.KindToken, "jti-thief")}}}}
+	acts := &Actions{}
+	vs, err := Judge(context.Background(), res, responder.New(responder.DefaultConfig(), acts, acts, acts.Now, slog.New(slog.DiscardHandler)), acts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := vs["token:jti-thief"]; v == nil || v.Action != "revoke" {
+		t.Errorf("revoked token's verdict %+v, want action revoke", v)
+	}
+	if v := vs["ip:203.0.113.77"]; v == nil || v.Action != "block" {
+		t.Errorf("thief's address verdict %+v, want action block", v)
+	}
+	if v := vs["sub:alice"]; v == nil || v.Action != "" {
+		t.Errorf("stolen subject's verdict %+v, want no action", v)
+	}
+	res.SetVerdicts(vs)
+	if !slices.Equal(vs.Blocked(), []string{"ip:203.0.113.77", "token:jti-thief"}) || res.BlockedPrincipals != 2 {
+		t.Errorf("acted on %v (%d), want the address and the token", vs.Blocked(), res.BlockedPrincipals)
+	}
+
+	// The strongest action names the verdict, whatever the order.
+	acts = &Actions{}
+	w := &fixedActs{acts: acts, kinds: []event.ActionKind{event.ActionKind_ACTION_THROTTLE, event.ActionKind_ACTION_BLOCK,
+		event.ActionKind_ACTION_REVOKE, event.ActionKind_ACTION_THROTTLE}}
+	vs, err = Judge(context.Background(), res, w, acts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := vs["token:t1"]; v == nil || v.Action != "block" {
+		t.Errorf("verdict %+v, want block over throttle and revoke", v)
+	}
+}
+
+// fixedActs acts on token t1 with each of kinds in turn.
+type fixedActs struct {
+	acts  *Actions
+	kinds []event.ActionKind
+}
+
+func (f *fixedActs) WriteAnomaly(ctx context.Context, _ *event.Anomaly) error {
+	for _, k := range f.kinds {
+		if err := f.acts.WriteAction(ctx, &event.Action{Kind: k, Target: &event.Principal{Kind: event.KindToken, Value: "t1"}, Reason: k.String()}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
