@@ -245,8 +245,10 @@ func cardNumber(v string) bool {
 	return sum%10 == 0
 }
 
-// bodyCapture collects one request's body parameters for its event.
-type bodyCapture struct {
+// BodyCapture collects one request's body parameters for its event, as
+// proxy.capture asks for them on its route; the check that reads the body
+// (proxy/inspect's inspection) feeds it. Exchange.BodyCapture returns it.
+type BodyCapture struct {
 	c      *capturer
 	values bool
 	ev     *event.RequestEvent
@@ -256,7 +258,7 @@ type bodyCapture struct {
 // add records one parameter: "body." and name, and the value, truncated
 // and redacted, when values are captured. Past max_params it records
 // nothing.
-func (b *bodyCapture) add(name, v string) {
+func (b *BodyCapture) add(name, v string) {
 	if b.n >= b.c.maxParams {
 		return
 	}
@@ -272,8 +274,19 @@ func (b *bodyCapture) add(name, v string) {
 	b.ev.Query = append(b.ev.Query, qp)
 }
 
-// form records the fields of a form body, in order.
-func (b *bodyCapture) form(raw string) {
+// JSONLeaf records one leaf of a JSON body: its path (from "$", kept in
+// the event's name so JSON leaves read apart from form fields) and its
+// value where values are captured.
+func (b *BodyCapture) JSONLeaf(path, v []byte) {
+	val := ""
+	if b.values {
+		val = string(v)
+	}
+	b.add(string(path), val)
+}
+
+// Form records the fields of a form body, in order.
+func (b *BodyCapture) Form(raw string) {
 	for it := (queryIter{rest: raw}); b.n < b.c.maxParams; {
 		_, k, v, ok := it.next()
 		if !ok {
@@ -291,9 +304,9 @@ func (b *bodyCapture) form(raw string) {
 	}
 }
 
-// newBodyCapture returns the capture of x's body parameters, or nil where
+// BodyCapture returns the capture of x's body parameters, or nil where
 // the route captures none.
-func newBodyCapture(x *Exchange) *bodyCapture {
+func (x *Exchange) BodyCapture() *BodyCapture {
 	if x.state == nil || x.state.capture == nil {
 		return nil
 	}
@@ -301,5 +314,5 @@ func newBodyCapture(x *Exchange) *bodyCapture {
 	if mode == CaptureOff {
 		return nil
 	}
-	return &bodyCapture{c: x.state.capture, values: mode == CaptureValues, ev: x.Event}
+	return &BodyCapture{c: x.state.capture, values: mode == CaptureValues, ev: x.Event}
 }

@@ -30,7 +30,7 @@ func captureProxy(t *testing.T, mutate func(*Config)) (send func(method, target,
 	cfg.Routes = []string{"POST /orders", "POST /login", "GET /search"}
 	mutate(&cfg)
 	col := &collector{}
-	p, err := New(cfg, []Check{NewInspection(cfg.Inspection)}, col, 1, slog.New(slog.DiscardHandler))
+	p, err := New(cfg, []Check{inspectionForTests(cfg.Inspection)}, col, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestCaptureOffByDefault(t *testing.T) {
 // no more with capture configured off than with no capture at all.
 func TestCaptureOffAllocatesNothing(t *testing.T) {
 	st := newState(DefaultConfig(), nil)
-	insp := NewInspection(DefaultInspectConfig())
+	insp := inspectionForTests(DefaultInspectConfig())
 	run := func(withState bool) float64 {
 		return testing.AllocsPerRun(200, func() {
 			x := exchangeFor("POST", "/orders", "application/json", order)
@@ -152,7 +152,7 @@ func TestCaptureOffAllocatesNothing(t *testing.T) {
 	// scanner nothing more than one string does.
 	scan := func(doc string) float64 {
 		return testing.AllocsPerRun(200, func() {
-			if err := scanJSON(strings.NewReader(doc), DefaultInspectConfig().JSON, nil, nil); err != nil {
+			if err := ScanJSONLeaves(strings.NewReader(doc), DefaultInspectConfig().JSON, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -3,25 +3,43 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"sync"
-
-	"github.com/apiguard/apiguard/enforce"
 )
 
 // Chain is the part of the proxy a reload replaces whole: the checks in
 // order, and what shapes the upstream request (injected secrets) and the
-// response (stripped headers). Build it with BuildChain, or NewChain for a
-// hand-made list of checks.
+// response (stripped headers). proxy/chain builds the configured one
+// (chain.Build) with NewChainWith; NewChain makes one of a hand-made list
+// of checks.
 type Chain struct {
 	checks    []Check
-	inject    *injector // nil: nothing injected
-	stripResp []string  // canonical names
+	inject    Injector // nil: nothing injected
+	stripResp []string // canonical names
 	runs      []func(context.Context) error
-	tokens    *TokenService // nil: proxy tokens off
+}
+
+// Injector sets the upstream's credentials on the upstream leg, from
+// secrets the proxy holds (proxy/auth's vault injection).
+type Injector interface {
+	// Apply removes the client's copies of the injected headers from h
+	// and sets those of api's route.
+	Apply(api string, h http.Header)
+	// Leaks reports whether a response header value carries an injected
+	// secret (an upstream that echoes credentials back); the proxy then
+	// removes that header.
+	Leaks(v string) bool
+}
+
+// ChainParts are what a built chain carries besides its checks.
+type ChainParts struct {
+	// Inject shapes the upstream leg; nil: nothing injected.
+	Inject Injector
+	// Runs are the chain's background work (JWKS refresh), run by Run
+	// until its context ends.
+	Runs []func(context.Context) error
 }
 
 // NewChain returns a chain of checks with cfg's response shaping and no
@@ -30,8 +48,26 @@ func NewChain(cfg Config, checks ...Check) *Chain {
 	return &Chain{checks: checks, stripResp: canonical(cfg.Responses.StripHeaders)}
 }
 
+// NewChainWith returns a chain of checks, in the order a request meets
+// them, with cfg's response shaping and parts' injection and background
+// work.
+func NewChainWith(cfg Config, checks []Check, parts ChainParts) *Chain {
+	c := NewChain(cfg, checks...)
+	c.inject, c.runs = parts.Inject, parts.Runs
+	return c
+}
+
 // Checks returns the checks in order.
 func (c *Chain) Checks() []Check { return c.checks }
+
+// WithChecks returns a copy of c that runs checks instead of c's, with c's
+// response shaping, injection and background work: a chain narrowed to
+// the checks under test, or extended.
+func (c *Chain) WithChecks(checks ...Check) *Chain {
+	d := *c
+	d.checks = checks
+	return &d
+}
 
 // Run runs the chain's background work (JWKS refresh) until ctx ends.
 func (c *Chain) Run(ctx context.Context) error {
@@ -47,116 +83,6 @@ func (c *Chain) Run(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// ChainDeps are what a chain shares with the process and with the chains
-// that replace it on reload.
-type ChainDeps struct {
-	Matcher *enforce.Matcher
-	// Nonces remembers request-signature nonces across reloads, so a
-	// reload does not reopen the replay window.
-	Nonces *NonceCache
-	// Verifier checks attestations for proxy tokens (nil: the configured
-	// siteverify endpoint).
-	Verifier Attestor
-	Log      *slog.Logger
-	// Payload builds the checks that run after inspection and live in
-	// proxy/inspect (the OWASP CRS, OpenAPI validation): inspect.Build,
-	// set by the binary's wiring, since proxy/inspect imports this package.
-	// Nil: none. A reload builds them again from the new configuration.
-	Payload func(Config) ([]Check, error)
-	// Clients builds the checks that live in proxy/clients (decoys, bots,
-	// origins, rate limits): clients.Build, set by the binary's wiring,
-	// since proxy/clients imports this package. Nil: none. A reload builds
-	// them again from the new configuration.
-	Clients func(Config, *slog.Logger) (ClientChecks, error)
-}
-
-// ClientChecks are the checks of proxy/clients, by where they run in the
-// chain.
-type ClientChecks struct {
-	// Before run right after enforcement, before proxy tokens and
-	// authentication: decoys first (a decoy hit must look like a plain
-	// 404 whoever sends it and whatever it carries), then bots and
-	// origins.
-	Before []Check
-	// RateLimit runs after authentication, which sets the consumer's plan
-	// (nil: none).
-	RateLimit Check
-}
-
-// BuildChain builds every configured check, in the order a request meets
-// them, and reads what they need from disk (key stores, vault, lists). It
-// starts nothing; Run does. cfg must be valid.
-func BuildChain(cfg Config, deps ChainDeps) (*Chain, error) {
-	c := NewChain(cfg)
-	var cl ClientChecks
-	if deps.Clients != nil {
-		var err error
-		if cl, err = deps.Clients(cfg, deps.Log); err != nil {
-			return nil, err
-		}
-	}
-	vault, err := cfg.Secrets.LoadVault()
-	if err != nil {
-		return nil, err
-	}
-	if vault != nil {
-		if c.inject, err = newInjector(cfg.Secrets, vault); err != nil {
-			return nil, err
-		}
-	}
-	jwtv, err := NewJWTVerifier(cfg.Auth.JWT, deps.Log)
-	if err != nil {
-		return nil, err
-	}
-	c.runs = append(c.runs, jwtv.Run)
-	if cfg.Tokens.Enabled {
-		// Keys derive from the seed and the clock: a reload (or another
-		// proxy with the same vault) derives the same ones.
-		seed, err := vault.Open(cfg.Tokens.SeedSecret)
-		if err != nil {
-			return nil, fmt.Errorf("proxy.tokens.seed_secret: %w", err)
-		}
-		keys, err := NewTokenKeys(seed, cfg.Tokens.Rotate)
-		if err != nil {
-			return nil, err
-		}
-		att := deps.Verifier
-		if att == nil {
-			att = NewSiteVerify(cfg.Tokens.SiteVerify)
-		}
-		c.tokens = NewTokenService(cfg.Tokens, keys, att, jwtv)
-		jwtv.AddIssuer(c.tokens.Issuer(), keys.PublicSet)
-	}
-	insp := NewInspection(cfg.Inspection)
-	auth, err := NewAuth(cfg.Auth, cfg.APIKeyHeader, AuthDeps{JWT: jwtv, Vault: vault, Nonces: deps.Nonces,
-		MaxBody: func(api string) int64 { n, _, _ := insp.route(api); return n }})
-	if err != nil {
-		return nil, err
-	}
-	// Decoys come before bots and inspection: a decoy hit must look like
-	// a plain 404 whoever sends it and whatever it carries.
-	c.checks = append([]Check{NewEnforcement(deps.Matcher)}, cl.Before...)
-	if c.tokens != nil {
-		c.checks = append(c.checks, c.tokens)
-	}
-	c.checks = append(c.checks, auth)
-	if cl.RateLimit != nil {
-		// After authentication, which sets the consumer's plan.
-		c.checks = append(c.checks, cl.RateLimit)
-	}
-	c.checks = append(c.checks, insp)
-	if deps.Payload != nil {
-		// After inspection: the body is read, bounded and checked once,
-		// then run through the CRS and validated against its schema.
-		more, err := deps.Payload(cfg)
-		if err != nil {
-			return nil, err
-		}
-		c.checks = append(c.checks, more...)
-	}
-	return c, nil
 }
 
 func canonical(names []string) []string {

@@ -34,8 +34,8 @@ type Exchange struct {
 	fp string
 	// state is the configuration the request runs with.
 	state *state
-	// Token is the verified bearer token, when the auth check verified
-	// one.
+	// Token is the verified bearer token, when a check verified one
+	// (proxy/auth: the proxy token check or authentication).
 	Token *Token
 	// ResponseHeaders are set on the upstream's answer (overriding what
 	// the upstream sent), for checks that shape responses (CORS).
@@ -67,6 +67,16 @@ func (x *Exchange) Identity() enforce.Identity {
 	id := x.Creds.Identity(x.ClientIP)
 	id.FP = x.fp
 	return id
+}
+
+// Token is a verified bearer token's content (a JWT's claims), as the
+// check that verified it leaves it for the checks after it.
+type Token struct {
+	Issuer  string
+	Subject string
+	ID      string
+	Scopes  []string
+	Claims  map[string]any
 }
 
 // Denial is a check's refusal. Status, Title and Headers go to the client;

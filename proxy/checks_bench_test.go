@@ -27,10 +27,10 @@ func BenchmarkChecks(b *testing.B) {
 		req   func() *Exchange
 	}{
 		{"enforcement", NewEnforcement(m), func() *Exchange { return exchangeFor("GET", "/items/42?expand=price", "", "") }},
-		{"inspection-get", NewInspection(DefaultInspectConfig()), func() *Exchange {
+		{"inspection-get", inspectionForTests(DefaultInspectConfig()), func() *Exchange {
 			return exchangeFor("GET", "/search/books?q=distributed+systems&page=2&sort=price", "", "")
 		}},
-		{"inspection-json", NewInspection(DefaultInspectConfig()), func() *Exchange {
+		{"inspection-json", inspectionForTests(DefaultInspectConfig()), func() *Exchange {
 			return exchangeFor("POST", "/orders", "application/json", order)
 		}},
 	}

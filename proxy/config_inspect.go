@@ -7,8 +7,8 @@ import (
 )
 
 // The configuration of the payload checks that live in proxy/inspect
-// (CRS, OpenAPI schema): it is part of Config, which proxy/inspect reads,
-// so it stays here.
+// (inspection, CRS, OpenAPI schema): it is part of Config, which
+// proxy/inspect reads, so it stays here.
 
 // CRSConfig runs the OWASP Core Rule Set (v4, embedded) through Coraza on
 // the routes that ask for it.
@@ -88,6 +88,93 @@ func (c SchemaConfig) Validate() error {
 	}
 	if c.OpenAPI == "" && len(c.Routes) > 0 {
 		return errors.New("proxy.schema.routes: set, but proxy.schema.openapi is empty")
+	}
+	return nil
+}
+
+// Injection modes.
+const (
+	InjectionBlock = "block" // refuse with 403
+	InjectionFlag  = "flag"  // let through, mark the event for the pipeline
+	InjectionOff   = "off"
+)
+
+// InspectConfig configures payload inspection. Routes overrides the body
+// limit and the injection mode per route template ("POST /upload").
+type InspectConfig struct {
+	// MaxBodyBytes is the largest request body; larger is refused (413).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxHeaders is the most header fields (values) a request may carry
+	// (431). Their total size is bounded by proxy.max_header_bytes.
+	MaxHeaders int `yaml:"max_headers"`
+	// JSON bounds JSON bodies, checked while reading them.
+	JSON JSONLimits `yaml:"json"`
+	// Injection says what SQL injection or XSS found by libinjection in
+	// path segments, query values, form values and JSON strings does.
+	Injection string                  `yaml:"injection"`
+	Routes    map[string]RouteInspect `yaml:"routes"`
+}
+
+// RouteInspect overrides inspection settings for one route.
+type RouteInspect struct {
+	MaxBodyBytes int64  `yaml:"max_body_bytes"`
+	Injection    string `yaml:"injection"`
+	// Account names the field that carries the account on a login-class
+	// route: a JSON key (its first string value anywhere in the body), a
+	// form field or a query parameter. Its value goes into the event's
+	// account, hashed (AccountHash), for the credential-stuffing detector.
+	Account string `yaml:"account"`
+	// StrictQuery refuses (400) a query string with a raw ";" or a "%"
+	// that does not start a %XX escape, which parsers read differently;
+	// otherwise such a query is inspected leniently and forwarded as sent
+	// (query.go). It applies whatever the injection mode.
+	StrictQuery bool `yaml:"strict_query"`
+}
+
+// DefaultInspectConfig returns the defaults: 1 MiB bodies, 100 header
+// fields, JSON 32 deep with 10,000 elements and 64 KiB strings, injections
+// blocked.
+func DefaultInspectConfig() InspectConfig {
+	return InspectConfig{
+		MaxBodyBytes: 1 << 20,
+		MaxHeaders:   100,
+		JSON:         JSONLimits{MaxDepth: 32, MaxElements: 10000, MaxString: 64 << 10},
+		Injection:    InjectionBlock,
+	}
+}
+
+// Validate reports the first bad field by its config key.
+func (c InspectConfig) Validate() error {
+	mode := func(key, m string) error {
+		switch m {
+		case InjectionBlock, InjectionFlag, InjectionOff:
+			return nil
+		}
+		return fmt.Errorf("%s: %q, want block, flag or off", key, m)
+	}
+	switch {
+	case c.MaxBodyBytes < 1:
+		return fmt.Errorf("proxy.inspection.max_body_bytes: %d, want at least 1", c.MaxBodyBytes)
+	case c.MaxHeaders < 1:
+		return fmt.Errorf("proxy.inspection.max_headers: %d, want at least 1", c.MaxHeaders)
+	case c.JSON.MaxDepth < 1 || c.JSON.MaxElements < 1 || c.JSON.MaxString < 1:
+		return fmt.Errorf("proxy.inspection.json: every limit must be at least 1")
+	}
+	if err := mode("proxy.inspection.injection", c.Injection); err != nil {
+		return err
+	}
+	for r, o := range c.Routes {
+		if _, _, ok := strings.Cut(r, " "); !ok {
+			return fmt.Errorf("proxy.inspection.routes[%q]: want \"METHOD /path\"", r)
+		}
+		if o.MaxBodyBytes < 0 {
+			return fmt.Errorf("proxy.inspection.routes[%q].max_body_bytes: %d", r, o.MaxBodyBytes)
+		}
+		if o.Injection != "" {
+			if err := mode(fmt.Sprintf("proxy.inspection.routes[%q].injection", r), o.Injection); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func (s *sink) reset()                      { clear(s.h); s.code, s.n = 0, 0 }
 
 // hotPathHandlers are the handlers the hot-path figures compare, all on
 // stubUpstream: a bare ReverseProxy with a buffer pool, apiguard with
-// enforcement only, and apiguard with the default chain (BuildChain on the
+// enforcement only, and apiguard with the default chain (proxy/chain's Build on the
 // default configuration).
 func hotPathHandlers(tb testing.TB) []struct {
 	name string
@@ -59,7 +59,7 @@ func hotPathHandlers(tb testing.TB) []struct {
 		tb.Fatal(err)
 	}
 	enf.rp.Transport = timedTransport{stubUpstream{}}
-	chain, err := BuildChain(cfg, ChainDeps{Matcher: matcherWith(1000), Nonces: NewNonceCache(10), Log: log, Clients: clientsForTests})
+	chain, err := buildChain(cfg, matcherWith(1000))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -114,7 +114,7 @@ func (id *Identifier) Credentials(r *http.Request) Credentials {
 			c.KeyID = keyID(k)
 		}
 	}
-	if tok, ok := bearer(headerValue(r.Header, "Authorization")); ok {
+	if tok, ok := Bearer(headerValue(r.Header, "Authorization")); ok {
 		sum := sha256.Sum256([]byte(tok))
 		c.TokenHash = hex.EncodeToString(sum[:16])
 		c.Subject, c.TokenID = jwtClaims(tok)
@@ -166,7 +166,9 @@ func keyID(k string) string {
 	return "h:" + hex.EncodeToString(sum[:8])
 }
 
-func bearer(h string) (string, bool) {
+// Bearer returns the token of an Authorization header value of the
+// Bearer scheme (case-insensitive), and false for any other.
+func Bearer(h string) (string, bool) {
 	const prefix = "bearer "
 	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		return "", false

@@ -36,19 +36,19 @@ func (e *JSONError) Error() string { return fmt.Sprintf("JSON body at byte %d: %
 // returns nil). Trailing whitespace is allowed, anything else after the
 // value is an error.
 func ScanJSON(r io.ByteReader, lim JSONLimits, onString func(s []byte, key bool) bool) error {
-	return scanJSON(r, lim, onString, nil)
+	return ScanJSONLeaves(r, lim, onString, nil)
 }
 
-// maxPathKey bounds the bytes of one key in a leaf's path (scanJSON).
+// maxPathKey bounds the bytes of one key in a leaf's path (ScanJSONLeaves).
 const maxPathKey = 64
 
-// scanJSON is ScanJSON that also calls leaf, when it is not nil, after
+// ScanJSONLeaves is ScanJSON that also calls leaf, when it is not nil, after
 // onString, with every scalar's path and text: the path is "$" and, for
 // each level, "." and the key (its first maxPathKey bytes) or "[]" for an
 // array item ("$.items[].sku"); the text is a string unescaped, a number
 // or literal as written. Both slices are valid only during the call. With
 // leaf nil it costs what ScanJSON costs.
-func scanJSON(r io.ByteReader, lim JSONLimits, onString func(s []byte, key bool) bool, leaf func(path, v []byte)) error {
+func ScanJSONLeaves(r io.ByteReader, lim JSONLimits, onString func(s []byte, key bool) bool, leaf func(path, v []byte)) error {
 	s := &jsonScanner{r: r, lim: lim, on: onString, leaf: leaf}
 	if leaf != nil {
 		s.path = append(s.path, '$')
@@ -80,7 +80,7 @@ type jsonScanner struct {
 	buf      []byte
 	peeked   int // -1 none, else the byte
 	hasPeek  bool
-	// leaf, path and lit serve scanJSON's leaf callback.
+	// leaf, path and lit serve ScanJSONLeaves's leaf callback.
 	leaf func(path, v []byte)
 	path []byte
 	lit  []byte

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -11,18 +10,14 @@ import (
 )
 
 // TestMain fails the package if a test leaves a goroutine running, and
-// refuses to run without the client checks (clients_hook_test.go), which
+// refuses to run without the real checks (hooks_ext_test.go), which
 // chains built in these tests must have.
 func TestMain(m *testing.M) {
-	if clientsForTests == nil {
-		fmt.Fprintln(os.Stderr, "clientsForTests is not set: clients_hook_test.go must set it")
+	if builderForTests == nil || inspectionForTests == nil {
+		fmt.Fprintln(os.Stderr, "the test hooks are not set: hooks_ext_test.go must set them")
 		os.Exit(1)
 	}
 	goleak.VerifyTestMain(m)
-}
-
-func contextWithCancel() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
 }
 
 // waitUntil polls f for up to 5 s.

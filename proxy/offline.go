@@ -115,20 +115,14 @@ func (o *OfflineRecorder) RecordBody(ev *event.RequestEvent, contentType string,
 	if mode == CaptureOff || len(body) == 0 {
 		return
 	}
-	capture := &bodyCapture{c: o.capture, values: mode == CaptureValues, ev: ev}
+	capture := &BodyCapture{c: o.capture, values: mode == CaptureValues, ev: ev}
 	ctype, _, _ := mime.ParseMediaType(contentType)
 	switch {
 	case ctype == "application/json" || strings.HasSuffix(ctype, "+json"):
-		_ = scanJSON(bytes.NewReader(body), o.json, func([]byte, bool) bool { return true }, func(path, v []byte) {
-			val := ""
-			if capture.values {
-				val = string(v)
-			}
-			capture.add(string(path), val)
-		})
+		_ = ScanJSONLeaves(bytes.NewReader(body), o.json, func([]byte, bool) bool { return true }, capture.JSONLeaf)
 	case ctype == "application/x-www-form-urlencoded":
 		if _, err := url.ParseQuery(string(body)); err == nil {
-			capture.form(string(body))
+			capture.Form(string(body))
 		}
 	}
 }

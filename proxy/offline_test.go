@@ -86,7 +86,7 @@ func TestOfflineBodyMatchesProxy(t *testing.T) {
 		{"text/plain", "just text"},
 	}
 	events := &collector{}
-	p, err := New(cfg, []Check{NewInspection(cfg.Inspection)}, events, 4, slog.New(slog.DiscardHandler))
+	p, err := New(cfg, []Check{inspectionForTests(cfg.Inspection)}, events, 4, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

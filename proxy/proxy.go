@@ -3,11 +3,15 @@
 // httputil.ReverseProxy, and hands one event per request to an Emitter
 // without waiting on it.
 //
-// The checks implement Check. Some live in subpackages that import this
-// one: proxy/clients holds decoys, bots, origins and rate limits, which
-// BuildChain gets through ChainDeps.Clients; proxy/inspect holds the OWASP
-// CRS (Coraza) and OpenAPI validation (kin-openapi), got through
-// ChainDeps.Payload. The binary's wiring sets both.
+// This package holds the server (HTTP/1.x framing, HTTP/2, TLS and its
+// fingerprints), the exchange, the chain type and the data plane, client
+// identity, the enforcement check and the capture of events. The checks
+// implement Check and live in subpackages that import this one:
+// proxy/auth (API keys, JWT, signatures, proxy tokens, vault and
+// injection), proxy/inspect (limits, JSON and XML, libinjection, the CRS,
+// OpenAPI validation) and proxy/clients (decoys, bots, origins, rate
+// limits). proxy/chain assembles the chain from a Config (chain.Build)
+// through NewChainWith, and Reloader builds each new chain with it.
 package proxy
 
 import (
@@ -66,7 +70,7 @@ func New(cfg Config, checks []Check, emit Emitter, partitions int, log *slog.Log
 	return NewWithChain(cfg, nil, checks, emit, partitions, log)
 }
 
-// NewWithChain is New with a built chain (BuildChain); checks is used
+// NewWithChain is New with a built chain (proxy/chain's Build); checks is used
 // when chain is nil.
 func NewWithChain(cfg Config, chain *Chain, checks []Check, emit Emitter, partitions int, log *slog.Logger) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
@@ -288,7 +292,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	setUpstream(pr, x.state.upstream)
 	if in := x.state.chain.inject; in != nil {
-		in.apply(x.API, pr.Out.Header)
+		in.Apply(x.API, pr.Out.Header)
 	}
 	// X-Forwarded-For carries the chain apiguard believed, then the peer.
 	xff := peerText(pr.In.RemoteAddr)
@@ -402,7 +406,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if in := chain.inject; in != nil {
 		for k, vs := range resp.Header {
 			for _, v := range vs {
-				if in.leaks(v) {
+				if in.Leaks(v) {
 					delete(resp.Header, k)
 					x.Event.Reason = "upstream echoed an injected secret in header " + k + "; removed"
 					break

@@ -140,10 +140,10 @@ func strictQuery(raw string) error {
 	return nil
 }
 
-// inspectQuery calls look on every name and value of raw in each reading
+// InspectQuery calls look on every name and value of raw in each reading
 // described at the top of this file, until look returns false; it returns
 // what the last call returned.
-func inspectQuery(raw string, look func(where, name, v string) bool) bool {
+func InspectQuery(raw string, look func(where, name, v string) bool) bool {
 	for it := (queryIter{rest: raw}); ; {
 		pair, k, v, ok := it.next()
 		if !ok {
@@ -181,9 +181,9 @@ func inspectPair(k, v string, look func(where, name, v string) bool) bool {
 	return look("query", name, val) && (!bad || val == v || look("query", name, v))
 }
 
-// queryValue returns the decoded value of the first pair of raw whose
+// QueryValue returns the decoded value of the first pair of raw whose
 // decoded name is name, and false if there is none.
-func queryValue(raw, name string) (string, bool) {
+func QueryValue(raw, name string) (string, bool) {
 	for it := (queryIter{rest: raw}); ; {
 		_, k, v, ok := it.next()
 		if !ok {

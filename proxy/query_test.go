@@ -1,14 +1,19 @@
 package proxy
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
+
+	"github.com/apiguard/apiguard/event"
 )
 
 // getRaw sends "GET target" with extra header lines over a fresh
@@ -47,7 +52,7 @@ func TestQueryForwardedAsSent(t *testing.T) {
 			if mode != "no check" {
 				ic := DefaultInspectConfig()
 				ic.Injection = mode
-				checks = append(checks, NewInspection(ic))
+				checks = append(checks, inspectionForTests(ic))
 			}
 			s := serveProxy(t, nil, checks...)
 			for _, q := range queries {
@@ -70,7 +75,7 @@ func TestQueryForwardedAsSent(t *testing.T) {
 // they are valid, and the raw text too where one is not) and blocks what
 // any reading shows.
 func TestQueryInspectionNoBypass(t *testing.T) {
-	s := serveProxy(t, func(c *Config) { c.Routes = []string{"GET /items"} }, NewInspection(DefaultInspectConfig()))
+	s := serveProxy(t, func(c *Config) { c.Routes = []string{"GET /items"} }, inspectionForTests(DefaultInspectConfig()))
 	for _, tc := range []struct {
 		name, query, reason string
 	}{
@@ -104,7 +109,7 @@ func TestQueryInspectionNoBypass(t *testing.T) {
 // is part of a value), decode what decodes, keep a bad escape as sent, and
 // are valid UTF-8.
 func TestQueryEvent(t *testing.T) {
-	s := serveProxy(t, func(c *Config) { c.CaptureQueryValues = true }, NewInspection(DefaultInspectConfig()))
+	s := serveProxy(t, func(c *Config) { c.CaptureQueryValues = true }, inspectionForTests(DefaultInspectConfig()))
 	resp := getRaw(t, s.addr, "/?C=M;O=A&q=50%&name=caf%E9&%ff=1&=nameless&sp=a+b%20c")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
@@ -138,17 +143,17 @@ func TestInspectQueryReadings(t *testing.T) {
 		{"=v&&", []string{"query name||", "query||v"}}, // a nameless value is inspected too
 	} {
 		var got []string
-		inspectQuery(tc.raw, func(where, name, v string) bool {
+		InspectQuery(tc.raw, func(where, name, v string) bool {
 			got = append(got, where+"|"+name+"|"+v)
 			return true
 		})
 		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-			t.Errorf("inspectQuery(%q) looked at\n%s\nwant\n%s", tc.raw, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			t.Errorf("InspectQuery(%q) looked at\n%s\nwant\n%s", tc.raw, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 		}
 	}
 	// A false from look stops the walk.
 	n := 0
-	inspectQuery("a=1&b=2&c=3", func(string, string, string) bool { n++; return n < 3 })
+	InspectQuery("a=1&b=2&c=3", func(string, string, string) bool { n++; return n < 3 })
 	if n != 3 {
 		t.Errorf("look called %d times after returning false, want it to stop at 3", n)
 	}
@@ -224,28 +229,70 @@ func FuzzQuery(f *testing.F) {
 				t.Fatalf("%q: event parameter %q=%q", raw, qp.Name, qp.Value)
 			}
 		}
-		inspectQuery(raw, func(string, string, string) bool { return true })
+		InspectQuery(raw, func(string, string, string) bool { return true })
 	})
 }
 
-// TestSignedQueryCoversEveryPair: a request signature covers the query as
-// url.ParseQuery reads it, which leaves out a pair with a ";" or a bad
-// escape. Such a pair added to a signed request would reach the upstream
-// unsigned now that inspection lets these queries through, so a signed
-// request whose query a strict parser refuses is refused.
-func TestSignedQueryCoversEveryPair(t *testing.T) {
-	f := newSigningFixture(t)
-	body := `{"item":"book"}`
-	for _, tampered := range []string{"a=1&to=mallory;x", "a=1&to=mallory%zz", "a=1;to=mallory"} {
-		r := f.request(t, body)
-		r.URL.RawQuery = "a=1"
-		if err := SignRequest(r, "Apiguard-Signature", "partner-1", f.secret, []byte(body), []string{"content-type"}, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		r.URL.RawQuery = tampered
-		status, ev := f.do(t, r)
-		if status == http.StatusOK || !strings.Contains(ev.Reason, "query") {
-			t.Errorf("signed ?a=1 sent as ?%s: status %d reason %q, want a refusal for its query", tampered, status, ev.Reason)
-		}
+// TestStrictQuery: a route with strict_query refuses a raw ";" and a bad
+// escape with a 400 that says what and where, whatever its injection mode;
+// other routes let the same query through.
+func TestStrictQuery(t *testing.T) {
+	ic := DefaultInspectConfig()
+	ic.Routes = map[string]RouteInspect{
+		"GET /strict":     {StrictQuery: true},
+		"GET /strict-off": {StrictQuery: true, Injection: InjectionOff},
+	}
+	if err := ic.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := serveProxy(t, func(c *Config) { c.Routes = []string{"GET /strict", "GET /strict-off", "GET /lenient"} }, inspectionForTests(ic))
+	for _, tc := range []struct {
+		target string
+		status int
+		detail string // substring of the problem's detail
+		reason string // substring of the event's reason
+	}{
+		{"/strict?C=M;O=A", 400, `a ";" at byte 3`, `unescaped ";" at byte 3 (strict_query)`},
+		{"/strict?q=50%", 400, `a "%" at byte 4 that does not start a %XX escape`, "invalid %-escape at byte 4"},
+		{"/strict?a=1&b=%zz", 400, "byte 6", "invalid %-escape at byte 6"},
+		{"/strict-off?x=%4", 400, "byte 2", "invalid %-escape at byte 2"},
+		{"/strict?q=ok%20fine&r=%3B", 200, "", ""},
+		{"/strict", 200, "", ""},
+		{"/lenient?C=M;O=A&q=50%", 200, "", ""},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("GET " + tc.target + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			ev := s.events.last(t)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.status, body)
+			}
+			if tc.status == 200 {
+				_, want, _ := strings.Cut(tc.target, "?")
+				if got := s.lastUpstream(t).URL.RawQuery; got != want {
+					t.Errorf("upstream query %q, want %q", got, want)
+				}
+				return
+			}
+			var pb problem
+			if err := json.Unmarshal(body, &pb); err != nil || !strings.Contains(pb.Detail, tc.detail) {
+				t.Errorf("problem %s (%v), want a detail with %q", body, err, tc.detail)
+			}
+			if ev.Check != "inspection" || ev.Decision != event.Decision_DECISION_BLOCK || !strings.Contains(ev.Reason, tc.reason) {
+				t.Errorf("event check %q decision %v reason %q, want inspection, block, %q", ev.Check, ev.Decision, ev.Reason, tc.reason)
+			}
+		})
 	}
 }

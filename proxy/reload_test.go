@@ -17,7 +17,7 @@ func TestReloadSwapsTheChainAndKeepsItOnError(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
 	build := func(cfg Config) *Chain {
-		c, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(1000), Log: slog.New(slog.DiscardHandler), Clients: clientsForTests})
+		c, err := buildChain(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,7 +28,7 @@ type ReloaderStats struct {
 // serialised. Build it with NewReloader.
 type Reloader struct {
 	p     *Proxy
-	deps  ChainDeps
+	build func(Config) (*Chain, error)
 	load  func() (Config, error)
 	log   *slog.Logger
 	stats ReloaderStats
@@ -42,10 +42,11 @@ type Reloader struct {
 
 // NewReloader returns a reloader for p, which serves chain. load reads the
 // config again (file, environment, flags); nil makes Reload refuse, for a
-// proxy not started from a config it can read again. deps are what every
-// chain is built with, shared across reloads (the nonce cache).
-func NewReloader(p *Proxy, chain *Chain, deps ChainDeps, load func() (Config, error), log *slog.Logger) *Reloader {
-	return &Reloader{p: p, chain: chain, deps: deps, load: load, log: log}
+// proxy not started from a config it can read again. build builds the
+// whole chain of a config: proxy/chain's Build with what every chain
+// shares across reloads (the matcher, the nonce cache).
+func NewReloader(p *Proxy, chain *Chain, build func(Config) (*Chain, error), load func() (Config, error), log *slog.Logger) *Reloader {
+	return &Reloader{p: p, chain: chain, build: build, load: load, log: log}
 }
 
 // Stats returns the live counters.
@@ -97,7 +98,7 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		chain, err := BuildChain(cfg, r.deps)
+		chain, err := r.build(cfg)
 		if err != nil {
 			return err
 		}

@@ -76,9 +76,9 @@ func TestReloader(t *testing.T) {
 		return cfg
 	}
 	discard := slog.New(slog.DiscardHandler)
-	deps := ChainDeps{Matcher: enforce.NewMatcher(), Nonces: NewNonceCache(100), Log: discard, Clients: clientsForTests}
+	build := builderForTests(enforce.NewMatcher())
 	first := config("/first")
-	chain, err := BuildChain(first, deps)
+	chain, err := build(first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestReloader(t *testing.T) {
 		return next, readErr
 	}
 	var logs lockedBuffer
-	r := NewReloader(p, chain, deps, load, slog.New(slog.NewTextHandler(&logs, nil)))
+	r := NewReloader(p, chain, build, load, slog.New(slog.NewTextHandler(&logs, nil)))
 	reg := prometheus.NewPedanticRegistry()
 	if err := r.RegisterMetrics(reg); err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ apiguard_proxy_reloads_total 1
 
 func TestReloaderWithoutConfigRefuses(t *testing.T) {
 	cfg := DefaultConfig()
-	chain, err := BuildChain(cfg, ChainDeps{Matcher: enforce.NewMatcher(), Nonces: NewNonceCache(10), Log: slog.New(slog.DiscardHandler), Clients: clientsForTests})
+	chain, err := buildChain(cfg, enforce.NewMatcher())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestReloaderWithoutConfigRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewReloader(p, chain, ChainDeps{}, nil, slog.New(slog.DiscardHandler))
+	r := NewReloader(p, chain, nil, nil, slog.New(slog.DiscardHandler))
 	if err := r.Reload(context.Background()); err == nil {
 		t.Error("a reloader without a config to read reloaded")
 	}

@@ -31,7 +31,7 @@ func TestSmugglingAttempts(t *testing.T) {
 	defer up.Close()
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
-	p, err := New(cfg, []Check{NewInspection(cfg.Inspection)}, &collector{}, 1, slog.New(slog.DiscardHandler))
+	p, err := New(cfg, []Check{inspectionForTests(cfg.Inspection)}, &collector{}, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

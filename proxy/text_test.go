@@ -19,7 +19,7 @@ import (
 func TestEventTextIsValidUTF8(t *testing.T) {
 	ic := DefaultInspectConfig()
 	ic.Injection = InjectionFlag
-	s := serveProxy(t, func(c *Config) { c.CaptureQueryValues = true }, NewInspection(ic))
+	s := serveProxy(t, func(c *Config) { c.CaptureQueryValues = true }, inspectionForTests(ic))
 
 	const worm = "/scripts/..%c0%af../winnt/system32/cmd.exe"
 	resp := getRaw(t, s.addr, worm+"?q=%c0%af&%ff%fe=1&%ff%3Cb%3E=%3Cscript%3Ealert(1)%3C/script%3E",

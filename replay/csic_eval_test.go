@@ -20,7 +20,8 @@ import (
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/evaldata"
 	"github.com/apiguard/apiguard/proxy"
-	"github.com/apiguard/apiguard/proxy/clients"
+	"github.com/apiguard/apiguard/proxy/auth"
+	"github.com/apiguard/apiguard/proxy/chain"
 )
 
 // The CSIC 2010 evaluation of the product path: the requests are imported
@@ -194,12 +195,12 @@ func csicProductPath(t testing.TB, full bool) *csicResult {
 	defer up.Close()
 	cfg := csicProxyConfig(up.URL)
 	log := slog.New(slog.DiscardHandler)
-	chain, err := proxy.BuildChain(cfg, proxy.ChainDeps{Matcher: enforce.NewMatcher(), Nonces: proxy.NewNonceCache(1024), Log: log, Clients: clients.Build})
+	ch, err := chain.Build(cfg, chain.Deps{Matcher: enforce.NewMatcher(), Nonces: auth.NewNonceCache(1024), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	em := &events{}
-	p, err := proxy.NewWithChain(cfg, chain, nil, em, 1, log)
+	p, err := proxy.NewWithChain(cfg, ch, nil, em, 1, log)
 	if err != nil {
 		t.Fatal(err)
 	}

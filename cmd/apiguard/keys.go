@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/auth"
 )
 
 // cmdKeys manages API keys: 'apiguard keys new --id ID' prints a fresh key
@@ -32,11 +32,11 @@ func cmdKeys(_ context.Context, args []string, out io.Writer) error {
 	if *scopes != "" {
 		sc = strings.Split(*scopes, ",")
 	}
-	key, entry, err := proxy.NewAPIKey(*id, *plan, sc)
+	key, entry, err := auth.NewAPIKey(*id, *plan, sc)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	b, err := yaml.Marshal([]proxy.APIKey{entry})
+	b, err := yaml.Marshal([]auth.APIKey{entry})
 	if err != nil {
 		return fmt.Errorf("encoding the entry: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/auth"
 )
 
 func TestKeysNewMakesAWorkingEntry(t *testing.T) {
@@ -27,7 +27,7 @@ func TestKeysNewMakesAWorkingEntry(t *testing.T) {
 	if err := os.WriteFile(store, []byte("keys:\n"+indent(strings.Join(lines[3:], "\n"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := proxy.LoadKeys(store)
+	keys, err := auth.LoadKeys(store)
 	if err != nil {
 		t.Fatalf("the printed entry does not load: %v\n%s", err, out.String())
 	}

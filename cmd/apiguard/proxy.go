@@ -20,9 +20,9 @@ import (
 	"github.com/apiguard/apiguard/internal/secret"
 	"github.com/apiguard/apiguard/pipeline/topology"
 	"github.com/apiguard/apiguard/proxy"
-	"github.com/apiguard/apiguard/proxy/clients"
+	"github.com/apiguard/apiguard/proxy/auth"
+	"github.com/apiguard/apiguard/proxy/chain"
 	"github.com/apiguard/apiguard/proxy/emit"
-	"github.com/apiguard/apiguard/proxy/inspect"
 )
 
 // proxyParts is a running proxy, for the demo and for tests.
@@ -94,15 +94,15 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 		nc.Close()
 		return nil, err
 	}
-	nonces := proxy.NewNonceCache(cfg.Proxy.Auth.Signatures.MaxNonces)
-	deps := proxy.ChainDeps{Matcher: m, Nonces: nonces, Log: log, Payload: inspect.Build, Clients: clients.Build}
-	chain, err := proxy.BuildChain(cfg.Proxy, deps)
+	nonces := auth.NewNonceCache(cfg.Proxy.Auth.Signatures.MaxNonces)
+	build := chain.Builder(chain.Deps{Matcher: m, Nonces: nonces, Log: log})
+	ch, err := build(cfg.Proxy)
 	if err != nil {
 		stopWatch()
 		nc.Close()
 		return nil, err
 	}
-	p, err := proxy.NewWithChain(cfg.Proxy, chain, nil, em, cfg.NATS.Partitions, log)
+	p, err := proxy.NewWithChain(cfg.Proxy, ch, nil, em, cfg.NATS.Partitions, log)
 	if err != nil {
 		stopWatch()
 		nc.Close()
@@ -112,7 +112,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 	if rebuild != nil {
 		load = func() (proxy.Config, error) { next, err := rebuild(); return next.Proxy, err }
 	}
-	rl := proxy.NewReloader(p, chain, deps, load, log)
+	rl := proxy.NewReloader(p, ch, build, load, log)
 	// The chain's background work (JWKS refresh) runs until the server has
 	// finished its last request.
 	rlCtx, stopRL := context.WithCancel(context.WithoutCancel(ctx))

@@ -24,7 +24,7 @@ import (
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/secret"
 	"github.com/apiguard/apiguard/internal/testutil"
-	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/auth"
 )
 
 // secretFixture is a config with a distinct sentinel in every place a
@@ -93,7 +93,7 @@ func newSecretFixture(t *testing.T) *secretFixture {
 		f.vars[name] = value
 		return name
 	}
-	key, err := proxy.NewMasterKey()
+	key, err := auth.NewMasterKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,11 +108,11 @@ func newSecretFixture(t *testing.T) *secretFixture {
 
 	// Secrets sealed in the vault.
 	vaultFile := filepath.Join(f.dir, "vault.yaml")
-	mk, err := proxy.ParseMasterKey(key)
+	mk, err := auth.ParseMasterKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := proxy.LoadVault(vaultFile, mk, true)
+	v, err := auth.LoadVault(vaultFile, mk, true)
 	if err != nil {
 		t.Fatal(err)
 	}

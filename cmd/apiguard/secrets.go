@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/auth"
 )
 
 const secretsUsage = `apiguard secrets set NAME [--config F]   seal a value read from standard input
@@ -29,7 +29,7 @@ func cmdSecrets(_ context.Context, args []string, in io.Reader, out io.Writer) e
 		if err := parseArgs(newFlagSet("secrets master-key"), args[1:]); err != nil {
 			return err
 		}
-		k, err := proxy.NewMasterKey()
+		k, err := auth.NewMasterKey()
 		if err != nil {
 			return err
 		}
@@ -67,11 +67,11 @@ func cmdSecrets(_ context.Context, args []string, in io.Reader, out io.Writer) e
 	if sc.VaultFile == "" {
 		return fmt.Errorf("%w: proxy.secrets.vault_file is not set", errUsage)
 	}
-	key, err := sc.LoadMasterKey()
+	key, err := auth.LoadMasterKey(sc)
 	if err != nil {
 		return err
 	}
-	v, err := proxy.LoadVault(sc.VaultFile, key, args[0] == "set")
+	v, err := auth.LoadVault(sc.VaultFile, key, args[0] == "set")
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func cmdSecrets(_ context.Context, args []string, in io.Reader, out io.Writer) e
 		if err != nil {
 			return fmt.Errorf("--new-key-file: %w", err)
 		}
-		nk, err := proxy.ParseMasterKey(string(data))
+		nk, err := auth.ParseMasterKey(string(data))
 		if err != nil {
 			return fmt.Errorf("--new-key-file %s: %w", *newKeyFile, err)
 		}

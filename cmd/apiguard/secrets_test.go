@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/auth"
 )
 
 func TestSecretsCommand(t *testing.T) {
@@ -45,8 +45,8 @@ func TestSecretsCommand(t *testing.T) {
 	}
 	run([]string{"rotate", "--new-key-file", newKeyFile, "--config", cfgFile}, "")
 	data, _ := os.ReadFile(newKeyFile)
-	nk, _ := proxy.ParseMasterKey(string(data))
-	v, err := proxy.LoadVault(vaultFile, nk, false)
+	nk, _ := auth.ParseMasterKey(string(data))
+	v, err := auth.LoadVault(vaultFile, nk, false)
 	if err != nil {
 		t.Fatal(err)
 	}

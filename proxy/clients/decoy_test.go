@@ -6,13 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/proxy"
+	"github.com/apiguard/apiguard/proxy/inspect"
 )
 
 // decoyProxy is a proxy whose chain is a decoy on /.env and /admin/*
@@ -30,7 +30,7 @@ func decoyProxy(t *testing.T) (url string, events *collector, reached chan strin
 	if err := dc.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(cfg, []proxy.Check{NewDecoy(dc), proxy.NewInspection(proxy.DefaultInspectConfig())}, events, 1,
+	p, err := proxy.New(cfg, []proxy.Check{NewDecoy(dc), inspect.NewInspection(proxy.DefaultInspectConfig())}, events, 1,
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -101,26 +101,6 @@ func TestDecoyLooksLikeAPlain404(t *testing.T) {
 	}
 	if ev := events.last(t); ev.Check != DecoyName {
 		t.Errorf("event check %q, want decoy", ev.Check)
-	}
-}
-
-// TestBuildChainOrder checks that the chain built with Build as
-// ChainDeps.Clients runs decoys, bots and origins after enforcement and
-// before authentication, and the rate limit after authentication.
-func TestBuildChainOrder(t *testing.T) {
-	cfg := proxy.DefaultConfig()
-	cfg.Upstream = "http://127.0.0.1:9"
-	c, err := proxy.BuildChain(cfg, proxy.ChainDeps{Nonces: proxy.NewNonceCache(10), Log: slog.New(slog.DiscardHandler), Clients: Build})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, ch := range c.Checks() {
-		names = append(names, ch.Name())
-	}
-	want := []string{proxy.EnforcementName, DecoyName, BotsName, OriginsName, proxy.AuthName, RateLimitName, proxy.InspectionName}
-	if !slices.Equal(names, want) {
-		t.Errorf("chain %v, want %v", names, want)
 	}
 }
 

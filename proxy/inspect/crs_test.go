@@ -2,9 +2,7 @@ package inspect
 
 import (
 	"io"
-	"log/slog"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -88,24 +86,6 @@ func TestCRSFlagAndConfig(t *testing.T) {
 	bad.Routes, bad.Directives = []string{"GET /x"}, "SecRule NONSENSE"
 	if _, err := NewCRS(bad); err == nil || !strings.Contains(err.Error(), "proxy.crs") {
 		t.Errorf("bad directives: %v", err)
-	}
-}
-
-func TestCRSInChain(t *testing.T) {
-	cfg := proxy.DefaultConfig()
-	cfg.Upstream = "http://127.0.0.1:1"
-	cfg.CRS.Routes = []string{"POST /orders"}
-	ch, err := proxy.BuildChain(cfg, proxy.ChainDeps{Nonces: proxy.NewNonceCache(10), Log: slog.New(slog.DiscardHandler), Payload: Build})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, c := range ch.Checks() {
-		names = append(names, c.Name())
-	}
-	i := slices.Index(names, CRSName)
-	if i < 1 || names[i-1] != proxy.InspectionName {
-		t.Errorf("checks %v, want crs right after inspection", names)
 	}
 }
 

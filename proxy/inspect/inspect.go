@@ -1,12 +1,14 @@
-// Package inspect holds the proxy's payload checks that need a large
-// engine of their own: the OWASP Core Rule Set through Coraza (CRS) and
-// OpenAPI request validation with kin-openapi (Schema). Both implement
-// proxy.Check and run after the proxy's own inspection, which has already
-// bounded and buffered the body. Their configuration is part of
-// proxy.Config (proxy.CRSConfig, proxy.SchemaConfig); Build makes the
-// checks a configuration asks for, and proxy.ChainDeps.Payload is how the
-// proxy's chain (and every reload) gets them, so that only this package
-// imports Coraza and kin-openapi.
+// Package inspect holds the proxy's payload checks: Inspection (header
+// count, body limits, JSON structure with proxy.ScanJSON, XML without DTDs,
+// SQL injection and XSS with libinjection, strict queries, the account of
+// login routes), then the OWASP Core Rule Set through Coraza (CRS) and
+// OpenAPI request validation with kin-openapi (Schema), which run after
+// the inspection has bounded and buffered the body. Each implements
+// proxy.Check. Their configuration is part of proxy.Config
+// (proxy.InspectConfig, proxy.CRSConfig, proxy.SchemaConfig);
+// NewInspection and Build make the checks, and proxy/chain places them in
+// the chain (and in every chain a reload builds), so that only this
+// package imports libinjection, Coraza and kin-openapi.
 package inspect
 
 import (
@@ -14,8 +16,11 @@ import (
 	"github.com/apiguard/apiguard/proxy"
 )
 
-// Build returns the checks cfg configures, in chain order: the CRS, then
-// the schema; none when neither is configured. cfg must be valid.
+var _ proxy.Check = (*Inspection)(nil)
+
+// Build returns the checks that run after the inspection, in chain order:
+// the CRS, then the schema; none when neither is configured. cfg must be
+// valid.
 func Build(cfg proxy.Config) ([]proxy.Check, error) {
 	var checks []proxy.Check
 	crs, err := NewCRS(cfg.CRS)

@@ -2,11 +2,9 @@ package inspect
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -122,41 +120,6 @@ func TestSchemaConfigErrors(t *testing.T) {
 	}
 	if _, err := NewSchema(proxy.SchemaConfig{OpenAPI: bad}); err == nil || !strings.Contains(err.Error(), "invalid document") {
 		t.Errorf("invalid document: %v", err)
-	}
-}
-
-// TestSchemaInChain checks that a configured document puts the schema
-// check last in the chain, after inspection, and that no document leaves
-// it out.
-func TestSchemaInChain(t *testing.T) {
-	spec := filepath.Join(t.TempDir(), "orders.yaml")
-	if err := os.WriteFile(spec, []byte(ordersSpec), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	names := func(cfg proxy.Config) []string {
-		t.Helper()
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		c, err := proxy.BuildChain(cfg, proxy.ChainDeps{Nonces: proxy.NewNonceCache(10), Log: slog.New(slog.DiscardHandler), Payload: Build})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, ch := range c.Checks() {
-			out = append(out, ch.Name())
-		}
-		return out
-	}
-	cfg := proxy.DefaultConfig()
-	cfg.Upstream = "http://127.0.0.1:1"
-	if got := names(cfg); slices.Contains(got, SchemaName) {
-		t.Errorf("schema check without a document: %v", got)
-	}
-	cfg.Schema.OpenAPI = spec
-	got := names(cfg)
-	if got[len(got)-1] != SchemaName || got[len(got)-2] != proxy.InspectionName {
-		t.Errorf("checks %v, want inspection then schema last", got)
 	}
 }
 

@@ -1,4 +1,4 @@
-package proxy
+package auth
 
 import (
 	"encoding/json"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // siteverifyStandIn speaks the reCAPTCHA v3 / Turnstile siteverify
@@ -66,34 +67,24 @@ func newTokenFixture(t *testing.T) *tokenFixture {
 	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	t.Cleanup(up.Close)
-	cfg := DefaultConfig()
+	cfg := proxy.DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.Routes = []string{"GET /cart", "POST /cart"}
 	cfg.Secrets.VaultFile, cfg.Secrets.MasterKeyEnv = vaultFile, "TEST_MASTER_KEY"
 	cfg.Tokens.Enabled = true
 	cfg.Tokens.Scopes = []string{"cart:read", "cart:write"}
-	cfg.Tokens.SiteVerify = SiteVerifyConfig{URL: sv.URL, SecretEnv: "TEST_SV_SECRET", MinScore: 0.5,
+	cfg.Tokens.SiteVerify = proxy.SiteVerifyConfig{URL: sv.URL, SecretEnv: "TEST_SV_SECRET", MinScore: 0.5,
 		Hostnames: []string{"shop.example"}, Action: "login", Timeout: 2 * time.Second}
-	cfg.Auth.Routes = map[string]RouteAuth{
-		"GET /cart":  {Require: RequireJWT, Scopes: []string{"cart:read"}},
-		"POST /cart": {Require: RequireJWT, Scopes: []string{"cart:write"}},
+	cfg.Auth.Routes = map[string]proxy.RouteAuth{
+		"GET /cart":  {Require: proxy.RequireJWT, Scopes: []string{"cart:read"}},
+		"POST /cart": {Require: proxy.RequireJWT, Scopes: []string{"cart:write"}},
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	chain, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(1000), Log: slog.New(slog.DiscardHandler), Clients: clientsForTests})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var checks []Check
-	for _, c := range chain.Checks() {
-		if c.Name() == TokensName || c.Name() == AuthName {
-			checks = append(checks, c)
-		}
-	}
-	chain.checks = checks
+	chain := buildOnly(t, cfg, NewNonceCache(1000), TokensName, AuthName)
 	f := &tokenFixture{events: &collector{}}
-	p, err := NewWithChain(cfg, chain, nil, f.events, 1, slog.New(slog.DiscardHandler))
+	p, err := proxy.NewWithChain(cfg, chain, nil, f.events, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

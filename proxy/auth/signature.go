@@ -1,4 +1,4 @@
-package proxy
+package auth
 
 import (
 	"bytes"
@@ -18,45 +18,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/apiguard/apiguard/proxy"
 )
-
-// SignatureConfig configures HMAC-SHA256 request signing. A client signs
-// the canonical form of its request (see CanonicalRequest) with a secret
-// it shares with the proxy; the proxy holds that secret sealed in the
-// vault as "signing/<keyId>", and the key id names the consumer in the API
-// key store (plan and scopes).
-type SignatureConfig struct {
-	Enabled bool `yaml:"enabled"`
-	// Header carries the signature (default Apiguard-Signature).
-	Header string `yaml:"header"`
-	// Skew is how far a signature's timestamp may be from the proxy's
-	// clock, either way (default 5m). Nonces are remembered twice as long.
-	Skew time.Duration `yaml:"skew"`
-	// SignedHeaders must all be among the headers a signature covers
-	// (default host).
-	SignedHeaders []string `yaml:"signed_headers"`
-	// MaxNonces bounds the nonce cache (default 1,000,000); when it is
-	// full of live nonces, signed requests are refused until some expire.
-	MaxNonces int `yaml:"max_nonces"`
-}
-
-// DefaultSignatureConfig has signing off.
-func DefaultSignatureConfig() SignatureConfig {
-	return SignatureConfig{Header: "Apiguard-Signature", Skew: 5 * time.Minute, SignedHeaders: []string{"host"}, MaxNonces: 1_000_000}
-}
-
-// Validate reports the first bad field by its config key.
-func (c SignatureConfig) Validate() error {
-	switch {
-	case c.Header == "":
-		return errors.New("proxy.auth.signatures.header: required")
-	case c.Skew < time.Second || c.Skew > time.Hour:
-		return fmt.Errorf("proxy.auth.signatures.skew: %s, want 1s to 1h", c.Skew)
-	case c.MaxNonces < 1000:
-		return fmt.Errorf("proxy.auth.signatures.max_nonces: %d, want at least 1000", c.MaxNonces)
-	}
-	return nil
-}
 
 // signingPrefix names signing secrets in the vault.
 const signingPrefix = "signing/"
@@ -227,7 +191,7 @@ func SignRequest(r *http.Request, header, keyID string, secret, body []byte, hea
 
 // verifySignature checks x's signature against secret. It reads the body
 // (at most maxBody bytes) to hash it and puts it back.
-func verifySignature(x *Exchange, p SignatureParams, secret []byte, cfg SignatureConfig, maxBody int64) (reason string, ok bool) {
+func verifySignature(x *proxy.Exchange, p SignatureParams, secret []byte, cfg proxy.SignatureConfig, maxBody int64) (reason string, ok bool) {
 	if d := x.Now.Sub(time.Unix(p.TS, 0)); d > cfg.Skew || d < -cfg.Skew {
 		return fmt.Sprintf("signature timestamp %s off the proxy's clock", d.Round(time.Second)), false
 	}
@@ -239,7 +203,7 @@ func verifySignature(x *Exchange, p SignatureParams, secret []byte, cfg Signatur
 	r := x.Req
 	// The canonical query covers what url.ParseQuery reads; a pair with a
 	// ";" or a bad escape, which it leaves out, would go upstream unsigned.
-	if err := strictQuery(r.URL.RawQuery); err != nil {
+	if err := proxy.StrictQuery(r.URL.RawQuery); err != nil {
 		return "signed request's " + err.Error() + ": a signed query must parse strictly", false
 	}
 	var body []byte

@@ -1,9 +1,8 @@
-package proxy
+package auth
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,9 +10,8 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/apiguard/apiguard/internal/secret"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // Attestor verifies a client attestation (a CAPTCHA or challenge token)
@@ -30,49 +28,14 @@ type Attestation struct {
 	Action   string
 }
 
-// SiteVerifyConfig configures the siteverify protocol that Google
-// reCAPTCHA v3 and Cloudflare Turnstile share: POST secret, response and
-// remoteip as a form; a JSON answer with success, score (reCAPTCHA),
-// action, hostname and error-codes.
-type SiteVerifyConfig struct {
-	URL       string        `yaml:"url"`
-	SecretEnv string        `yaml:"secret_env"`
-	MinScore  float64       `yaml:"min_score"`
-	Hostnames []string      `yaml:"hostnames"` // allowed; empty for any
-	Action    string        `yaml:"action"`    // required action; "" for any
-	Timeout   time.Duration `yaml:"timeout"`
-}
-
-// Validate reports the first bad field by its config key.
-func (c SiteVerifyConfig) Validate() error {
-	u, err := url.Parse(c.URL)
-	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))):
-		return fmt.Errorf("proxy.tokens.siteverify.url: %q, want https (plain http only on loopback)", secret.URL(c.URL))
-	case u.User != nil:
-		return fmt.Errorf("proxy.tokens.siteverify.url: %q: credentials in the URL are refused (the secret is read from secret_env)", secret.URL(c.URL))
-	case c.SecretEnv == "":
-		return errors.New("proxy.tokens.siteverify.secret_env: required")
-	case c.MinScore < 0 || c.MinScore > 1:
-		return fmt.Errorf("proxy.tokens.siteverify.min_score: %g, want 0 to 1", c.MinScore)
-	case c.Timeout <= 0:
-		return errors.New("proxy.tokens.siteverify.timeout: must be positive")
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
-}
-
 // SiteVerify is an Attestor speaking the siteverify protocol.
 type SiteVerify struct {
-	cfg    SiteVerifyConfig
+	cfg    proxy.SiteVerifyConfig
 	client *http.Client
 }
 
 // NewSiteVerify returns a siteverify client for cfg.
-func NewSiteVerify(cfg SiteVerifyConfig) *SiteVerify {
+func NewSiteVerify(cfg proxy.SiteVerifyConfig) *SiteVerify {
 	return &SiteVerify{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}}
 }
 

@@ -1,17 +1,15 @@
-package proxy
+package inspect
 
 import (
-	"bufio"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 type inspectHarness struct {
@@ -20,7 +18,7 @@ type inspectHarness struct {
 	bodies chan string
 }
 
-func newInspectHarness(t *testing.T, mutate func(*InspectConfig)) *inspectHarness {
+func newInspectHarness(t *testing.T, mutate func(*proxy.InspectConfig)) *inspectHarness {
 	t.Helper()
 	h := &inspectHarness{events: &collector{}, bodies: make(chan string, 4)}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -28,22 +26,22 @@ func newInspectHarness(t *testing.T, mutate func(*InspectConfig)) *inspectHarnes
 		h.bodies <- string(b)
 	}))
 	t.Cleanup(up.Close)
-	cfg := DefaultConfig()
+	cfg := proxy.DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.Routes = []string{"POST /upload", "POST /orders", "GET /search"}
-	ic := DefaultInspectConfig()
-	ic.JSON = JSONLimits{MaxDepth: 8, MaxElements: 100, MaxString: 1024}
+	ic := proxy.DefaultInspectConfig()
+	ic.JSON = proxy.JSONLimits{MaxDepth: 8, MaxElements: 100, MaxString: 1024}
 	ic.MaxBodyBytes = 4096
 	ic.MaxHeaders = 20
-	ic.Routes = map[string]RouteInspect{"POST /upload": {MaxBodyBytes: 1 << 20, Injection: InjectionOff},
-		"GET /search": {Injection: InjectionFlag}}
+	ic.Routes = map[string]proxy.RouteInspect{"POST /upload": {MaxBodyBytes: 1 << 20, Injection: proxy.InjectionOff},
+		"GET /search": {Injection: proxy.InjectionFlag}}
 	if mutate != nil {
 		mutate(&ic)
 	}
 	if err := ic.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(cfg, []Check{NewInspection(ic)}, h.events, 1, slog.New(slog.DiscardHandler))
+	p, err := proxy.New(cfg, []proxy.Check{NewInspection(ic)}, h.events, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +130,8 @@ func TestInspection(t *testing.T) {
 // reaches the event, hashed, from JSON, a form or the query, and that
 // routes without the setting record none.
 func TestInspectionRecordsAccount(t *testing.T) {
-	cfg := DefaultInspectConfig()
-	cfg.Routes = map[string]RouteInspect{"POST /login": {Account: "username"}}
+	cfg := proxy.DefaultInspectConfig()
+	cfg.Routes = map[string]proxy.RouteInspect{"POST /login": {Account: "username"}}
 	c := NewInspection(cfg)
 	want := AccountHash("alice@example.com")
 	for _, tc := range []struct {
@@ -164,69 +162,5 @@ func TestInspectionRecordsAccount(t *testing.T) {
 	}
 	if !strings.HasPrefix(want, "acct:") || len(want) != 21 || strings.Contains(want, "alice") {
 		t.Errorf("AccountHash = %q", want)
-	}
-}
-
-// TestStrictQuery: a route with strict_query refuses a raw ";" and a bad
-// escape with a 400 that says what and where, whatever its injection mode;
-// other routes let the same query through.
-func TestStrictQuery(t *testing.T) {
-	ic := DefaultInspectConfig()
-	ic.Routes = map[string]RouteInspect{
-		"GET /strict":     {StrictQuery: true},
-		"GET /strict-off": {StrictQuery: true, Injection: InjectionOff},
-	}
-	if err := ic.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	s := serveProxy(t, func(c *Config) { c.Routes = []string{"GET /strict", "GET /strict-off", "GET /lenient"} }, NewInspection(ic))
-	for _, tc := range []struct {
-		target string
-		status int
-		detail string // substring of the problem's detail
-		reason string // substring of the event's reason
-	}{
-		{"/strict?C=M;O=A", 400, `a ";" at byte 3`, `unescaped ";" at byte 3 (strict_query)`},
-		{"/strict?q=50%", 400, `a "%" at byte 4 that does not start a %XX escape`, "invalid %-escape at byte 4"},
-		{"/strict?a=1&b=%zz", 400, "byte 6", "invalid %-escape at byte 6"},
-		{"/strict-off?x=%4", 400, "byte 2", "invalid %-escape at byte 2"},
-		{"/strict?q=ok%20fine&r=%3B", 200, "", ""},
-		{"/strict", 200, "", ""},
-		{"/lenient?C=M;O=A&q=50%", 200, "", ""},
-	} {
-		t.Run(tc.target, func(t *testing.T) {
-			c, err := net.Dial("tcp", s.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if _, err := c.Write([]byte("GET " + tc.target + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")); err != nil {
-				t.Fatal(err)
-			}
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			ev := s.events.last(t)
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.status, body)
-			}
-			if tc.status == 200 {
-				_, want, _ := strings.Cut(tc.target, "?")
-				if got := s.lastUpstream(t).URL.RawQuery; got != want {
-					t.Errorf("upstream query %q, want %q", got, want)
-				}
-				return
-			}
-			var pb problem
-			if err := json.Unmarshal(body, &pb); err != nil || !strings.Contains(pb.Detail, tc.detail) {
-				t.Errorf("problem %s (%v), want a detail with %q", body, err, tc.detail)
-			}
-			if ev.Check != InspectionName || ev.Decision != event.Decision_DECISION_BLOCK || !strings.Contains(ev.Reason, tc.reason) {
-				t.Errorf("event check %q decision %v reason %q, want inspection, block, %q", ev.Check, ev.Decision, ev.Reason, tc.reason)
-			}
-		})
 	}
 }

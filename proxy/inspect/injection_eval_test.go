@@ -1,4 +1,4 @@
-package proxy
+package inspect
 
 import (
 	"encoding/csv"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/apiguard/apiguard/internal/evaldata"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // TestInjectionRatesHTTPParams measures libinjection, as the inspection
@@ -65,7 +66,7 @@ func csicFlagged(req evaldata.CSICRequest) *finding {
 	for _, seg := range strings.Split(u.Path, "/") {
 		look("path", "", seg)
 	}
-	inspectQuery(u.RawQuery, look)
+	proxy.InspectQuery(u.RawQuery, look)
 	if found != nil {
 		return found
 	}

@@ -1,4 +1,17 @@
-package proxy
+// Package auth holds the proxy's credential checks: API keys (a key store
+// of hashed secrets with plans and scopes), JWT bearer tokens (trusted
+// issuers, HS256 secrets or JWKS files and URLs refreshed in the
+// background), HMAC request signatures (with a nonce cache against
+// replays), client certificates, and the proxy's own short-lived tokens
+// (TokenService, issued for a siteverify attestation and bound to the
+// client). It also holds the vault, where signing secrets and upstream
+// credentials are sealed under a master key, and the Injector that sets
+// those credentials on the upstream leg (proxy.Injector). Auth and
+// TokenService implement proxy.Check. Their configuration is part of
+// proxy.Config (proxy.AuthConfig, proxy.TokensConfig,
+// proxy.SecretsConfig); proxy/chain builds the checks and places them in
+// the chain. A verified token is left on the exchange as proxy.Token.
+package auth
 
 import (
 	"crypto/sha256"
@@ -9,93 +22,11 @@ import (
 	"strings"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // AuthName is the name of the authentication check in events.
 const AuthName = "auth"
-
-// Credential kinds a route may require.
-const (
-	RequireNone      = "none"
-	RequireAPIKey    = "api_key"
-	RequireJWT       = "jwt"
-	RequireSignature = "signature"
-	RequireMTLS      = "mtls"
-	RequireAny       = "any" // any verified credential
-)
-
-var requireKinds = []string{RequireNone, RequireAPIKey, RequireJWT, RequireSignature, RequireMTLS, RequireAny}
-
-// AuthConfig says how credentials are verified and what each route
-// requires. Routes not listed require Default.
-type AuthConfig struct {
-	// KeysFile is the API key store (see APIKey); "" for none.
-	KeysFile   string               `yaml:"keys_file"`
-	Default    string               `yaml:"default"`
-	Routes     map[string]RouteAuth `yaml:"routes"`
-	JWT        JWTConfig            `yaml:"jwt"`
-	Signatures SignatureConfig      `yaml:"signatures"`
-}
-
-// RouteAuth is one route's requirement.
-type RouteAuth struct {
-	// Require is none, api_key, jwt, signature, mtls or any.
-	Require string `yaml:"require"`
-	// Scopes must all be granted to the verified credential, or 403.
-	Scopes []string `yaml:"scopes"`
-}
-
-// DefaultAuthConfig requires nothing.
-func DefaultAuthConfig() AuthConfig {
-	return AuthConfig{Default: RequireNone, JWT: DefaultJWTConfig(), Signatures: DefaultSignatureConfig()}
-}
-
-// Validate reports the first bad field by its config key. proxyTokens
-// says whether the proxy issues tokens of its own (an issuer for jwt
-// routes).
-func (c AuthConfig) Validate(proxyTokens bool) error {
-	can := func(kind string) error {
-		switch kind {
-		case RequireAPIKey:
-			if c.KeysFile == "" {
-				return fmt.Errorf("api_key needs proxy.auth.keys_file")
-			}
-		case RequireJWT:
-			if len(c.JWT.Issuers) == 0 && !proxyTokens {
-				return fmt.Errorf("jwt needs proxy.auth.jwt.issuers or proxy.tokens")
-			}
-		case RequireSignature:
-			if !c.Signatures.Enabled || c.KeysFile == "" {
-				return fmt.Errorf("signature needs proxy.auth.signatures.enabled and proxy.auth.keys_file")
-			}
-		}
-		return nil
-	}
-	req := func(key, v string) error {
-		if !slices.Contains(requireKinds, v) {
-			return fmt.Errorf("%s: %q, want one of %s", key, v, strings.Join(requireKinds, ", "))
-		}
-		if err := can(v); err != nil {
-			return fmt.Errorf("%s: %w", key, err)
-		}
-		return nil
-	}
-	if err := req("proxy.auth.default", c.Default); err != nil {
-		return err
-	}
-	for r, a := range c.Routes {
-		if a.Require == "" {
-			a.Require = c.Default
-		}
-		if err := req(fmt.Sprintf("proxy.auth.routes[%q].require", r), a.Require); err != nil {
-			return err
-		}
-	}
-	if err := c.JWT.Validate(); err != nil {
-		return err
-	}
-	return c.Signatures.Validate()
-}
 
 // AuthDeps are what the auth check verifies with.
 type AuthDeps struct {
@@ -115,7 +46,7 @@ type AuthDeps struct {
 // against (no key store, no issuers) only names the principal, as it does
 // for detection.
 type Auth struct {
-	cfg     AuthConfig
+	cfg     proxy.AuthConfig
 	keys    map[string]*APIKey // nil: no key store
 	header  string
 	dummy   []byte
@@ -127,7 +58,7 @@ type Auth struct {
 
 // NewAuth loads the key store and the signing secrets; cfg must be valid.
 // header is the header that carries keys (proxy.api_key_header).
-func NewAuth(cfg AuthConfig, header string, deps AuthDeps) (*Auth, error) {
+func NewAuth(cfg proxy.AuthConfig, header string, deps AuthDeps) (*Auth, error) {
 	a := &Auth{cfg: cfg, header: header, dummy: make([]byte, sha256.Size), jwt: deps.JWT, nonces: deps.Nonces, maxBody: deps.MaxBody}
 	if a.maxBody == nil {
 		a.maxBody = func(string) int64 { return 1 << 20 }
@@ -165,11 +96,11 @@ func NewAuth(cfg AuthConfig, header string, deps AuthDeps) (*Auth, error) {
 	return a, nil
 }
 
-// Name implements Check.
+// Name implements proxy.Check.
 func (*Auth) Name() string { return AuthName }
 
-func unauthorized(auth event.AuthOutcome, challenge, detail, reason string) *Denial {
-	return &Denial{Status: http.StatusUnauthorized, Detail: detail, Decision: event.Decision_DECISION_BLOCK,
+func unauthorized(auth event.AuthOutcome, challenge, detail, reason string) *proxy.Denial {
+	return &proxy.Denial{Status: http.StatusUnauthorized, Detail: detail, Decision: event.Decision_DECISION_BLOCK,
 		Auth: auth, Reason: reason, Headers: http.Header{"Www-Authenticate": {challenge}}}
 }
 
@@ -179,8 +110,8 @@ const (
 	sigChallenge    = `Signature realm="apiguard"`
 )
 
-// Check implements Check.
-func (a *Auth) Check(x *Exchange) *Denial {
+// Check implements proxy.Check.
+func (a *Auth) Check(x *proxy.Exchange) *proxy.Denial {
 	route := a.cfg.Routes[x.API]
 	require := a.cfg.Default
 	if route.Require != "" {
@@ -196,11 +127,11 @@ func (a *Auth) Check(x *Exchange) *Denial {
 			if d != nil {
 				return d
 			}
-			verified, granted = append(verified, RequireAPIKey), append(granted, key.Scopes...)
+			verified, granted = append(verified, proxy.RequireAPIKey), append(granted, key.Scopes...)
 		}
 	}
 	if a.jwt != nil && len(a.jwt.issuers) > 0 {
-		if raw, ok := bearer(x.Req.Header.Get("Authorization")); ok {
+		if raw, ok := proxy.Bearer(x.Req.Header.Get("Authorization")); ok {
 			tok, err := x.Token, error(nil) // the tokens check may have verified it
 			if tok == nil {
 				tok, err = a.jwt.Verify(raw, x.Now)
@@ -214,7 +145,7 @@ func (a *Auth) Check(x *Exchange) *Denial {
 				return unauthorized(outcome, bearerChallenge+`, error="invalid_token"`, "The bearer token is not valid.", "token: "+err.Error())
 			}
 			x.Token = tok
-			verified, granted = append(verified, RequireJWT), append(granted, tok.Scopes...)
+			verified, granted = append(verified, proxy.RequireJWT), append(granted, tok.Scopes...)
 		}
 	}
 	if a.secrets != nil {
@@ -223,27 +154,27 @@ func (a *Auth) Check(x *Exchange) *Denial {
 			if d != nil {
 				return d
 			}
-			verified, granted = append(verified, RequireSignature), append(granted, key.Scopes...)
+			verified, granted = append(verified, proxy.RequireSignature), append(granted, key.Scopes...)
 		}
 	}
 	if x.Creds.Cert != "" {
-		verified = append(verified, RequireMTLS)
+		verified = append(verified, proxy.RequireMTLS)
 	}
 	if len(verified) > 0 {
 		x.Event.Auth = event.AuthOutcome_AUTH_OK
 	}
 	switch {
-	case require == RequireNone:
-	case require == RequireAny && len(verified) > 0:
+	case require == proxy.RequireNone:
+	case require == proxy.RequireAny && len(verified) > 0:
 	case slices.Contains(verified, require):
 	default:
-		challenge := map[string]string{RequireAPIKey: keyChallenge, RequireJWT: bearerChallenge, RequireSignature: sigChallenge,
-			RequireAny: bearerChallenge, RequireMTLS: `Mutual realm="apiguard"`}[require]
+		challenge := map[string]string{proxy.RequireAPIKey: keyChallenge, proxy.RequireJWT: bearerChallenge, proxy.RequireSignature: sigChallenge,
+			proxy.RequireAny: bearerChallenge, proxy.RequireMTLS: `Mutual realm="apiguard"`}[require]
 		return unauthorized(event.AuthOutcome_AUTH_MISSING, challenge, "Credentials are required.", "no "+require+" credential")
 	}
 	for _, s := range route.Scopes {
 		if !slices.Contains(granted, s) {
-			return &Denial{Status: http.StatusForbidden, Detail: "The credentials lack a scope this API requires.",
+			return &proxy.Denial{Status: http.StatusForbidden, Detail: "The credentials lack a scope this API requires.",
 				Decision: event.Decision_DECISION_BLOCK, Auth: event.AuthOutcome_AUTH_OK,
 				Reason: "credential (" + strings.Join(verified, ",") + ") lacks scope " + s}
 		}
@@ -252,7 +183,7 @@ func (a *Auth) Check(x *Exchange) *Denial {
 }
 
 // apiKey verifies "<id>.<secret>" against the store.
-func (a *Auth) apiKey(x *Exchange, raw string) (*APIKey, *Denial) {
+func (a *Auth) apiKey(x *proxy.Exchange, raw string) (*APIKey, *proxy.Denial) {
 	id, secret, _ := strings.Cut(raw, ".")
 	key := a.keys[id]
 	want := a.dummy
@@ -277,8 +208,8 @@ func (a *Auth) apiKey(x *Exchange, raw string) (*APIKey, *Denial) {
 
 // signature verifies an HMAC request signature and refuses a replayed
 // nonce.
-func (a *Auth) signature(x *Exchange, raw string) (*APIKey, *Denial) {
-	bad := func(reason string) *Denial {
+func (a *Auth) signature(x *proxy.Exchange, raw string) (*APIKey, *proxy.Denial) {
+	bad := func(reason string) *proxy.Denial {
 		return unauthorized(event.AuthOutcome_AUTH_INVALID, sigChallenge, "The request signature is not valid.", reason)
 	}
 	p, err := ParseSignature(raw)
@@ -300,7 +231,7 @@ func (a *Auth) signature(x *Exchange, raw string) (*APIKey, *Denial) {
 	}
 	fresh, err := a.nonces.Add(p.KeyID+"\x00"+p.Nonce, x.Now, 2*a.cfg.Signatures.Skew)
 	if err != nil {
-		return nil, &Denial{Status: http.StatusServiceUnavailable, Detail: "Signed requests cannot be accepted right now.",
+		return nil, &proxy.Denial{Status: http.StatusServiceUnavailable, Detail: "Signed requests cannot be accepted right now.",
 			Decision: event.Decision_DECISION_THROTTLE, Reason: "nonce cache full; refusing signatures until nonces expire",
 			Headers: http.Header{"Retry-After": {"5"}}}
 	}
@@ -315,4 +246,7 @@ func (a *Auth) signature(x *Exchange, raw string) (*APIKey, *Denial) {
 }
 
 // Interface guards
-var _ Check = (*Auth)(nil)
+var _ proxy.Check = (*Auth)(nil)
+
+// clip is valid UTF-8, at most n bytes, as the proxy writes event strings.
+func clip(s string, n int) string { return event.Clip(event.ValidUTF8(s), n) }

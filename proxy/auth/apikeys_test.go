@@ -1,4 +1,4 @@
-package proxy
+package auth
 
 import (
 	"fmt"
@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 func writeKeys(t *testing.T, entries ...APIKey) string {
@@ -41,12 +42,12 @@ func TestAPIKeys(t *testing.T) {
 	events := &collector{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer up.Close()
-	cfg := DefaultConfig()
+	cfg := proxy.DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.Routes = []string{"POST /orders", "GET /items/{id}"}
-	ac := DefaultAuthConfig()
+	ac := proxy.DefaultAuthConfig()
 	ac.KeysFile = path
-	ac.Routes = map[string]RouteAuth{"POST /orders": {Require: "api_key", Scopes: []string{"orders:write"}}}
+	ac.Routes = map[string]proxy.RouteAuth{"POST /orders": {Require: "api_key", Scopes: []string{"orders:write"}}}
 	if err := ac.Validate(false); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestAPIKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(cfg, []Check{auth}, events, 1, slog.New(slog.DiscardHandler))
+	p, err := proxy.New(cfg, []proxy.Check{auth}, events, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +117,13 @@ func TestLoadKeysErrors(t *testing.T) {
 			t.Errorf("LoadKeys = %v, want %q", err, want)
 		}
 	}
-	if err := (AuthConfig{Default: "api_key"}).Validate(false); err == nil || !strings.Contains(err.Error(), "keys_file") {
+	if err := (proxy.AuthConfig{Default: "api_key"}).Validate(false); err == nil || !strings.Contains(err.Error(), "keys_file") {
 		t.Errorf("Validate without a key store = %v", err)
 	}
 }
 
 func TestAuthWithoutKeyStoreVerifiesNothing(t *testing.T) {
-	a, err := NewAuth(DefaultAuthConfig(), "X-API-Key", AuthDeps{})
+	a, err := NewAuth(proxy.DefaultAuthConfig(), "X-API-Key", AuthDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}

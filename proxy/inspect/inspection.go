@@ -1,4 +1,4 @@
-package proxy
+package inspect
 
 import (
 	"bufio"
@@ -16,50 +16,11 @@ import (
 
 	libinjection "github.com/corazawaf/libinjection-go"
 
-	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // InspectionName is the name of the payload inspection check in events.
 const InspectionName = "inspection"
-
-// Injection modes.
-const (
-	InjectionBlock = "block" // refuse with 403
-	InjectionFlag  = "flag"  // let through, mark the event for the pipeline
-	InjectionOff   = "off"
-)
-
-// InspectConfig configures payload inspection. Routes overrides the body
-// limit and the injection mode per route template ("POST /upload").
-type InspectConfig struct {
-	// MaxBodyBytes is the largest request body; larger is refused (413).
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// MaxHeaders is the most header fields (values) a request may carry
-	// (431). Their total size is bounded by proxy.max_header_bytes.
-	MaxHeaders int `yaml:"max_headers"`
-	// JSON bounds JSON bodies, checked while reading them.
-	JSON JSONLimits `yaml:"json"`
-	// Injection says what SQL injection or XSS found by libinjection in
-	// path segments, query values, form values and JSON strings does.
-	Injection string                  `yaml:"injection"`
-	Routes    map[string]RouteInspect `yaml:"routes"`
-}
-
-// RouteInspect overrides inspection settings for one route.
-type RouteInspect struct {
-	MaxBodyBytes int64  `yaml:"max_body_bytes"`
-	Injection    string `yaml:"injection"`
-	// Account names the field that carries the account on a login-class
-	// route: a JSON key (its first string value anywhere in the body), a
-	// form field or a query parameter. Its value goes into the event's
-	// account, hashed (AccountHash), for the credential-stuffing detector.
-	Account string `yaml:"account"`
-	// StrictQuery refuses (400) a query string with a raw ";" or a "%"
-	// that does not start a %XX escape, which parsers read differently;
-	// otherwise such a query is inspected leniently and forwarded as sent
-	// (query.go). It applies whatever the injection mode.
-	StrictQuery bool `yaml:"strict_query"`
-}
 
 // AccountHash is how an account name is recorded in events: "acct:" and
 // 16 hex digits of its SHA-256. It is pseudonymous, not anonymous: whoever
@@ -69,68 +30,27 @@ func AccountHash(name string) string {
 	return "acct:" + hex.EncodeToString(sum[:8])
 }
 
-// DefaultInspectConfig returns the defaults: 1 MiB bodies, 100 header
-// fields, JSON 32 deep with 10,000 elements and 64 KiB strings, injections
-// blocked.
-func DefaultInspectConfig() InspectConfig {
-	return InspectConfig{
-		MaxBodyBytes: 1 << 20,
-		MaxHeaders:   100,
-		JSON:         JSONLimits{MaxDepth: 32, MaxElements: 10000, MaxString: 64 << 10},
-		Injection:    InjectionBlock,
-	}
-}
-
-// Validate reports the first bad field by its config key.
-func (c InspectConfig) Validate() error {
-	mode := func(key, m string) error {
-		switch m {
-		case InjectionBlock, InjectionFlag, InjectionOff:
-			return nil
-		}
-		return fmt.Errorf("%s: %q, want block, flag or off", key, m)
-	}
-	switch {
-	case c.MaxBodyBytes < 1:
-		return fmt.Errorf("proxy.inspection.max_body_bytes: %d, want at least 1", c.MaxBodyBytes)
-	case c.MaxHeaders < 1:
-		return fmt.Errorf("proxy.inspection.max_headers: %d, want at least 1", c.MaxHeaders)
-	case c.JSON.MaxDepth < 1 || c.JSON.MaxElements < 1 || c.JSON.MaxString < 1:
-		return fmt.Errorf("proxy.inspection.json: every limit must be at least 1")
-	}
-	if err := mode("proxy.inspection.injection", c.Injection); err != nil {
-		return err
-	}
-	for r, o := range c.Routes {
-		if _, _, ok := strings.Cut(r, " "); !ok {
-			return fmt.Errorf("proxy.inspection.routes[%q]: want \"METHOD /path\"", r)
-		}
-		if o.MaxBodyBytes < 0 {
-			return fmt.Errorf("proxy.inspection.routes[%q].max_body_bytes: %d", r, o.MaxBodyBytes)
-		}
-		if o.Injection != "" {
-			if err := mode(fmt.Sprintf("proxy.inspection.routes[%q].injection", r), o.Injection); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // Inspection checks what a request carries: header count, body size, JSON
 // structure, XML without DTDs or entities, and SQL injection and XSS in
 // path segments, query values, form values and JSON strings. It reads the
 // body (at most the limit, and no further than the first violation) and
 // hands the upstream the same bytes.
 type Inspection struct {
-	cfg InspectConfig
+	cfg proxy.InspectConfig
 }
 
 // NewInspection returns the check; cfg must be valid.
-func NewInspection(cfg InspectConfig) *Inspection { return &Inspection{cfg: cfg} }
+func NewInspection(cfg proxy.InspectConfig) *Inspection { return &Inspection{cfg: cfg} }
 
-// Name implements Check.
+// Name implements proxy.Check.
 func (*Inspection) Name() string { return InspectionName }
+
+// MaxBody is the body limit of api's route: what authentication reads at
+// most to verify a request signature.
+func (c *Inspection) MaxBody(api string) int64 {
+	n, _, _ := c.route(api)
+	return n
+}
 
 func (c *Inspection) route(api string) (maxBody int64, injection, account string) {
 	maxBody, injection = c.cfg.MaxBodyBytes, c.cfg.Injection
@@ -146,12 +66,8 @@ func (c *Inspection) route(api string) (maxBody int64, injection, account string
 	return maxBody, injection, account
 }
 
-func deny(status int, detail, reason string) *Denial {
-	return &Denial{Status: status, Detail: detail, Decision: event.Decision_DECISION_BLOCK, Reason: reason}
-}
-
-// Check implements Check.
-func (c *Inspection) Check(x *Exchange) *Denial {
+// Check implements proxy.Check.
+func (c *Inspection) Check(x *proxy.Exchange) *proxy.Denial {
 	r := x.Req
 	maxBody, injection, account := c.route(x.API)
 	n := 0
@@ -167,13 +83,13 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 			fmt.Sprintf("Content-Length %d, limit %d", r.ContentLength, maxBody))
 	}
 	if raw := r.URL.RawQuery; raw != "" && c.cfg.Routes[x.API].StrictQuery {
-		if err := strictQuery(raw); err != nil {
-			return deny(http.StatusBadRequest, err.(*QueryError).Detail(), err.Error()+" (strict_query)")
+		if err := proxy.StrictQuery(raw); err != nil {
+			return deny(http.StatusBadRequest, err.(*proxy.QueryError).Detail(), err.Error()+" (strict_query)")
 		}
 	}
 	var found *finding
 	look := func(where, name, v string) bool {
-		if found == nil && injection != InjectionOff {
+		if found == nil && injection != proxy.InjectionOff {
 			if found = detect(where, v); found != nil && name != "" {
 				found.where += " " + clip(name, 64)
 			}
@@ -186,11 +102,11 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 		look("path", "", seg)
 	}
 	if raw := r.URL.RawQuery; raw != "" {
-		if found == nil && injection != InjectionOff {
-			inspectQuery(raw, look)
+		if found == nil && injection != proxy.InjectionOff {
+			proxy.InspectQuery(raw, look)
 		}
 		if account != "" {
-			if v, ok := queryValue(raw, account); ok && v != "" {
+			if v, ok := proxy.QueryValue(raw, account); ok && v != "" {
 				x.Event.Account = AccountHash(v)
 			}
 		}
@@ -198,7 +114,7 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 	if r.Body != nil && r.Body != http.NoBody {
 		// The body's look is its own closure, so a request without a
 		// body allocates none (the scanners' callbacks escape).
-		d, inBody := c.body(x, maxBody, account, found != nil, injection != InjectionOff)
+		d, inBody := c.body(x, maxBody, account, found != nil, injection != proxy.InjectionOff)
 		if d != nil {
 			return d
 		}
@@ -213,7 +129,7 @@ func (c *Inspection) Check(x *Exchange) *Denial {
 	if found.fingerprint != "" {
 		reason += " (libinjection " + found.fingerprint + ")"
 	}
-	if injection == InjectionFlag {
+	if injection == proxy.InjectionFlag {
 		x.Event.Check, x.Event.Reason = InspectionName, "flagged: "+reason
 		return nil
 	}
@@ -238,7 +154,7 @@ func inspectValues(where string, vals url.Values, look func(where, name, v strin
 // bytes back for the upstream. prior says the path or query already gave
 // a finding (the body is then read and bounded but not searched); inject
 // says injection detection is on. It returns the body's finding.
-func (c *Inspection) body(x *Exchange, maxBody int64, account string, prior, inject bool) (*Denial, *finding) {
+func (c *Inspection) body(x *proxy.Exchange, maxBody int64, account string, prior, inject bool) (*proxy.Denial, *finding) {
 	var found *finding
 	look := func(where, name, v string) bool {
 		if prior {
@@ -256,30 +172,22 @@ func (c *Inspection) body(x *Exchange, maxBody int64, account string, prior, inj
 }
 
 // readBody is body's reading and scanning, with look as its callback.
-func (c *Inspection) readBody(x *Exchange, maxBody int64, account string, look func(where, name, v string) bool) *Denial {
+func (c *Inspection) readBody(x *proxy.Exchange, maxBody int64, account string, look func(where, name, v string) bool) *proxy.Denial {
 	r := x.Req
 	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	buf := &bytes.Buffer{}
 	lr := &io.LimitedReader{R: r.Body, N: maxBody + 1}
 	tee := bufio.NewReader(io.TeeReader(lr, buf))
-	capture := newBodyCapture(x) // nil unless the route captures body parameters
-	var d *Denial
+	capture := x.BodyCapture() // nil unless the route captures body parameters
+	var d *proxy.Denial
 	switch {
 	case ctype == "application/json" || strings.HasSuffix(ctype, "+json"):
 		accountNext := false
 		var leaf func(path, v []byte)
 		if capture != nil {
-			leaf = func(path, v []byte) {
-				// path begins with "$"; the event's name keeps it, so
-				// JSON leaves read apart from form fields.
-				val := ""
-				if capture.values {
-					val = string(v)
-				}
-				capture.add(string(path), val)
-			}
+			leaf = capture.JSONLeaf
 		}
-		err := scanJSON(tee, c.cfg.JSON, func(s []byte, key bool) bool {
+		err := proxy.ScanJSONLeaves(tee, c.cfg.JSON, func(s []byte, key bool) bool {
 			switch {
 			case account == "":
 			case key:
@@ -312,7 +220,7 @@ func (c *Inspection) readBody(x *Exchange, maxBody int64, account string, look f
 			x.Event.Account = AccountHash(v)
 		}
 		if capture != nil {
-			capture.form(buf.String())
+			capture.Form(buf.String())
 		}
 	}
 	if d != nil {
@@ -332,14 +240,14 @@ func (c *Inspection) readBody(x *Exchange, maxBody int64, account string, look f
 	return nil
 }
 
-func (c *Inspection) bodyError(err error, lr *io.LimitedReader) *Denial {
+func (c *Inspection) bodyError(err error, lr *io.LimitedReader) *proxy.Denial {
 	if err == nil {
 		return nil
 	}
 	if lr.N <= 0 {
 		return deny(http.StatusRequestEntityTooLarge, "The request body is too large.", "body over the limit")
 	}
-	var je *JSONError
+	var je *proxy.JSONError
 	if errors.As(err, &je) {
 		if je.Limit {
 			return deny(http.StatusRequestEntityTooLarge, "The JSON body exceeds its limits.", je.Error())

@@ -1,4 +1,4 @@
-package proxy
+package auth
 
 import (
 	"context"
@@ -17,67 +17,11 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // TokensName is the name of the proxy token check in events.
 const TokensName = "tokens"
-
-// TokensConfig configures short-lived proxy tokens: a browser or app
-// exchanges an attestation (a CAPTCHA or challenge answer) for a token
-// valid a few minutes, bound to its origin and client fingerprint, and
-// presents it as a bearer token; a valid token can be exchanged for one
-// with fewer scopes. Routes ask for them with auth require "jwt".
-type TokensConfig struct {
-	Enabled bool `yaml:"enabled"`
-	// Issuer and Audience are the tokens' iss and aud.
-	Issuer   string `yaml:"issuer"`
-	Audience string `yaml:"audience"`
-	// TTL is a token's lifetime (at most 10m); Rotate the signing key's.
-	TTL    time.Duration `yaml:"ttl"`
-	Rotate time.Duration `yaml:"rotate"`
-	// SeedSecret is the vault secret the signing keys derive from.
-	SeedSecret string `yaml:"seed_secret"`
-	// Scopes are granted to tokens issued for an attestation.
-	Scopes []string `yaml:"scopes"`
-	// Endpoint paths, answered by the proxy itself.
-	Path         string           `yaml:"path"`
-	ExchangePath string           `yaml:"exchange_path"`
-	JWKSPath     string           `yaml:"jwks_path"`
-	SiteVerify   SiteVerifyConfig `yaml:"siteverify"`
-}
-
-// DefaultTokensConfig has proxy tokens off.
-func DefaultTokensConfig() TokensConfig {
-	return TokensConfig{
-		Issuer: "apiguard", Audience: "apiguard-proxy", TTL: 5 * time.Minute, Rotate: time.Hour,
-		SeedSecret: "tokens/seed", Path: "/.apiguard/token", ExchangePath: "/.apiguard/token/exchange",
-		JWKSPath:   "/.well-known/apiguard/jwks.json",
-		SiteVerify: SiteVerifyConfig{MinScore: 0.5, Timeout: 5 * time.Second},
-	}
-}
-
-// Validate reports the first bad field by its config key.
-func (c TokensConfig) Validate(secrets SecretsConfig) error {
-	if !c.Enabled {
-		return nil
-	}
-	switch {
-	case c.Issuer == "" || c.Audience == "":
-		return errors.New("proxy.tokens: issuer and audience are required")
-	case c.TTL < 10*time.Second || c.TTL > 10*time.Minute:
-		return fmt.Errorf("proxy.tokens.ttl: %s, want 10s to 10m", c.TTL)
-	case c.Rotate < c.TTL:
-		return fmt.Errorf("proxy.tokens.rotate: %s, want at least the ttl (%s)", c.Rotate, c.TTL)
-	case secrets.VaultFile == "":
-		return errors.New("proxy.tokens: the signing seed lives in the vault; set proxy.secrets.vault_file")
-	}
-	for key, p := range map[string]string{"path": c.Path, "exchange_path": c.ExchangePath, "jwks_path": c.JWKSPath} {
-		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("proxy.tokens.%s: %q, want an absolute path", key, p)
-		}
-	}
-	return c.SiteVerify.Validate()
-}
 
 // TokenService issues and checks proxy tokens. As a Check it answers its
 // three endpoints (attestation exchange, token exchange, JWKS) and refuses
@@ -86,7 +30,7 @@ func (c TokensConfig) Validate(secrets SecretsConfig) error {
 // origin checks, so blocked clients, automation and foreign origins get
 // no token.
 type TokenService struct {
-	cfg  TokensConfig
+	cfg  proxy.TokensConfig
 	keys *TokenKeys
 	att  Attestor
 	jwt  *JWTVerifier
@@ -94,16 +38,16 @@ type TokenService struct {
 
 // NewTokenService returns the service; jwt verifies tokens presented for
 // exchange (it must trust the service's Issuer, see AddIssuer).
-func NewTokenService(cfg TokensConfig, keys *TokenKeys, att Attestor, v *JWTVerifier) *TokenService {
+func NewTokenService(cfg proxy.TokensConfig, keys *TokenKeys, att Attestor, v *JWTVerifier) *TokenService {
 	return &TokenService{cfg: cfg, keys: keys, att: att, jwt: v}
 }
 
 // Issuer is the JWT issuer entry for the service's own tokens.
-func (s *TokenService) Issuer() JWTIssuer {
-	return JWTIssuer{Issuer: s.cfg.Issuer, Audience: []string{s.cfg.Audience}, Algorithms: []string{string(jose.EdDSA)}}
+func (s *TokenService) Issuer() proxy.JWTIssuer {
+	return proxy.JWTIssuer{Issuer: s.cfg.Issuer, Audience: []string{s.cfg.Audience}, Algorithms: []string{string(jose.EdDSA)}}
 }
 
-// Name implements Check.
+// Name implements proxy.Check.
 func (*TokenService) Name() string { return TokensName }
 
 // proxyClaims are the claims a proxy token adds to the registered ones.
@@ -119,7 +63,7 @@ type proxyClaims struct {
 // here, the User-Agent and the Accept-Language, hashed. Without TLS at the
 // proxy the binding is only what a thief can copy; terminate TLS here for
 // one that resists.
-func binding(x *Exchange) string {
+func binding(x *proxy.Exchange) string {
 	h := sha256.New()
 	h.Write([]byte(x.Event.TlsFingerprint))
 	h.Write([]byte{0})
@@ -129,27 +73,27 @@ func binding(x *Exchange) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-func answer(status int, v any, headers http.Header) *Denial {
+func answer(status int, v any, headers http.Header) *proxy.Denial {
 	body, _ := json.Marshal(v)
 	if headers == nil {
 		headers = http.Header{}
 	}
 	headers.Set("Cache-Control", "no-store")
-	d := &Denial{Status: status, RawBody: body, RawType: "application/json", Headers: headers, Answer: status < 400}
+	d := &proxy.Denial{Status: status, RawBody: body, RawType: "application/json", Headers: headers, Answer: status < 400}
 	if status >= 400 {
 		d.Decision = event.Decision_DECISION_BLOCK
 	}
 	return d
 }
 
-func oauthError(status int, code, desc, reason string) *Denial {
+func oauthError(status int, code, desc, reason string) *proxy.Denial {
 	d := answer(status, map[string]string{"error": code, "error_description": desc}, nil)
 	d.Reason = reason
 	return d
 }
 
-// Check implements Check.
-func (s *TokenService) Check(x *Exchange) *Denial {
+// Check implements proxy.Check.
+func (s *TokenService) Check(x *proxy.Exchange) *proxy.Denial {
 	switch path := x.Req.URL.Path; {
 	case path == s.cfg.JWKSPath && x.Req.Method == http.MethodGet:
 		return answer(http.StatusOK, s.keys.PublicSet(x.Now), nil)
@@ -158,7 +102,7 @@ func (s *TokenService) Check(x *Exchange) *Denial {
 	case path == s.cfg.ExchangePath:
 		return s.exchange(x)
 	}
-	raw, ok := bearer(x.Req.Header.Get("Authorization"))
+	raw, ok := proxy.Bearer(x.Req.Header.Get("Authorization"))
 	if !ok {
 		return nil
 	}
@@ -176,12 +120,12 @@ func (s *TokenService) Check(x *Exchange) *Denial {
 	origin := x.Req.Header.Get("Origin")
 	switch {
 	case issuedTo != origin:
-		return &Denial{Status: http.StatusUnauthorized, Detail: "The token was issued to another client.",
+		return &proxy.Denial{Status: http.StatusUnauthorized, Detail: "The token was issued to another client.",
 			Decision: event.Decision_DECISION_BLOCK, Auth: event.AuthOutcome_AUTH_INVALID,
 			Reason:  fmt.Sprintf("proxy token %s for origin %q used from origin %q", tok.ID, clip(issuedTo, 100), clip(origin, 100)),
 			Headers: http.Header{"Www-Authenticate": {bearerChallenge + `, error="invalid_token"`}}}
 	case fp != binding(x):
-		return &Denial{Status: http.StatusUnauthorized, Detail: "The token was issued to another client.",
+		return &proxy.Denial{Status: http.StatusUnauthorized, Detail: "The token was issued to another client.",
 			Decision: event.Decision_DECISION_BLOCK, Auth: event.AuthOutcome_AUTH_INVALID,
 			Reason:  "proxy token " + tok.ID + " used from another client fingerprint",
 			Headers: http.Header{"Www-Authenticate": {bearerChallenge + `, error="invalid_token"`}}}
@@ -193,7 +137,7 @@ func (s *TokenService) Check(x *Exchange) *Denial {
 // issueForAttestation answers POST {path} with attestation=<token> (form
 // or JSON): the attestor is asked, and a token bound to the caller is
 // issued.
-func (s *TokenService) issueForAttestation(x *Exchange) *Denial {
+func (s *TokenService) issueForAttestation(x *proxy.Exchange) *proxy.Denial {
 	if x.Req.Method != http.MethodPost {
 		return oauthError(http.StatusMethodNotAllowed, "invalid_request", "POST an attestation.", "token endpoint: "+x.Req.Method)
 	}
@@ -224,7 +168,7 @@ func (s *TokenService) issueForAttestation(x *Exchange) *Denial {
 // exchange answers RFC 8693 token exchange: a valid token (any trusted
 // issuer) for a proxy token with the same or fewer scopes, bound to the
 // caller, expiring no later than the token it replaces.
-func (s *TokenService) exchange(x *Exchange) *Denial {
+func (s *TokenService) exchange(x *proxy.Exchange) *proxy.Denial {
 	if x.Req.Method != http.MethodPost {
 		return oauthError(http.StatusMethodNotAllowed, "invalid_request", "POST a token exchange.", "exchange: "+x.Req.Method)
 	}
@@ -263,7 +207,7 @@ func (s *TokenService) exchange(x *Exchange) *Denial {
 	return tokenAnswer(tok, exp.Sub(x.Now), want)
 }
 
-func (s *TokenService) issue(x *Exchange, sub string, scopes []string, exp time.Time) (string, time.Time, error) {
+func (s *TokenService) issue(x *proxy.Exchange, sub string, scopes []string, exp time.Time) (string, time.Time, error) {
 	kid, key := s.keys.Current(x.Now)
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: key},
 		(&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), kid))
@@ -279,7 +223,7 @@ func (s *TokenService) issue(x *Exchange, sub string, scopes []string, exp time.
 	return tok, exp, err
 }
 
-func tokenAnswer(tok string, ttl time.Duration, scopes []string) *Denial {
+func tokenAnswer(tok string, ttl time.Duration, scopes []string) *proxy.Denial {
 	return answer(http.StatusOK, map[string]any{
 		"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl.Seconds()),
 		"issued_token_type": "urn:ietf:params:oauth:token-type:jwt", "scope": strings.Join(scopes, " "),
@@ -304,4 +248,4 @@ func formValue(r *http.Request, name string) (string, error) {
 }
 
 // Interface guards
-var _ Check = (*TokenService)(nil)
+var _ proxy.Check = (*TokenService)(nil)

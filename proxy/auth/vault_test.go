@@ -1,4 +1,4 @@
-package proxy
+package auth
 
 import (
 	"encoding/base64"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiguard/apiguard/proxy"
 )
 
 func TestVaultSealsAndOpens(t *testing.T) {
@@ -117,21 +119,17 @@ func TestSecretInjection(t *testing.T) {
 		_, _ = io.WriteString(w, "paid")
 	}))
 	defer up.Close()
-	cfg := DefaultConfig()
+	cfg := proxy.DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.Routes = []string{"POST /payments", "GET /items"}
 	cfg.Secrets.VaultFile, cfg.Secrets.MasterKeyEnv = vaultFile, "TEST_MASTER_KEY"
-	cfg.Secrets.Inject = []Injection{{Routes: []string{"POST /payments"}, Header: "Authorization", Secret: "upstream/payments", Format: "Bearer {secret}"}}
+	cfg.Secrets.Inject = []proxy.Injection{{Routes: []string{"POST /payments"}, Header: "Authorization", Secret: "upstream/payments", Format: "Bearer {secret}"}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	chain, err := BuildChain(cfg, ChainDeps{Nonces: NewNonceCache(1000), Log: slog.New(slog.DiscardHandler), Clients: clientsForTests})
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain.checks = nil
+	chain := buildOnly(t, cfg, NewNonceCache(1000)) // injection only
 	events := &collector{}
-	p, err := NewWithChain(cfg, chain, nil, events, 1, slog.New(slog.DiscardHandler))
+	p, err := proxy.NewWithChain(cfg, chain, nil, events, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

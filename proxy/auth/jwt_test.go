@@ -1,4 +1,4 @@
-package proxy
+package auth
 
 import (
 	"crypto/ecdsa"
@@ -22,6 +22,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/apiguard/apiguard/proxy"
 )
 
 // issuerKeysForTest are the keys one test issuer signs with.
@@ -103,8 +105,8 @@ func testVerifier(t *testing.T, k *issuerKeysForTest) *JWTVerifier {
 		t.Fatal(err)
 	}
 	t.Setenv("TEST_JWT_SECRET", string(k.hmac))
-	cfg := DefaultJWTConfig()
-	cfg.Issuers = []JWTIssuer{
+	cfg := proxy.DefaultJWTConfig()
+	cfg.Issuers = []proxy.JWTIssuer{
 		{Issuer: "https://idp.example", Audience: []string{"orders-api"}, Algorithms: []string{"RS256", "ES256", "EdDSA"}, JWKSFile: path, MaxAge: time.Hour},
 		{Issuer: "internal", Audience: []string{"orders-api"}, Algorithms: []string{"HS256"}, SecretEnv: "TEST_JWT_SECRET"},
 	}
@@ -219,22 +221,22 @@ func TestJWTCacheKeepsCheckingTime(t *testing.T) {
 }
 
 func TestJWTConfigValidate(t *testing.T) {
-	base := func() JWTConfig {
-		c := DefaultJWTConfig()
-		c.Issuers = []JWTIssuer{{Issuer: "a", Audience: []string{"x"}, Algorithms: []string{"RS256"}, JWKSFile: "k.json"}}
+	base := func() proxy.JWTConfig {
+		c := proxy.DefaultJWTConfig()
+		c.Issuers = []proxy.JWTIssuer{{Issuer: "a", Audience: []string{"x"}, Algorithms: []string{"RS256"}, JWKSFile: "k.json"}}
 		return c
 	}
 	for _, tc := range []struct {
-		mod  func(*JWTConfig)
+		mod  func(*proxy.JWTConfig)
 		want string
 	}{
-		{func(c *JWTConfig) { c.Issuers[0].Algorithms = []string{"HS256", "RS256"} }, "key confusion"},
-		{func(c *JWTConfig) { c.Issuers[0].Algorithms = []string{"none"} }, `"none"`},
-		{func(c *JWTConfig) { c.Issuers[0].Audience = nil }, "audience: required"},
-		{func(c *JWTConfig) { c.Issuers[0].JWKSURL = "https://idp/jwks" }, "exactly one"},
-		{func(c *JWTConfig) { c.Issuers[0].JWKSFile, c.Issuers[0].JWKSURL = "", "http://idp.example/jwks" }, "want https"},
-		{func(c *JWTConfig) { c.Issuers = append(c.Issuers, c.Issuers[0]) }, "appears twice"},
-		{func(c *JWTConfig) { c.Issuers[0].Algorithms = []string{"HS256"} }, "needs secret_env"},
+		{func(c *proxy.JWTConfig) { c.Issuers[0].Algorithms = []string{"HS256", "RS256"} }, "key confusion"},
+		{func(c *proxy.JWTConfig) { c.Issuers[0].Algorithms = []string{"none"} }, `"none"`},
+		{func(c *proxy.JWTConfig) { c.Issuers[0].Audience = nil }, "audience: required"},
+		{func(c *proxy.JWTConfig) { c.Issuers[0].JWKSURL = "https://idp/jwks" }, "exactly one"},
+		{func(c *proxy.JWTConfig) { c.Issuers[0].JWKSFile, c.Issuers[0].JWKSURL = "", "http://idp.example/jwks" }, "want https"},
+		{func(c *proxy.JWTConfig) { c.Issuers = append(c.Issuers, c.Issuers[0]) }, "appears twice"},
+		{func(c *proxy.JWTConfig) { c.Issuers[0].Algorithms = []string{"HS256"} }, "needs secret_env"},
 	} {
 		c := base()
 		tc.mod(&c)
@@ -259,8 +261,8 @@ func TestJWKSURLRefresh(t *testing.T) {
 		_, _ = w.Write(*served.Load())
 	}))
 	defer srv.Close()
-	cfg := DefaultJWTConfig()
-	cfg.Issuers = []JWTIssuer{{Issuer: "idp", Audience: []string{"orders-api"}, Algorithms: []string{"RS256"}, JWKSURL: srv.URL, Refresh: time.Hour}}
+	cfg := proxy.DefaultJWTConfig()
+	cfg.Issuers = []proxy.JWTIssuer{{Issuer: "idp", Audience: []string{"orders-api"}, Algorithms: []string{"RS256"}, JWKSURL: srv.URL, Refresh: time.Hour}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

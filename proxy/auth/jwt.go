@@ -1,4 +1,4 @@
-package proxy
+package auth
 
 import (
 	"context"
@@ -24,105 +24,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/apiguard/apiguard/internal/secret"
+	"github.com/apiguard/apiguard/proxy"
 )
-
-// JWTConfig lists the token issuers the proxy trusts.
-type JWTConfig struct {
-	Issuers []JWTIssuer `yaml:"issuers"`
-	// Leeway is the clock skew allowed on exp, nbf and iat.
-	Leeway time.Duration `yaml:"leeway"`
-}
-
-// JWTIssuer is one trusted issuer. Its algorithms are either HS256 alone
-// (a shared secret) or asymmetric ones (keys from a JWKS file or URL), never
-// both: a verifier that accepts both can be fooled into checking an HMAC
-// made with a public key (key confusion).
-type JWTIssuer struct {
-	// Issuer must equal the token's iss.
-	Issuer string `yaml:"issuer"`
-	// Audience: the token's aud must name one of these.
-	Audience []string `yaml:"audience"`
-	// Algorithms accepted: HS256, or any of RS256, ES256, EdDSA.
-	Algorithms []string `yaml:"algorithms"`
-	// SecretEnv names the environment variable holding the HS256 secret.
-	SecretEnv string `yaml:"secret_env"`
-	// JWKSFile or JWKSURL give the public keys; a URL is fetched at start
-	// and every Refresh, and early when a token names an unknown kid.
-	JWKSFile string        `yaml:"jwks_file"`
-	JWKSURL  string        `yaml:"jwks_url"`
-	Refresh  time.Duration `yaml:"refresh"`
-	// MaxAge refuses tokens issued (iat) longer ago than this; 0 for no
-	// limit. With it, tokens without iat are refused.
-	MaxAge time.Duration `yaml:"max_age"`
-}
-
-// DefaultJWTConfig trusts no issuer.
-func DefaultJWTConfig() JWTConfig { return JWTConfig{Leeway: 30 * time.Second} }
-
-var asymmetricAlgs = []string{string(jose.RS256), string(jose.ES256), string(jose.EdDSA)}
-
-// Validate reports the first bad field by its config key.
-func (c JWTConfig) Validate() error {
-	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
-		return fmt.Errorf("proxy.auth.jwt.leeway: %s, want 0 to 5m", c.Leeway)
-	}
-	seen := map[string]bool{}
-	for i, is := range c.Issuers {
-		key := fmt.Sprintf("proxy.auth.jwt.issuers[%d]", i)
-		switch {
-		case is.Issuer == "":
-			return fmt.Errorf("%s.issuer: required", key)
-		case seen[is.Issuer]:
-			return fmt.Errorf("%s.issuer: %q appears twice", key, is.Issuer)
-		case len(is.Audience) == 0:
-			return fmt.Errorf("%s.audience: required (a token for another service must not pass here)", key)
-		case len(is.Algorithms) == 0:
-			return fmt.Errorf("%s.algorithms: required", key)
-		case is.MaxAge < 0 || is.Refresh < 0:
-			return fmt.Errorf("%s: max_age and refresh must not be negative", key)
-		}
-		seen[is.Issuer] = true
-		hmac := slices.Contains(is.Algorithms, string(jose.HS256))
-		for _, a := range is.Algorithms {
-			if a != string(jose.HS256) && !slices.Contains(asymmetricAlgs, a) {
-				return fmt.Errorf("%s.algorithms: %q, want HS256, RS256, ES256 or EdDSA", key, a)
-			}
-			if hmac && a != string(jose.HS256) {
-				return fmt.Errorf("%s.algorithms: HS256 with %s invites key confusion; use two issuers", key, a)
-			}
-		}
-		sources := 0
-		for _, s := range []string{is.SecretEnv, is.JWKSFile, is.JWKSURL} {
-			if s != "" {
-				sources++
-			}
-		}
-		switch {
-		case sources != 1:
-			return fmt.Errorf("%s: set exactly one of secret_env, jwks_file and jwks_url", key)
-		case hmac && is.SecretEnv == "":
-			return fmt.Errorf("%s: HS256 needs secret_env", key)
-		case !hmac && is.SecretEnv != "":
-			return fmt.Errorf("%s: secret_env is for HS256 only", key)
-		case is.JWKSURL != "" && secret.HasCredentials(is.JWKSURL):
-			return fmt.Errorf("%s.jwks_url: %q: credentials in the URL are refused (a key set is public)", key, secret.URL(is.JWKSURL))
-		case is.JWKSURL != "" && !strings.HasPrefix(is.JWKSURL, "https://") && !strings.HasPrefix(is.JWKSURL, "http://127.0.0.1") &&
-			!strings.HasPrefix(is.JWKSURL, "http://localhost"):
-			return fmt.Errorf("%s.jwks_url: %q, want https (plain http only on loopback)", key, secret.URL(is.JWKSURL))
-		}
-	}
-	return nil
-}
-
-// Token is a verified JWT's content that checks use.
-type Token struct {
-	Issuer  string
-	Subject string
-	ID      string
-	Scopes  []string
-	Claims  map[string]any
-}
 
 // tokenError is a refused token, with the event's auth outcome and a
 // reason for analysts.
@@ -140,7 +43,7 @@ type issuerKeys struct {
 }
 
 type issuer struct {
-	cfg     JWTIssuer
+	cfg     proxy.JWTIssuer
 	algs    []jose.SignatureAlgorithm
 	keys    atomic.Pointer[issuerKeys]
 	refresh chan struct{} // a kid was missing: refresh early
@@ -176,7 +79,7 @@ type tokenCache struct {
 }
 
 type cachedToken struct {
-	tok        *Token
+	tok        *proxy.Token
 	exp, nbf   time.Time
 	iat        time.Time // zero: none
 	maxAge     time.Duration
@@ -205,7 +108,7 @@ func (c *tokenCache) put(sum [32]byte, e cachedToken) {
 
 // NewJWTVerifier reads secrets and JWKS files; cfg must be valid. URL key
 // sets stay empty until Run fetches them.
-func NewJWTVerifier(cfg JWTConfig, log *slog.Logger) (*JWTVerifier, error) {
+func NewJWTVerifier(cfg proxy.JWTConfig, log *slog.Logger) (*JWTVerifier, error) {
 	v := &JWTVerifier{issuers: map[string]*issuer{}, leeway: cfg.Leeway, log: log,
 		client: &http.Client{Timeout: 10 * time.Second}}
 	for i, c := range cfg.Issuers {
@@ -240,7 +143,7 @@ func NewJWTVerifier(cfg JWTConfig, log *slog.Logger) (*JWTVerifier, error) {
 
 // AddIssuer trusts keys held elsewhere in the process (the proxy's own
 // token signer): keys is consulted on every verification.
-func (v *JWTVerifier) AddIssuer(cfg JWTIssuer, keys func(now time.Time) *jose.JSONWebKeySet) {
+func (v *JWTVerifier) AddIssuer(cfg proxy.JWTIssuer, keys func(now time.Time) *jose.JSONWebKeySet) {
 	is := &issuer{cfg: cfg, refresh: make(chan struct{}, 1)}
 	for _, a := range cfg.Algorithms {
 		is.algs = append(is.algs, jose.SignatureAlgorithm(a))
@@ -355,7 +258,7 @@ const maxTokenBytes = 16 << 10
 // Verify checks a compact JWS token: an algorithm the issuer allows (never
 // "none"), a signature by one of the issuer's keys of the matching type,
 // iss, aud, exp (required), nbf, and iat against max_age, at now.
-func (v *JWTVerifier) Verify(raw string, now time.Time) (*Token, error) {
+func (v *JWTVerifier) Verify(raw string, now time.Time) (*proxy.Token, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, &tokenError{reason: "token longer than 16 KiB"}
 	}
@@ -372,7 +275,7 @@ func (v *JWTVerifier) Verify(raw string, now time.Time) (*Token, error) {
 }
 
 // check applies a cached token's time claims at now.
-func (e cachedToken) check(now time.Time, leeway time.Duration) (*Token, error) {
+func (e cachedToken) check(now time.Time, leeway time.Duration) (*proxy.Token, error) {
 	switch {
 	case now.After(e.exp.Add(leeway)):
 		return nil, &tokenError{expired: true, reason: "token expired at " + e.exp.UTC().Format(time.RFC3339)}
@@ -385,7 +288,7 @@ func (e cachedToken) check(now time.Time, leeway time.Duration) (*Token, error) 
 }
 
 // verify is Verify without the cache; it also returns the cache entry.
-func (v *JWTVerifier) verify(raw string, now time.Time) (*Token, cachedToken, error) {
+func (v *JWTVerifier) verify(raw string, now time.Time) (*proxy.Token, cachedToken, error) {
 	var none cachedToken
 	var unverified struct {
 		Iss string `json:"iss"`
@@ -442,7 +345,7 @@ func (v *JWTVerifier) verify(raw string, now time.Time) (*Token, cachedToken, er
 			return nil, none, &tokenError{expired: true, reason: fmt.Sprintf("token issued %s ago, max_age %s", age.Round(time.Second), is.cfg.MaxAge)}
 		}
 	}
-	t := &Token{Issuer: std.Issuer, Subject: std.Subject, ID: std.ID, Scopes: scopesOf(extra), Claims: extra}
+	t := &proxy.Token{Issuer: std.Issuer, Subject: std.Subject, ID: std.ID, Scopes: scopesOf(extra), Claims: extra}
 	e := cachedToken{tok: t, exp: std.Expiry.Time(), maxAge: is.cfg.MaxAge, trustUntil: now.Add(tokenCacheTTL)}
 	if std.NotBefore != nil {
 		e.nbf = std.NotBefore.Time()

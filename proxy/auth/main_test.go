@@ -1,0 +1,116 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/proxy"
+)
+
+// TestMain fails the package if a test leaves a goroutine running, and
+// refuses to run without the chain builder (hooks_ext_test.go), which the
+// fixtures' chains must be built with.
+func TestMain(m *testing.M) {
+	if builderForTests == nil {
+		fmt.Fprintln(os.Stderr, "builderForTests is not set: hooks_ext_test.go must set it")
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// builderForTests is proxy/chain's Build, set by hooks_ext_test.go
+// (package auth_test, which may import proxy/chain; this package may not,
+// since proxy/chain imports it): the fixtures build the chain the binary
+// builds, then keep the checks under test.
+var builderForTests func(cfg proxy.Config, nonces *NonceCache) (*proxy.Chain, error)
+
+// BuilderForTests lets hooks_ext_test.go set builderForTests.
+var BuilderForTests = &builderForTests
+
+// buildOnly builds cfg's whole chain (injection and background work
+// included) and keeps only the checks named names, in chain order.
+func buildOnly(t *testing.T, cfg proxy.Config, nonces *NonceCache, names ...string) *proxy.Chain {
+	t.Helper()
+	c, err := builderForTests(cfg, nonces)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checks []proxy.Check
+	for _, ch := range c.Checks() {
+		for _, n := range names {
+			if ch.Name() == n {
+				checks = append(checks, ch)
+			}
+		}
+	}
+	if len(checks) != len(names) {
+		t.Fatalf("the chain has %d of the checks %v", len(checks), names)
+	}
+	return c.WithChecks(checks...)
+}
+
+// collector is an Emitter that keeps what it is given.
+type collector struct {
+	mu  sync.Mutex
+	evs []*event.RequestEvent
+}
+
+func (c *collector) Emit(ev *event.RequestEvent) {
+	c.mu.Lock()
+	c.evs = append(c.evs, ev)
+	c.mu.Unlock()
+}
+
+func (c *collector) last(t *testing.T) *event.RequestEvent {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.evs) == 0 {
+		t.Fatal("no event emitted")
+	}
+	return c.evs[len(c.evs)-1]
+}
+
+// exchangeFor is a request as a check sees it, from 192.0.2.1, with the
+// route template "METHOD /path".
+func exchangeFor(method, target, ctype, body string) *proxy.Exchange {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, target, r)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("User-Agent", "Mozilla/5.0")
+	req.Header.Set("Accept", "application/json")
+	ip, _ := netip.ParseAddr("192.0.2.1")
+	return &proxy.Exchange{Req: req, API: method + " " + req.URL.Path, ClientIP: ip, Event: &event.RequestEvent{}, Now: time.Now()}
+}
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}
+
+// waitUntil polls f for up to 5 s.
+func waitUntil(t *testing.T, f func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
