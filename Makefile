@@ -67,7 +67,7 @@ test-short:
 bench: bench-go bench-detect bench-proxy bench-loop bench-clickhouse bench-enforce
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors ./replay ./proxy ./proxy/inspect
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./event ./enforce ./detectors ./replay ./proxy ./proxy/auth ./proxy/inspect
 
 ## bench-detect: backtest precision/recall on generated days, memory per pair, CSIC 2010 F1 (models alone and through the product path).
 bench-detect: build

@@ -31,7 +31,7 @@ var requireKinds = []string{RequireNone, RequireAPIKey, RequireJWT, RequireSigna
 // AuthConfig says how credentials are verified and what each route
 // requires. Routes not listed require Default.
 type AuthConfig struct {
-	// KeysFile is the API key store (see APIKey); "" for none.
+	// KeysFile is the API key store (see auth.APIKey); "" for none.
 	KeysFile   string               `yaml:"keys_file"`
 	Default    string               `yaml:"default"`
 	Routes     map[string]RouteAuth `yaml:"routes"`
@@ -188,7 +188,7 @@ func (c JWTConfig) Validate() error {
 }
 
 // SignatureConfig configures HMAC-SHA256 request signing. A client signs
-// the canonical form of its request (see CanonicalRequest) with a secret
+// the canonical form of its request (see auth.CanonicalRequest) with a secret
 // it shares with the proxy; the proxy holds that secret sealed in the
 // vault as "signing/<keyId>", and the key id names the consumer in the API
 // key store (plan and scopes).
@@ -320,7 +320,7 @@ func isLoopback(host string) bool {
 // SecretsConfig configures the secret vault and what is injected from it
 // on the way upstream.
 type SecretsConfig struct {
-	// VaultFile is the sealed store (see Vault); "" for none.
+	// VaultFile is the sealed store (see auth.Vault); "" for none.
 	VaultFile string `yaml:"vault_file"`
 	// MasterKeyEnv names the environment variable with the master key;
 	// MasterKeyFile, when set, is read instead.

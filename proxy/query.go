@@ -27,7 +27,7 @@ import (
 //
 // A route with strict_query refuses a ";" and a bad escape instead
 // (strictQuery), as Go's own parser would; so does a signed request, whose
-// canonical query (CanonicalRequest) covers only what url.ParseQuery reads.
+// canonical query (auth.CanonicalRequest) covers only what url.ParseQuery reads.
 
 // queryIter walks the pairs of a raw query string, split on "&" only.
 // Empty pairs ("a=1&&b=2") are skipped; a pair without "=" has an empty
