@@ -29,6 +29,8 @@ type pipelineParts struct {
 	responder *responder.Responder
 	alerter   *alerts.Sender // nil without alert destinations
 	store     *storeParts    // nil without ClickHouse
+	// ready is the pipeline's readiness (/readyz, health.go).
+	ready func() error
 }
 
 // allowSyncTimeout bounds how long the pipeline waits for the allow entries
@@ -57,6 +59,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 		}
 	}
 	sources := map[int]pipeline.Source{}
+	started := map[int]*startedSource{} // the same, for readiness
 	for _, p := range owned {
 		src, err := topology.NewSource(ctx, js, p)
 		if err != nil {
@@ -66,7 +69,8 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 			nc.Close()
 			return nil, err
 		}
-		sources[p] = src
+		started[p] = &startedSource{Source: src}
+		sources[p] = started[p]
 	}
 	pub := topology.NewPublisher(js)
 	rcfg := cfg.Responder
@@ -170,7 +174,8 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 	})
 	log.Info("pipeline running", "partitions", owned, "detectors", enabledDetectors(cfg.Detectors),
 		"dry_run", cfg.Responder.DryRun)
-	return &pipelineParts{pipeline: pl, responder: resp, alerter: alerter, store: store}, nil
+	return &pipelineParts{pipeline: pl, responder: resp, alerter: alerter, store: store,
+		ready: pipelineReady(nc, started, allowWatcher.Synced)}, nil
 }
 
 func cmdPipeline(ctx context.Context, args []string) error {
@@ -185,13 +190,16 @@ func cmdPipeline(ctx context.Context, args []string) error {
 	}
 	log := newLogger(cfg.Log, os.Stderr)
 	g, gctx := errgroup.WithContext(ctx)
-	reg, err := startMetrics(gctx, g, cfg, log)
+	ready := &readiness{}
+	reg, err := startMetrics(gctx, g, cfg, log, ready)
 	if err != nil {
 		return err
 	}
-	if _, err := startPipeline(gctx, g, cfg, cfg.NATS.URL, log, reg, nil, nil); err != nil {
+	pp, err := startPipeline(gctx, g, cfg, cfg.NATS.URL, log, reg, nil, nil)
+	if err != nil {
 		return err
 	}
+	ready.Set(pp.ready)
 	return g.Wait()
 }
 
