@@ -312,6 +312,18 @@ func (w *h1writer) writeTrailers() {
 	}
 }
 
+// abort cuts the response short: nothing more is written, and the
+// connection closes without ending the body, so the client sees a
+// truncated response rather than a complete one.
+func (w *h1writer) abort() {
+	if w.err == nil {
+		w.err = errAborted
+	}
+	w.close = true
+}
+
+var errAborted = errors.New("response aborted")
+
 // sendContinue answers "Expect: 100-continue" when the handler first
 // reads the body.
 func (w *h1writer) sendContinue() error {

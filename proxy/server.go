@@ -136,6 +136,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	ln.Close()
 	wg.Wait()
+	if s.p.up != nil {
+		s.p.up.close()
+	}
 	return err
 }
 
