@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -197,7 +199,9 @@ func (c *h1conn) serve() {
 		}
 		c.lastPOST = r.Method == http.MethodPost
 		c.w.reset(r)
-		c.s.s.serveH1(&c.w, r, c.wire)
+		if !c.handle(r) {
+			return
+		}
 		if c.w.hijacked {
 			return
 		}
@@ -211,6 +215,22 @@ func (c *h1conn) serve() {
 		}
 		c.body.closed = true
 	}
+}
+
+// handle runs the request's handler. A panic in it is recovered, as
+// net/http recovers it: logged (unless it is http.ErrAbortHandler) and the
+// connection closed; handle then returns false.
+func (c *h1conn) handle(r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				c.s.s.p.logRare("panic serving request", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			}
+			ok = false
+		}
+	}()
+	c.s.s.serveH1(&c.w, r, c.wire)
+	return true
 }
 
 // waitRequest waits, with the idle timeout (the head timeout for the

@@ -115,9 +115,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Refused before any check, and the connection is closed: what
 		// follows an ambiguous request on it cannot be trusted.
 		p.stats.Denied.Add(1)
-		ev.Decision, ev.Check, ev.Reason, ev.Status = event.Decision_DECISION_BLOCK, FramingName, x.wire.Ambiguous, http.StatusBadRequest
-		writeProblem(w, &Denial{Status: http.StatusBadRequest, Detail: "The request's framing is ambiguous.",
-			Headers: http.Header{"Connection": {"close"}}}, ev.Id)
+		d := &Denial{Status: http.StatusBadRequest, Detail: "The request's framing is ambiguous.",
+			Headers: http.Header{"Connection": {"close"}}}
+		if x.wire.Ambiguous == reasonHeadTooLong {
+			d.Status, d.Detail = http.StatusRequestHeaderFieldsTooLarge, "The request's head is longer than the proxy accepts."
+		}
+		ev.Decision, ev.Check, ev.Reason, ev.Status = event.Decision_DECISION_BLOCK, FramingName, x.wire.Ambiguous, uint32(d.Status)
+		writeProblem(w, d, ev.Id)
 		p.finish(x, start)
 		return
 	}
