@@ -75,13 +75,14 @@ func (c SequenceConfig) validate() error {
 // Floor); MinImprobable of them at least, and p ≤ max_p.
 //
 // What is kept:
-//   - per principal, the index of its last API (principalState.Seq, two
-//     bytes) — APIs are indexed once they are in the learned inventory
+//   - per principal, the index of its last API and which client sent it
+//     (principalState.Seq, two bytes) — APIs are indexed once they are in the learned inventory
 //     (served to WarmupPrincipals clients, routes.go), so a scan's
 //     one-off paths are "an unlisted route", not indices;
 //   - per pair, the last predecessor it taught (pair.SeqTaught): a pair
-//     teaches a transition it repeats once, so the tables count sessions'
-//     habits, not requests, and one busy principal cannot outweigh many;
+//     teaches a transition it repeats once in a row, so the tables count
+//     sessions' habits, not requests, and one busy principal cannot
+//     outweigh many;
 //   - per API and kind, a table of the seqTop most frequent predecessors
 //     with slowly forgetting counts, the rest pooled as "other" (an
 //     improbable transition's share is bounded by the pool: an API
@@ -89,28 +90,30 @@ func (c SequenceConfig) validate() error {
 //   - per principal with improbable transitions, a suspect entry with
 //     its counts and the events, dropped when reported or idle.
 //
-// Principals with two improbable transitions or more, and flagged ones,
-// teach nothing.
+// A principal teaches its first improbable transition (so a flow new to
+// the API becomes usual once about MaxShare of the sessions show it) and
+// nothing more while it is a suspect; flagged principals teach nothing.
 
 // seqTop is how many predecessors an API's table names.
 const seqTop = 8
 
 // Predecessor indices: seqStart is the start of a session, seqOther an
-// API outside the learned inventory; APIs in it are 1…len(Ops).
+// API outside the learned inventory; APIs in it are 1…len(Ops), at most
+// 4,093 of them (the rest are seqOther). principalState.Seq holds the
+// index in its low 12 bits and 4 bits of a hash of the client (address
+// and fingerprint) above: a principal used from another client (a second
+// device, a roaming phone, a thief's copy of a token) starts a session
+// there, so two clients' interleaved requests are not read as one
+// sequence.
 const (
-	seqStart uint16 = 0
-	seqOther uint16 = 0xfffe
+	seqStart     uint16 = 0
+	seqOther     uint16 = 0x0ffe
+	seqIndexMask uint16 = 0x0fff
 )
 
 // seqKeep is the per-transition forgetting of a table (half-life about
 // 1,400 transitions into the API).
 const seqKeep = 0.9995
-
-// seqNewWeight is what an improbable transition teaches: a flow new to
-// the API becomes usual once about MaxShare/seqNewWeight of the sessions
-// reaching it show it (a tenth at the defaults), and an attacker's own
-// first steps do not make the next attacker's look usual.
-const seqNewWeight = 0.1
 
 // seqEvents is how many improbable transitions a suspect entry names.
 const seqEvents = 4
@@ -164,11 +167,12 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 	}
 	s := &e.st.Seq
 	cur := e.seqIndex(x)
-	from := p.Seq
-	if x.prevNs == 0 || x.t-x.prevNs > int64(d.cfg.SessionGap) {
+	client := uint16(hashUint(x.fpKey, hashStrings(string(x.ev.ClientIp)))>>60) << 12
+	from := p.Seq & seqIndexMask
+	if x.prevNs == 0 || x.t-x.prevNs > int64(d.cfg.SessionGap) || p.Seq&^seqIndexMask != client {
 		from = seqStart
 	}
-	p.Seq = cur
+	p.Seq = cur | client
 	if cur == seqOther || x.ev.Status >= 400 || !slices.Contains(d.cfg.Kinds, x.kind) {
 		return out
 	}
@@ -182,7 +186,7 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 	share := tb.share(from)
 	judged := int(tb.Principals) >= d.cfg.MinPrincipals
 	improbable := judged && share < d.cfg.MaxShare
-	teaches := x.learn && (sus == nil || sus.Improbable < 2)
+	teaches := x.learn && sus == nil
 	if judged && teaches {
 		s.Rate.add(improbable)
 	}
@@ -191,11 +195,7 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 			tb.Principals = sat32(tb.Principals)
 		}
 		x.pair.SeqTaught = from + 1
-		w := float32(1)
-		if improbable {
-			w = seqNewWeight
-		}
-		tb.teach(from, w)
+		tb.teach(from, 1)
 	}
 	if !judged {
 		return out
@@ -210,6 +210,11 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 	sus.LastNs = x.t
 	if sus.Judged >= 64 {
 		sus.Judged, sus.Improbable = sus.Judged/2, sus.Improbable/2
+		if sus.Improbable == 0 && !improbable {
+			// One odd step long ago: the principal teaches again.
+			delete(s.Suspects, x.pkey)
+			return out
+		}
 	}
 	sus.Judged++
 	if !improbable {
