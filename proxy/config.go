@@ -85,7 +85,7 @@ func DefaultConfig() Config {
 		Upstream:          "http://127.0.0.1:9000",
 		APIKeyHeader:      "X-API-Key",
 		TrustedProxies:    []string{},
-		Engine:            EngineNetHTTP,
+		Engine:            EngineNative,
 		MaxHeaderBytes:    32 << 10,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
