@@ -94,6 +94,7 @@ type h1conn struct {
 	body     h1body
 	w        h1writer
 	lastPOST bool
+	canon    map[string]string // canonicalKey's names
 
 	dateSec int64
 	dateBuf []byte

@@ -147,7 +147,7 @@ func (c *h1conn) parseHead() (*http.Request, error) {
 				return nil, errMalformedHead
 			}
 		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
+		key := c.canonicalKey(name)
 		if prev, ok := h[key]; ok {
 			h[key] = append(prev, value)
 			continue
@@ -189,6 +189,28 @@ func (c *h1conn) parseHead() (*http.Request, error) {
 	}
 	return r, nil
 }
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey, remembering per
+// connection the names a client sends in another case (a client sends the
+// same ones on every request), so that they are canonicalised once.
+func (c *h1conn) canonicalKey(name string) string {
+	if key, ok := c.canon[name]; ok {
+		return key
+	}
+	key := textproto.CanonicalMIMEHeaderKey(name)
+	if key != name && len(c.canon) < maxCanon {
+		if c.canon == nil {
+			c.canon = make(map[string]string)
+		}
+		// The name is a view of the head: a copy keeps the head from
+		// living as long as the connection.
+		c.canon[strings.Clone(name)] = key
+	}
+	return key
+}
+
+// maxCanon bounds the names canonicalKey remembers per connection.
+const maxCanon = 32
 
 // setURL sets c.req.URL from the request-target as net/http's
 // url.ParseRequestURI would: an origin-form target of path characters

@@ -45,6 +45,8 @@ type upConn struct {
 	out    http.Header // the outbound request's header, reused
 	in     http.Header // the response's header, reused
 	head   []byte
+	rb     respBody  // the response being read
+	eb     exactBody // its Content-Length reader
 	used   time.Time // when it went idle
 	reused bool
 }
@@ -270,9 +272,9 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 	}
 	defer waitBody() //nolint:errcheck // an early error already decides
 
-	var rb respBody
+	rb := &c.rb
 	for {
-		if err := c.readResponseHead(r.Method, &rb); err != nil {
+		if err := c.readResponseHead(r.Method, rb); err != nil {
 			if bodyErr != nil {
 				// The body's writer may be stuck: unblock it.
 				c.conn.Close()
@@ -499,7 +501,8 @@ func (rb *respBody) reader(c *upConn) io.Reader {
 		return &chunkedBody{r: httputil.NewChunkedReader(c.br), br: c.br}
 	case rb.length >= 0:
 		rb.lr = io.LimitedReader{R: c.br, N: rb.length}
-		return &exactBody{lr: &rb.lr}
+		c.eb.lr = &rb.lr
+		return &c.eb
 	default:
 		return c.br // until the upstream closes
 	}
