@@ -90,9 +90,11 @@ func (c SequenceConfig) validate() error {
 //   - per principal with improbable transitions, a suspect entry with
 //     its counts and the events, dropped when reported or idle.
 //
-// A principal teaches its first improbable transition (so a flow new to
-// the API becomes usual once about MaxShare of the sessions show it) and
-// nothing more while it is a suspect; flagged principals teach nothing.
+// A principal teaches nothing while it is a suspect; its improbable
+// transitions are taught when its entry is dropped unreported (idle, or
+// one odd step among 64), so a flow new to an API becomes usual once
+// about MaxShare of the sessions show it. Flagged principals teach
+// nothing.
 
 // seqTop is how many predecessors an API's table names.
 const seqTop = 8
@@ -101,10 +103,10 @@ const seqTop = 8
 // API outside the learned inventory; APIs in it are 1…len(Ops), at most
 // 4,093 of them (the rest are seqOther). principalState.Seq holds the
 // index in its low 12 bits and 4 bits of a hash of the client (address
-// and fingerprint) above: a principal used from another client (a second
-// device, a roaming phone, a thief's copy of a token) starts a session
-// there, so two clients' interleaved requests are not read as one
-// sequence.
+// and fingerprint) above: a request from another client than the last
+// within a session (a second device, a roaming phone, a thief's copy of
+// a token) is not judged, so two clients' interleaved requests are not
+// read as one sequence (one pair of clients in 16 share the 4 bits).
 const (
 	seqStart     uint16 = 0
 	seqOther     uint16 = 0x0ffe
@@ -146,6 +148,7 @@ type seqTable struct {
 // since its first improbable one, and the last improbable ones.
 type seqSuspect struct {
 	Judged, Improbable uint16
+	Kind               uint64 // hash of the principal's kind
 	LastNs             int64
 	Events             []string
 	From, To           []uint16
@@ -169,11 +172,15 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 	cur := e.seqIndex(x)
 	client := uint16(hashUint(x.fpKey, hashStrings(string(x.ev.ClientIp)))>>60) << 12
 	from := p.Seq & seqIndexMask
-	if x.prevNs == 0 || x.t-x.prevNs > int64(d.cfg.SessionGap) || p.Seq&^seqIndexMask != client {
-		from = seqStart
+	switched := p.Seq&^seqIndexMask != client
+	if x.prevNs == 0 || x.t-x.prevNs > int64(d.cfg.SessionGap) {
+		from, switched = seqStart, false
 	}
 	p.Seq = cur | client
-	if cur == seqOther || x.ev.Status >= 400 || !slices.Contains(d.cfg.Kinds, x.kind) {
+	if switched || cur == seqOther || x.ev.Status >= 400 || !slices.Contains(d.cfg.Kinds, x.kind) {
+		// From another client within a session (a second device, a
+		// roaming phone, a thief's copy of a token), the step before is
+		// the other client's: not judged, not taught.
 		return out
 	}
 	key := hashUint(uint64(cur), hashStrings(x.kind))
@@ -190,7 +197,9 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 	if judged && teaches {
 		s.Rate.add(improbable)
 	}
-	if teaches && x.pair.SeqTaught != from+1 {
+	// An improbable transition is held back in the suspect entry and
+	// taught when the entry is dropped unreported (releaseSuspect).
+	if teaches && !improbable && x.pair.SeqTaught != from+1 {
 		if x.pair.SeqTaught == 0 {
 			tb.Principals = sat32(tb.Principals)
 		}
@@ -204,15 +213,19 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 		if !improbable {
 			return out
 		}
-		sus = &seqSuspect{}
+		sus = &seqSuspect{Kind: hashStrings(x.kind)}
 		s.Suspects[x.pkey] = sus
+		if x.pair.SeqTaught == 0 {
+			tb.Principals = sat32(tb.Principals)
+		}
+		x.pair.SeqTaught = from + 1
 	}
 	sus.LastNs = x.t
 	if sus.Judged >= 64 {
 		sus.Judged, sus.Improbable = sus.Judged/2, sus.Improbable/2
 		if sus.Improbable == 0 && !improbable {
 			// One odd step long ago: the principal teaches again.
-			delete(s.Suspects, x.pkey)
+			e.releaseSuspect(x.pkey, sus)
 			return out
 		}
 	}
@@ -343,11 +356,32 @@ func (tb *seqTable) teach(prev uint16, w float32) {
 	tb.Other += w
 }
 
-// sweepSequences drops suspect entries idle for IdleAfter.
+// sweepSequences drops suspect entries idle for IdleAfter, teaching what
+// they held back, in key order (teaching order changes the counts).
 func (e *Engine) sweepSequences(now int64) {
+	var idle []uint64
 	for k, s := range e.st.Seq.Suspects {
 		if now-s.LastNs > int64(e.cfg.IdleAfter) {
-			delete(e.st.Seq.Suspects, k)
+			idle = append(idle, k)
+		}
+	}
+	slices.Sort(idle)
+	for _, k := range idle {
+		e.releaseSuspect(k, e.st.Seq.Suspects[k])
+	}
+}
+
+// releaseSuspect drops a principal's suspect entry that was not reported
+// and teaches the improbable transitions it held back: a flow new to an
+// API is learned once the sessions that show it turn out harmless
+// (about MaxShare of them make it usual), while a principal's own
+// improbable steps never make its next ones look usual, and a reported
+// principal's teach nothing.
+func (e *Engine) releaseSuspect(k uint64, sus *seqSuspect) {
+	delete(e.st.Seq.Suspects, k)
+	for i := range sus.From {
+		if tb := e.st.Seq.Tables[hashUint(uint64(sus.To[i]), sus.Kind)]; tb != nil {
+			tb.teach(sus.From[i], 1)
 		}
 	}
 }

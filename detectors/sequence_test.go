@@ -157,9 +157,26 @@ func TestSequenceSessionStart(t *testing.T) {
 	before := orders.share(seqStart)
 	e.Observe(u.event(110*time.Minute, "GET /products", "/products"))
 	e.Observe(u.event(150*time.Minute, "GET /orders", "/orders"))
-	if after := orders.share(seqStart); after <= before {
-		t.Errorf("GET /orders after 40 minutes of silence: start-of-session share %.4f → %.4f, want it taught", before, after)
+	// Sessions of this crowd never start at GET /orders: the step is
+	// improbable, held back in the principal's suspect entry.
+	pk := hashStrings(event.KindSub, u.sub)
+	sus := e.st.Seq.Suspects[pk]
+	if sus == nil || sus.From[len(sus.From)-1] != seqStart {
+		t.Fatalf("suspect entry %+v, want the start of a session → GET /orders held back", sus)
 	}
+	if after := orders.share(seqStart); after != before {
+		t.Errorf("start-of-session share of GET /orders %.4f → %.4f while held back, want it unchanged", before, after)
+	}
+	// Idle for idle_after without a report, the entry is dropped and the
+	// step it held back is taught.
+	e.Observe(member("late", 1).event(150*time.Minute+2*time.Hour, "GET /late", "/late"))
+	if _, ok := e.st.Seq.Suspects[pk]; ok {
+		t.Error("the idle suspect entry was kept")
+	}
+	if after := orders.share(seqStart); after <= before {
+		t.Errorf("start-of-session share of GET /orders %.4f → %.4f after the entry was dropped, want it taught", before, after)
+	}
+	e.Observe(u.event(150*time.Minute+2*time.Hour+time.Second, "GET /orders", "/orders"))
 	p := e.st.Principals[hashStrings(event.KindSub, u.sub)]
 	if p.Seq&seqIndexMask != e.st.Seq.index["GET /orders"] {
 		t.Errorf("last API index %d, want GET /orders's %d", p.Seq&seqIndexMask, e.st.Seq.index["GET /orders"])

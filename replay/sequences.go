@@ -2,6 +2,7 @@ package replay
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -28,6 +29,14 @@ const (
 // sequenceRNG is the flows' own random source.
 func (g *gen) sequenceRNG(salt uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(g.cfg.Seed^0x5e9, g.cfg.Seed+0x5e9+salt))
+}
+
+// seqIP is an address in net, drawn from rng (gen.ip draws from the
+// traffic's main source, which the flows leave alone).
+func seqIP(rng *rand.Rand, net netip.Prefix) netip.Addr {
+	b := net.Addr().As4()
+	b[3] = byte(1 + rng.IntN(254))
+	return netip.AddrFrom4(b)
 }
 
 // seqThink is a person's pause on this flow's pages: 3 to 20 s.
@@ -65,7 +74,7 @@ func (g *gen) sequenceFlows() {
 	n := func(base int) int { return max(1, int(float64(base)*g.cfg.Scale)) }
 	for i := range n(900) {
 		c := []client{chrome, chrome, firefox, safari}[i%4]
-		c.ip = g.ip(g.nets[(i*13+5)%len(g.nets)])
+		c.ip = seqIP(rng, g.nets[(i*13+5)%len(g.nets)])
 		who := "buyer-" + strconv.Itoa(i%600)
 		base, t := g.seqLogin(rng, g.seqWhen(rng), c, who, "")
 		step := func(method, api, path string, status int, bytes int64) {
@@ -90,7 +99,7 @@ func (g *gen) sequenceFlows() {
 	}
 	for range n(700) {
 		c := []client{chrome, chrome, firefox, safari}[rng.IntN(4)]
-		c.ip = g.ip(netipInvalid)
+		c.ip = seqIP(rng, g.nets[rng.IntN(len(g.nets))])
 		t := g.seqWhen(rng)
 		for range rng.IntN(3) {
 			g.emit(req{t: t, c: c, method: "GET", api: apiProduct, path: "/products/" + strconv.Itoa(1+rng.IntN(productsCount)), bytes: 5000})
@@ -114,7 +123,7 @@ func (g *gen) sequenceAbuse(n int, label string) {
 	rng := g.sequenceRNG(uint64(n) + 1)
 	t := g.start + int64(8*time.Hour) + rng.Int64N(max(g.end-g.start-int64(9*time.Hour), 1))
 	c := []client{chrome, firefox, safari}[n%3]
-	c.ip = g.ip(g.nets[rng.IntN(len(g.nets))])
+	c.ip = seqIP(rng, g.nets[rng.IntN(len(g.nets))])
 	count := 8 + rng.IntN(7)
 	gap := func() int64 { return int64((15 + 35*rng.Float64()) * 1e9) }
 	switch n % 3 {
