@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -492,3 +493,62 @@ type panicCheck struct{}
 
 func (panicCheck) Name() string              { return "panic" }
 func (panicCheck) Check(x *Exchange) *Denial { panic("check failed") }
+
+// FuzzH1Head reads request heads as the native engine does, through the
+// wire view in reads of step bytes. A head the engine parses and the view
+// pairs as clean must be one net/http's parser reads the same way
+// (method, target, URL, host, length, header fields): the engine adds no
+// lenient reading of its own.
+func FuzzH1Head(f *testing.F) {
+	f.Add([]byte("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Api-Key: k\r\n\r\n"), uint8(7))
+	f.Add([]byte("POST /p HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), uint8(2))
+	f.Add([]byte("OPTIONS * HTTP/1.0\r\nContent-Length: 2\r\n\r\nab"), uint8(200))
+	f.Add([]byte("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"), uint8(3))
+	f.Add([]byte("GET /%7e/%zz HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, raw []byte, step uint8) {
+		w := newWireConn(&pipeConn{data: raw, step: int(step) + 1}, 8<<10, false)
+		c := &h1conn{wire: w, br: bufio.NewReaderSize(w, 4<<10), req: &http.Request{}, hdr: http.Header{}, maxHead: 8 << 10}
+		c.w.c = c
+		if err := c.readHead(); err != nil {
+			return
+		}
+		r, err := c.parseHead()
+		if err != nil {
+			return
+		}
+		if framed, clean := w.begin(r.Method, r.RequestURI); !framed || !clean {
+			return
+		}
+		want, err := http.ReadRequest(bufio.NewReader(strings.NewReader(string(raw))))
+		if err != nil {
+			t.Fatalf("the engine read %s %s; net/http refuses the head: %v", r.Method, r.RequestURI, err)
+		}
+		delete(want.Header, "Host")
+		got := r.Header.Clone()
+		if want.Method != r.Method || want.RequestURI != r.RequestURI || want.URL.String() != r.URL.String() ||
+			want.Host != r.Host || want.ContentLength != r.ContentLength || want.Close != r.Close {
+			t.Fatalf("engine %s %s %q host %q length %d close %v; net/http %s %s %q host %q length %d close %v",
+				r.Method, r.RequestURI, r.URL, r.Host, r.ContentLength, r.Close,
+				want.Method, want.RequestURI, want.URL, want.Host, want.ContentLength, want.Close)
+		}
+		if len(got) != len(want.Header) {
+			t.Fatalf("engine fields %q; net/http %q", got, want.Header)
+		}
+		for k, vs := range want.Header {
+			if !slices.Equal(got[k], vs) {
+				t.Fatalf("field %s: engine %q, net/http %q", k, got[k], vs)
+			}
+		}
+	})
+}
+
+func TestEngineConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	if cfg.Engine != EngineNative {
+		t.Errorf("default engine %q, want %q", cfg.Engine, EngineNative)
+	}
+	cfg.Engine = "fasthttp"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "proxy.engine") {
+		t.Errorf("engine fasthttp: %v, want an error naming proxy.engine", err)
+	}
+}

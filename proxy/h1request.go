@@ -246,7 +246,7 @@ func (c *h1conn) setURL(method, target string) error {
 		err error
 	)
 	if method == http.MethodConnect && target[0] != '/' {
-		p, err = url.Parse("http://" + target)
+		p, err = url.ParseRequestURI("http://" + target)
 		if p != nil {
 			p.Scheme = ""
 		}
