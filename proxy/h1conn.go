@@ -130,7 +130,11 @@ func (hs *h1Server) serveConn(ctx context.Context, w *wireConn) {
 	c.br.Reset(w)
 	c.bw = bufWriters.Get().(*bufio.Writer)
 	c.bw.Reset(w.Conn)
-	c.ctx = context.WithValue(ctx, connInfoKey{}, &w.info)
+	// Requests run with the connection's context, not Serve's: a
+	// shutdown lets them finish; the connection's end cancels it.
+	connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	c.ctx = context.WithValue(connCtx, connInfoKey{}, &w.info)
 	c.req = (&http.Request{}).WithContext(c.ctx)
 	c.hdr = make(http.Header, 16)
 	c.w = h1writer{c: c, header: make(http.Header, 16)}
