@@ -316,13 +316,25 @@ func (e *Engine) seqUsual(tb *seqTable) string {
 
 // share is the learned probability that a transition into the table's
 // API comes from prev: its own count, or, for a predecessor the table
-// does not name, the whole pool of others (an upper bound), smoothed.
+// does not name, the whole pool of others with the routes that were not
+// numbered yet when they came (an upper bound: an API numbered after the
+// table learned counted as an unlisted route until then), smoothed.
 func (tb *seqTable) share(prev uint16) float64 {
-	c := tb.Other
+	c, named := tb.Other, false
 	for i, p := range tb.Prev {
-		if p == prev && tb.N[i] > 0 {
-			c = tb.N[i]
+		if tb.N[i] <= 0 {
+			continue
+		}
+		if p == prev {
+			c, named = tb.N[i], true
 			break
+		}
+	}
+	if !named && prev != seqOther {
+		for i, p := range tb.Prev {
+			if p == seqOther {
+				c += tb.N[i]
+			}
 		}
 	}
 	return (float64(c) + 0.5) / (float64(tb.Total) + 1)

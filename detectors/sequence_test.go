@@ -147,7 +147,17 @@ func TestSequence(t *testing.T) {
 // before is judged on start → payment.
 func TestSequenceSessionStart(t *testing.T) {
 	e := newEngine(t, nil)
-	runAll(e, sorted(orderSessions(1, 40, 0, 2*time.Hour)))
+	// The inventory first (five clients served every API), so every
+	// step of the crowd is taught from a numbered API.
+	var warm []*event.RequestEvent
+	for i := range 5 {
+		w := account("warm", i)
+		for j, api := range []string{"GET /products", "GET /orders", "GET /orders/{id}", "GET /checkout", "POST /payments"} {
+			warm = append(warm, w.event(time.Duration(j)*time.Second, api, strings.Replace(strings.Fields(api)[1], "{id}", "1", 1)))
+		}
+	}
+	runAll(e, sorted(warm))
+	runAll(e, sorted(orderSessions(1, 40, 10*time.Second, 2*time.Hour)))
 	u := account("user", 1)
 	tb := e.st.Seq.Tables[hashUint(uint64(e.st.Seq.index["GET /products"]), hashStrings(event.KindSub))]
 	if tb == nil || tb.share(seqStart) < 0.5 {
@@ -162,7 +172,7 @@ func TestSequenceSessionStart(t *testing.T) {
 	pk := hashStrings(event.KindSub, u.sub)
 	sus := e.st.Seq.Suspects[pk]
 	if sus == nil || sus.From[len(sus.From)-1] != seqStart {
-		t.Fatalf("suspect entry %+v, want the start of a session → GET /orders held back", sus)
+		t.Fatalf("suspect entry %+v, want the start of a session → GET /orders held back (share %.4f)", sus, before)
 	}
 	if after := orders.share(seqStart); after != before {
 		t.Errorf("start-of-session share of GET /orders %.4f → %.4f while held back, want it unchanged", before, after)

@@ -72,10 +72,10 @@ func (g *gen) seqLogin(rng *rand.Rand, t int64, c client, who, label string) (re
 func (g *gen) sequenceFlows() {
 	rng := g.sequenceRNG(0)
 	n := func(base int) int { return max(1, int(float64(base)*g.cfg.Scale)) }
-	for i := range n(900) {
+	for i := range n(1200) {
 		c := []client{chrome, chrome, firefox, safari}[i%4]
 		c.ip = seqIP(rng, g.nets[(i*13+5)%len(g.nets)])
-		who := "buyer-" + strconv.Itoa(i%600)
+		who := "buyer-" + strconv.Itoa(i%800)
 		base, t := g.seqLogin(rng, g.seqWhen(rng), c, who, "")
 		step := func(method, api, path string, status int, bytes int64) {
 			r := base
@@ -86,10 +86,10 @@ func (g *gen) sequenceFlows() {
 		for range 1 + rng.IntN(3) {
 			step("GET", apiProduct, "/products/"+strconv.Itoa(1+rng.IntN(productsCount)), 200, 5000)
 		}
-		if rng.Float64() < 0.6 {
+		if rng.Float64() < 0.7 {
 			for range 1 + rng.IntN(2) {
 				step("GET", apiAddresses, "/account/addresses", 200, 1200)
-				step("GET", apiAddress, "/account/addresses/"+strconv.Itoa(1000*(i%600)+1+rng.IntN(3)), 200, 600)
+				step("GET", apiAddress, "/account/addresses/"+strconv.Itoa(1000*(i%800)+1+rng.IntN(3)), 200, 600)
 			}
 		}
 		if rng.Float64() < 0.7 {
@@ -97,7 +97,7 @@ func (g *gen) sequenceFlows() {
 			step("POST", apiPayments, "/payments", 201, 400)
 		}
 	}
-	for range n(700) {
+	for range n(900) {
 		c := []client{chrome, chrome, firefox, safari}[rng.IntN(4)]
 		c.ip = seqIP(rng, g.nets[rng.IntN(len(g.nets))])
 		t := g.seqWhen(rng)
@@ -117,11 +117,11 @@ func (g *gen) sequenceFlows() {
 // paying again and again without the checkout page, or one anonymous
 // address checking gift-card numbers without the gift-card page. Each
 // runs 8 to 14 requests, 15 to 50 s apart, all served, once the flows'
-// baselines have had the morning to learn (from 14:00 on a day from
-// 06:00: every partition has seen 50 sessions or so of each flow).
+// baselines have had the day to learn (from 15:00 on a day from 06:00:
+// at 4 partitions, each has seen about 100 sessions of each flow).
 func (g *gen) sequenceAbuse(n int, label string) {
 	rng := g.sequenceRNG(uint64(n) + 1)
-	t := g.start + int64(8*time.Hour) + rng.Int64N(max(g.end-g.start-int64(9*time.Hour), 1))
+	t := g.start + int64(9*time.Hour) + rng.Int64N(max(g.end-g.start-int64(10*time.Hour), 1))
 	c := []client{chrome, firefox, safari}[n%3]
 	c.ip = seqIP(rng, g.nets[rng.IntN(len(g.nets))])
 	count := 8 + rng.IntN(7)
