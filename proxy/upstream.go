@@ -228,7 +228,7 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 		_ = c.conn.SetDeadline(time.Time{})
 	}
 	chunked := p.writeHead(r, x, c)
-	var bodyErr chan error
+	var bs bodySend
 	switch {
 	case r.Body == nil || r.Body == http.NoBody:
 		if err := c.bw.Flush(); err != nil {
@@ -253,29 +253,14 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 		if _, err := r.Body.Read(nil); err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("reading request body: %w", err)
 		}
-		bodyErr = make(chan error, 1)
-		go func() {
-			err := copyBody(c.bw, r.Body, chunked)
-			if err == nil {
-				err = c.bw.Flush()
-			}
-			bodyErr <- err
-		}()
+		bs.start(c.bw, r.Body, chunked)
 	}
-	waitBody := func() error {
-		if bodyErr == nil {
-			return nil
-		}
-		err := <-bodyErr
-		bodyErr = nil
-		return err
-	}
-	defer waitBody() //nolint:errcheck // an early error already decides
+	defer bs.wait()
 
 	rb := &c.rb
 	for {
 		if err := c.readResponseHead(r.Method, rb); err != nil {
-			if bodyErr != nil {
+			if bs.ch != nil {
 				// The body's writer may be stuck: unblock it.
 				c.conn.Close()
 			}
@@ -336,10 +321,10 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 			return &sentError{fmt.Errorf("reading upstream response body: %w", rerr)}
 		}
 	}
-	if bodyErr != nil {
+	if bs.ch != nil {
 		select {
-		case err := <-bodyErr:
-			bodyErr = nil
+		case err := <-bs.ch:
+			bs.ch = nil
 			if err != nil {
 				c.conn.Close()
 				return nil
@@ -357,6 +342,29 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 	}
 	up.put(c)
 	return nil
+}
+
+// bodySend is a request body being sent from its own goroutine.
+type bodySend struct{ ch chan error }
+
+func (bs *bodySend) start(bw *bufio.Writer, body io.Reader, chunked bool) {
+	ch := make(chan error, 1)
+	bs.ch = ch
+	go func() {
+		err := copyBody(bw, body, chunked)
+		if err == nil {
+			err = bw.Flush()
+		}
+		ch <- err
+	}()
+}
+
+// wait waits for the body's goroutine, if one runs.
+func (bs *bodySend) wait() {
+	if bs.ch != nil {
+		<-bs.ch
+		bs.ch = nil
+	}
 }
 
 // abortResponse tells the native writer that the response is cut short:
