@@ -316,6 +316,10 @@ func TestNativeHeadAndNoBodyStatuses(t *testing.T) {
 	for _, want := range []int{204, 304} {
 		if resp, body := readBody(t, br, "GET"); resp.StatusCode != want || body != "" {
 			t.Fatalf("status %d body %q, want %d and none", resp.StatusCode, body, want)
+		} else if len(resp.Header.Get("X-Request-Id")) != 26 {
+			// The head goes out after the handler returned: the fields
+			// are those WriteHeader saw, not what the exchange released.
+			t.Errorf("%d: X-Request-Id %q", want, resp.Header.Get("X-Request-Id"))
 		}
 	}
 	if resp, body := readBody(t, br, "GET"); resp.StatusCode != 200 || body != "upstream says hi" {

@@ -34,14 +34,18 @@ type h1writer struct {
 	cl        int64 // the declared Content-Length, -1 if none
 	written   int64 // body bytes the handler wrote
 	pending   []byte
-	close     bool // close the connection after this response
+	fields    []byte // the header fields as WriteHeader found them
+	hasType   bool   // they include Content-Type
+	hasDate   bool   // they include Date
+	saidClose bool   // they include "Connection: close"
+	close     bool   // close the connection after this response
 	hijacked  bool
 	err       error // sticky write error
 }
 
 func (w *h1writer) reset(r *http.Request) {
 	clear(w.header)
-	*w = h1writer{c: w.c, req: r, header: w.header, pending: w.pending[:0], cl: -1, close: r.Close}
+	*w = h1writer{c: w.c, req: r, header: w.header, pending: w.pending[:0], fields: w.fields[:0], cl: -1, close: r.Close}
 }
 
 // Header implements http.ResponseWriter.
@@ -61,7 +65,7 @@ func (w *h1writer) WriteHeader(code int) {
 			w.c.body.expect = false
 		}
 		w.writeStatusLine(code)
-		w.writeFields()
+		w.c.bw.Write(appendFields(w.fields[:0], w.header))
 		w.c.bw.WriteString("\r\n")
 		if err := w.c.bw.Flush(); err != nil {
 			w.err = err
@@ -69,6 +73,15 @@ func (w *h1writer) WriteHeader(code int) {
 		return
 	}
 	w.status = code
+	// The fields are taken now, as net/http takes them: changes after
+	// WriteHeader do not count, and the values may be views into what
+	// the handler releases before the head goes out.
+	h := w.header
+	delete(h, "Transfer-Encoding")
+	_, w.hasType = h["Content-Type"]
+	_, w.hasDate = h["Date"]
+	w.saidClose = hasToken(h["Connection"], "close")
+	w.fields = appendFields(w.fields[:0], h)
 	if cl := w.header["Content-Length"]; len(cl) == 1 {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			w.cl = n
@@ -154,8 +167,6 @@ func (w *h1writer) commit(done bool) {
 		case done:
 			if w.written > 0 || w.req.Method != http.MethodHead {
 				w.cl = int64(len(w.pending))
-				var b [20]byte
-				h["Content-Length"] = []string{string(strconv.AppendInt(b[:0], w.cl, 10))}
 			}
 		case w.req.ProtoMinor >= 1:
 			w.chunked = true
@@ -163,14 +174,7 @@ func (w *h1writer) commit(done bool) {
 			w.close = true
 		}
 	}
-	if !w.noBody && w.written > 0 {
-		if _, ok := h["Content-Type"]; !ok {
-			if _, te := h["Transfer-Encoding"]; !te {
-				h["Content-Type"] = []string{http.DetectContentType(w.pending)}
-			}
-		}
-	}
-	if hasToken(h["Connection"], "close") {
+	if w.saidClose {
 		w.close = true
 	}
 	if w.c.s.shuttingDown() {
@@ -179,21 +183,32 @@ func (w *h1writer) commit(done bool) {
 	if w.req.ProtoMinor == 0 && !w.close && w.cl < 0 && !w.noBody {
 		w.close = true // HTTP/1.0 needs a length to keep the connection
 	}
-	delete(h, "Transfer-Encoding")
 	w.writeStatusLine(w.status)
 	bw := w.c.bw
-	if _, ok := h["Date"]; !ok {
+	if !w.hasDate {
 		bw.WriteString("Date: ")
 		bw.Write(w.c.date())
 		bw.WriteString("\r\n")
 	}
-	w.writeFields()
-	switch {
-	case w.chunked:
+	bw.Write(w.fields)
+	if !w.noBody && w.written > 0 && !w.hasType {
+		bw.WriteString("Content-Type: ")
+		bw.WriteString(http.DetectContentType(w.pending))
+		bw.WriteString("\r\n")
+	}
+	if w.cl >= 0 && !w.noBody {
+		if _, ok := h["Content-Length"]; !ok {
+			var b [20]byte
+			bw.WriteString("Content-Length: ")
+			bw.Write(strconv.AppendInt(b[:0], w.cl, 10))
+			bw.WriteString("\r\n")
+		}
+	}
+	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	switch {
-	case w.close && !hasToken(h["Connection"], "close"):
+	case w.close && !w.saidClose:
 		bw.WriteString("Connection: close\r\n")
 	case !w.close && w.req.ProtoMinor == 0:
 		bw.WriteString("Connection: keep-alive\r\n")
@@ -220,25 +235,25 @@ func (w *h1writer) writeStatusLine(code int) {
 	bw.WriteString("\r\n")
 }
 
-// writeFields writes the header map, as net/http does: a value's CR and
-// LF become spaces, fields with invalid names are left out, and trailer
-// fields (http.TrailerPrefix) wait for the end of the body.
-func (w *h1writer) writeFields() {
-	bw := w.c.bw
-	for k, vs := range w.header {
+// appendFields appends the header map h as net/http writes it: a value's
+// CR and LF become spaces, fields with invalid names are left out, and
+// trailer fields (http.TrailerPrefix) wait for the end of the body.
+func appendFields(b []byte, h http.Header) []byte {
+	for k, vs := range h {
 		if !validFieldName(k) || strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
 		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
+			b = append(b, k...)
+			b = append(b, ": "...)
 			if strings.ContainsAny(v, "\r\n") {
 				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 			}
-			bw.WriteString(textTrim(v))
-			bw.WriteString("\r\n")
+			b = append(b, textTrim(v)...)
+			b = append(b, "\r\n"...)
 		}
 	}
+	return b
 }
 
 func textTrim(v string) string {
