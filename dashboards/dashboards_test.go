@@ -260,3 +260,26 @@ func target(m map[string]any, i, j int) map[string]any {
 func links(m map[string]any, i int) []any {
 	return panel(m, i)["fieldConfig"].(map[string]any)["defaults"].(map[string]any)["links"].([]any)
 }
+
+// TestLintKnowsEveryQueryType: the lint has a model for every query type
+// the plugin answers (QueryTypeNames, enforcement included) and for no
+// other, so no dashboard query of a served type is refused and none of an
+// unknown type passes.
+func TestLintKnowsEveryQueryType(t *testing.T) {
+	var got []string
+	for qt := range models {
+		got = append(got, qt)
+	}
+	slices.Sort(got)
+	if want := plugin.QueryTypeNames(); !slices.Equal(got, want) {
+		t.Errorf("lint models %v, want QueryTypeNames %v", got, want)
+	}
+	for _, qt := range plugin.QueryTypeNames() {
+		if err := Q(qt).Validate(); err != nil {
+			t.Errorf("query type %s: %v", qt, err)
+		}
+	}
+	if err := Q("enforcements").Validate(); err == nil || !strings.Contains(err.Error(), "enforcement, inventory") {
+		t.Errorf("unknown query type: %v, want an error listing every type", err)
+	}
+}

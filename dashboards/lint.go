@@ -229,9 +229,8 @@ func (l *linter) datasource(where string, v any) {
 func (l *linter) apiguardQuery(where string, q map[string]any) {
 	qt, _ := q["queryType"].(string)
 	model, ok := models[qt]
-	if !ok || !knownQueryType(qt) {
-		l.errorf(where, "query type %q is not one the plugin answers (%s, %s)", qt,
-			strings.Join(plugin.QueryTypeNames(), ", "), plugin.QueryTypeEnforcement)
+	if !ok || !slices.Contains(plugin.QueryTypeNames(), qt) {
+		l.errorf(where, "query type %q is not one the plugin answers (%s)", qt, strings.Join(plugin.QueryTypeNames(), ", "))
 		return
 	}
 	opts := map[string]any{}

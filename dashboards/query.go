@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
@@ -97,9 +99,9 @@ func (q Query) Equals(other variants.Dataquery) bool {
 
 // Validate checks that the query names a query type the plugin answers.
 func (q Query) Validate() error {
-	if !knownQueryType(q.QueryType) {
-		return fmt.Errorf("queryType %q: not a query type of %s (want one of %v or %s)",
-			q.QueryType, plugin.PluginID, plugin.QueryTypeNames(), plugin.QueryTypeEnforcement)
+	if !slices.Contains(plugin.QueryTypeNames(), q.QueryType) {
+		return fmt.Errorf("queryType %q: not a query type of %s (want one of %s)",
+			q.QueryType, plugin.PluginID, strings.Join(plugin.QueryTypeNames(), ", "))
 	}
 	return nil
 }
@@ -107,21 +109,6 @@ func (q Query) Validate() error {
 // Build makes Query its own builder, so a *Query is a panel's target.
 func (q *Query) Build() (variants.Dataquery, error) {
 	return *q, q.Validate()
-}
-
-// knownQueryType reports whether name is one of the plugin's query types:
-// QueryTypeNames (answered from ClickHouse) or QueryTypeEnforcement
-// (answered from the KV bucket).
-func knownQueryType(name string) bool {
-	if name == plugin.QueryTypeEnforcement {
-		return true
-	}
-	for _, n := range plugin.QueryTypeNames() {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 // queryVariant tells the SDK how to decode the apiguard data source's

@@ -279,6 +279,9 @@ func TestComposeHealthAndOrder(t *testing.T) {
 	if got := f.Services["proxy"].Healthcheck.Test; !strings.HasSuffix(got[len(got)-1], "/readyz") {
 		t.Errorf("proxy: healthcheck %v, want /readyz (healthy once the enforcement state is loaded)", got)
 	}
+	if got := f.Services["pipeline"].Healthcheck.Test; !strings.HasSuffix(got[len(got)-1], "/readyz") {
+		t.Errorf("pipeline: healthcheck %v, want /readyz (healthy once every partition consumes)", got)
+	}
 }
 
 // checkProbeURL checks that a probe's URL asks a listener that args open,
@@ -295,6 +298,8 @@ func checkProbeURL(t *testing.T, name, raw string, args []string) {
 	}
 	var listen string
 	switch {
+	case adminPaths[u.Path] && probedOnMetrics(args) && strings.HasSuffix(flagValue(args, "--metrics-listen"), ":"+u.Port()):
+		listen = flagValue(args, "--metrics-listen")
 	case adminPaths[u.Path]:
 		listen = flagValue(args, "--admin-listen")
 	case u.Path == metricsPath:
@@ -302,7 +307,7 @@ func checkProbeURL(t *testing.T, name, raw string, args []string) {
 	case u.Path == demoHealthPath && slices.Contains(args, "demo-upstream"):
 		listen = flagValue(args, "--listen")
 	default:
-		t.Errorf("%s: probe path %s is not served (want /healthz or /readyz on the admin listener, /metrics on the metrics one)", name, u.Path)
+		t.Errorf("%s: probe path %s is not served (want /healthz or /readyz on the admin listener or a proxy's or pipeline's metrics listener, /metrics on the metrics one)", name, u.Path)
 		return
 	}
 	_, port, err := net.SplitHostPort(listen)

@@ -35,8 +35,16 @@ const (
 	natsURL = "nats://nats:4222"
 )
 
-// adminPaths are the admin listener's GET endpoints a probe may ask.
+// adminPaths are the admin listener's GET endpoints a probe may ask. The
+// metrics listener of `apiguard proxy`, `pipeline` and `up` answers them
+// too, without a token (cmd/apiguard/health.go), so that the kubelet can.
 var adminPaths = map[string]bool{"/healthz": true, "/readyz": true}
+
+// probedOnMetrics reports whether args run an apiguard process whose
+// metrics listener answers adminPaths.
+func probedOnMetrics(args []string) bool {
+	return len(args) > 0 && (args[0] == "proxy" || args[0] == "pipeline" || args[0] == "up")
+}
 
 // repoRoot is the repository's root folder.
 func repoRoot(t *testing.T) string {

@@ -176,6 +176,9 @@ func TestKubernetesContainers(t *testing.T) {
 					if apiguardContainer(c) && slices.Contains(c.Args, "proxy") && !strings.HasSuffix(probeURL(c.ReadinessProbe), "/readyz") {
 						t.Errorf("%s: readiness %s, want /readyz (ready once the enforcement state is loaded)", where, probeURL(c.ReadinessProbe))
 					}
+					if apiguardContainer(c) && slices.Contains(c.Args, "pipeline") && !strings.HasSuffix(probeURL(c.ReadinessProbe), "/readyz") {
+						t.Errorf("%s: readiness %s, want /readyz (ready once every partition consumes)", where, probeURL(c.ReadinessProbe))
+					}
 					if apiguardContainer(c) && (slices.Contains(c.Args, "proxy") || slices.Contains(c.Args, "pipeline")) {
 						if got := envValue(c, "APIGUARD_NATS_URL"); got != natsURL {
 							t.Errorf("%s: APIGUARD_NATS_URL = %q, want %s (the Helm release nats)", where, got, natsURL)
@@ -187,9 +190,15 @@ func TestKubernetesContainers(t *testing.T) {
 	}
 }
 
-// probeURL is an exec probe's URL (apiguard-probe URL), or "".
+// probeURL is an exec probe's URL (apiguard-probe URL), an HTTP probe's
+// path, or "".
 func probeURL(p *corev1.Probe) string {
-	if p == nil || p.Exec == nil || len(p.Exec.Command) != 2 {
+	switch {
+	case p == nil:
+		return ""
+	case p.HTTPGet != nil:
+		return p.HTTPGet.Path
+	case p.Exec == nil || len(p.Exec.Command) != 2:
 		return ""
 	}
 	return p.Exec.Command[1]
@@ -226,14 +235,14 @@ func checkProbe(t *testing.T, where string, c corev1.Container, p *corev1.Probe)
 			return
 		}
 		var listen string
-		switch p.HTTPGet.Path {
-		case metricsPath:
+		switch {
+		case p.HTTPGet.Path == metricsPath, adminPaths[p.HTTPGet.Path] && probedOnMetrics(c.Args):
 			listen = flagValue(c.Args, "--metrics-listen")
-		case demoHealthPath:
+		case p.HTTPGet.Path == demoHealthPath:
 			listen = flagValue(c.Args, "--listen")
 		default:
 			// The admin listener stays on loopback: the kubelet cannot reach it.
-			t.Errorf("%s: HTTP probe of %s: only /metrics (or the demo's /health) is served off loopback", where, p.HTTPGet.Path)
+			t.Errorf("%s: HTTP probe of %s: only /metrics, /healthz and /readyz on the metrics listener (or the demo's /health) are served off loopback", where, p.HTTPGet.Path)
 			return
 		}
 		if !strings.HasSuffix(listen, ":"+strconv.Itoa(int(port))) {

@@ -17,29 +17,33 @@ const stateVersion = 9
 // restored engine can be compared with one that never stopped, byte for
 // byte.
 type checkpoint struct {
-	Version    int
-	Windows    [numWindows]int64 // the engine's windows: a checkpoint is only valid under the same
-	APIs       []named[*apiState]
-	Pairs      []keyed[*pair]
-	Principals []keyed[*principalState]
-	Creds      []keyed[*credState]
-	Logins     []keyed[*loginState]
-	Params     []named[paramFile]
-	Cool       []keyed[int64]
-	Flagged    []keyed[int64]
-	Risk       []keyed[riskState]
-	Shares     []keyed[*shareState]
-	Probe      ratio
-	Routes     ratio
-	Methods    []named[uint32]
-	Campaigns  []keyed[*campaignState]
-	CampRate   ratio
-	ColdWrites ratio
-	ScrapeRate ratio
-	Start      int64
-	Last       int64
-	Resume     [numWindows]int64
-	Swept      uint32
+	Version     int
+	Windows     [numWindows]int64 // the engine's windows: a checkpoint is only valid under the same
+	APIs        []named[*apiState]
+	Pairs       []keyed[*pair]
+	Principals  []keyed[*principalState]
+	Creds       []keyed[*credState]
+	Logins      []keyed[*loginState]
+	Params      []named[paramFile]
+	Cool        []keyed[int64]
+	Flagged     []keyed[int64]
+	Risk        []keyed[riskState]
+	Shares      []keyed[*shareState]
+	Probe       ratio
+	Routes      ratio
+	Methods     []named[uint32]
+	Campaigns   []keyed[*campaignState]
+	CampRate    ratio
+	ColdWrites  ratio
+	ScrapeRate  ratio
+	SeqOps      []string
+	SeqTables   []keyed[*seqTable]
+	SeqSuspects []keyed[*seqSuspect]
+	SeqRate     ratio
+	Start       int64
+	Last        int64
+	Resume      [numWindows]int64
+	Swept       uint32
 }
 
 type keyed[V any] struct {
@@ -106,7 +110,8 @@ func (e *Engine) MarshalState() ([]byte, error) {
 		Principals: sortedKeyed(st.Principals), Creds: sortedKeyed(st.Creds), Logins: sortedKeyed(st.Logins),
 		Cool: sortedKeyed(st.Cool), Flagged: sortedKeyed(st.Flagged), Risk: sortedKeyed(st.Risk), Shares: sortedKeyed(st.Shares),
 		Probe: st.Probe, Routes: st.Routes, Methods: sortedNamed(st.Methods),
-		Campaigns: sortedKeyed(st.Campaigns), CampRate: st.CampaignRate, ColdWrites: st.ColdWrites, ScrapeRate: st.ScrapeRate, Start: st.Start, Last: st.Last, Resume: st.Resume, Swept: st.Swept}
+		Campaigns: sortedKeyed(st.Campaigns), CampRate: st.CampaignRate, ColdWrites: st.ColdWrites, ScrapeRate: st.ScrapeRate, Start: st.Start, Last: st.Last, Resume: st.Resume, Swept: st.Swept,
+		SeqOps: st.Seq.Ops, SeqTables: sortedKeyed(st.Seq.Tables), SeqSuspects: sortedKeyed(st.Seq.Suspects), SeqRate: st.Seq.Rate}
 	for _, p := range sortedNamed(st.Params) {
 		m := *p.V
 		m.Values, m.Shapes = nil, nil
@@ -136,7 +141,9 @@ func (e *Engine) UnmarshalState(b []byte) error {
 	st := engineState{APIs: map[string]*apiState{}, Pairs: toMap(c.Pairs), Principals: toMap(c.Principals),
 		Creds: toMap(c.Creds), Logins: toMap(c.Logins), Params: map[string]*paramModel{}, Cool: toMap(c.Cool),
 		Flagged: toMap(c.Flagged), Risk: toMap(c.Risk), Shares: toMap(c.Shares), Probe: c.Probe, Routes: c.Routes, Methods: fromNamed(c.Methods),
-		Campaigns: toMap(c.Campaigns), CampaignRate: c.CampRate, ColdWrites: c.ColdWrites, ScrapeRate: c.ScrapeRate, Start: c.Start, Last: c.Last, Resume: c.Resume, Swept: c.Swept}
+		Campaigns: toMap(c.Campaigns), CampaignRate: c.CampRate, ColdWrites: c.ColdWrites, ScrapeRate: c.ScrapeRate, Start: c.Start, Last: c.Last, Resume: c.Resume, Swept: c.Swept,
+		Seq: seqState{Ops: c.SeqOps, Tables: toMap(c.SeqTables), Suspects: toMap(c.SeqSuspects), Rate: c.SeqRate}}
+	st.Seq.restored()
 	for _, a := range c.APIs {
 		a.V.restored()
 		st.APIs[a.K] = a.V

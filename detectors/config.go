@@ -47,6 +47,7 @@ type Config struct {
 	Health      HealthConfig      `yaml:"health"`
 	Profile     ProfileConfig     `yaml:"profile"`
 	Campaign    CampaignConfig    `yaml:"campaign"`
+	Sequence    SequenceConfig    `yaml:"sequence"`
 }
 
 // DefaultConfig returns the defaults that docs/detection.md explains.
@@ -68,6 +69,8 @@ func DefaultConfig() Config {
 		Health:      HealthConfig{MinRequests: 10, Threshold: 6, TimeOfDayDays: 2},
 		Profile:     ProfileConfig{MaxP: 1e-12},
 		Campaign:    CampaignConfig{MinMembers: 5, Floor: 0.01},
+		Sequence: SequenceConfig{MinPrincipals: 30, MaxShare: 0.01, Floor: 0.02, MinImprobable: 4, SessionGap: 30 * time.Minute,
+			Kinds: []string{"key", "sub", "token", "ip"}},
 	}
 }
 
@@ -98,7 +101,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("detectors.max_p: %g, want in (0,1)", c.MaxP)
 	}
 	for _, v := range []interface{ validate() error }{c.Volumetric, c.Stuffing, c.Stolen, c.Enumeration,
-		c.Scraping, c.Probing, c.Timing, c.Params, c.Inventory, c.Health, c.Profile, c.Campaign} {
+		c.Scraping, c.Probing, c.Timing, c.Params, c.Inventory, c.Health, c.Profile, c.Campaign, c.Sequence} {
 		if err := v.validate(); err != nil {
 			return err
 		}

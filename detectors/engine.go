@@ -50,6 +50,7 @@ var registry = []struct {
 	{HealthName, func(c Config) detector { return &health{cfg: c.Health} }},
 	{ProfileName, func(c Config) detector { return &profile{cfg: c.Profile} }},
 	{CampaignName, func(c Config) detector { return &campaign{cfg: c.Campaign} }},
+	{SequenceName, func(c Config) detector { return &sequence{cfg: c.Sequence} }},
 }
 
 // Names returns every detector's name, in the order they run.
@@ -120,13 +121,15 @@ type engineState struct {
 	// Shares maps an address, network or fingerprint to the established
 	// principals behind it (sharing.go).
 	Shares map[uint64]*shareState
+	// Seq is what the sequence detector learns (sequence.go).
+	Seq seqState
 }
 
 func newEngineState() engineState {
 	return engineState{APIs: map[string]*apiState{}, Pairs: map[uint64]*pair{}, Principals: map[uint64]*principalState{}, Creds: map[uint64]*credState{},
 		Logins: map[uint64]*loginState{}, Params: map[string]*paramModel{}, Cool: map[uint64]int64{},
 		Flagged: map[uint64]int64{}, Risk: map[uint64]riskState{}, Shares: map[uint64]*shareState{}, Methods: map[string]uint32{},
-		Campaigns: map[uint64]*campaignState{}}
+		Campaigns: map[uint64]*campaignState{}, Seq: newSeqState()}
 }
 
 type riskState struct {
@@ -147,6 +150,7 @@ type ctx struct {
 	api        *apiState
 	pair       *pair           // (API, principal); nil unless allowed
 	prin       *principalState // the principal across APIs; nil unless allowed
+	prevNs     int64           // the principal's previous event time; 0 for its first
 	object     string
 	objectNum  uint32
 	hasNum     bool

@@ -28,6 +28,9 @@ type pair struct {
 	// start) of the last window the pair gave its API's baseline a sample in.
 	Sampled [numWindows]uint32
 	Walk    uint16 // consecutive requests whose object id was one step from the last
+	// SeqTaught is one more than the predecessor the pair last taught its
+	// API's sequence table (sequence.go); 0 before it taught any.
+	SeqTaught uint16
 }
 
 // principalState is what the engine keeps of a principal across APIs:
@@ -40,6 +43,7 @@ type principalState struct {
 	GapVar  float32       // moving variance of the gaps
 	Gaps    uint16        // gaps seen, saturating
 	Routes  routeState    // unknown-route evidence (routes.go)
+	Seq     uint16        // index of the last API, for sequences (sequence.go)
 }
 
 // recent sums requests and misses over the medium window.

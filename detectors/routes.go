@@ -43,9 +43,12 @@ const maxMethods = 32
 // fit in principalState's padding.
 type routeState struct {
 	Unknown, Requests uint8
-	// Missed holds 16-bit hashes of the last two routes the principal
-	// missed on, the latest first, so a repeated miss counts once.
-	Missed [2]uint16
+	// Missed holds 8-bit hashes of the last two routes the principal
+	// missed on, the latest first, so a repeated miss counts once (two
+	// routes in 127 collide: such a miss does not count, which errs
+	// towards flagging less; the bytes pay for principalState.Seq within
+	// the 64-byte principal).
+	Missed [2]uint8
 }
 
 // noteServedMethod learns the methods the API answers with success (2xx
@@ -95,7 +98,7 @@ func (e *Engine) unknownRoute(x *ctx) (counted bool, why string, strong bool) {
 	case e.unknownMethod(x):
 		why = "method " + clipString(x.ev.Method, 16) + " never served"
 	case x.miss || x.ev.Status == 501:
-		h := uint16(hashStrings(x.ev.Api)) | 1 // never 0, the empty slot
+		h := uint8(hashStrings(x.ev.Api)) | 1 // never 0, the empty slot
 		if r.Missed[0] == h || r.Missed[1] == h {
 			return false, "", false
 		}

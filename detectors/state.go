@@ -181,6 +181,9 @@ func (e *Engine) sampleObjects(p *pair, a *apiState, x *ctx) {
 // event's time with the event counted.
 func (e *Engine) principalFor(x *ctx) *principalState {
 	p := e.st.Principals[x.pkey]
+	if p != nil {
+		x.prevNs = p.LastNs
+	}
 	if p == nil {
 		p = &principalState{LastNs: x.t}
 		e.st.Principals[x.pkey] = p
@@ -274,6 +277,7 @@ func (e *Engine) sweep(now uint32) {
 	nowNs := int64(now) * 1e9
 	e.sweepShares(nowNs)
 	e.sweepCampaigns(nowNs)
+	e.sweepSequences(nowNs)
 	for k, until := range e.st.Cool {
 		if until < nowNs {
 			delete(e.st.Cool, k)

@@ -1,82 +1,16 @@
 package integration
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/testutil"
-	"github.com/apiguard/apiguard/pipeline/topology"
 )
-
-// ensureTopology declares the streams and the enforcement bucket, as a
-// pipeline does at its start.
-func ensureTopology(t *testing.T, js jetstream.JetStream) {
-	t.Helper()
-	cfg := topology.DefaultConfig()
-	cfg.Partitions = 4
-	if _, err := topology.Ensure(context.Background(), js, cfg); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// auditRows returns the actions on the audit stream.
-func auditRows(t *testing.T, js jetstream.JetStream) []*event.Action {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := js.OrderedConsumer(ctx, event.StreamActions, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*event.Action
-	for {
-		batch, err := c.FetchNoWait(100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			var a event.Action
-			if err := event.UnmarshalAction(m.Data(), &a); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, &a)
-			n++
-		}
-		if n == 0 {
-			return out
-		}
-	}
-}
-
-// exitCode runs apiguard and returns its output and exit code.
-func exitCode(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	out, err := tryApiguard(args...)
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out, 0
-	case errors.As(err, &ee):
-		return out, ee.ExitCode()
-	}
-	t.Fatalf("apiguard %s: %v", strings.Join(args, " "), err)
-	return "", 0
-}
 
 // TestUnblockWithoutEntry: unblock (and unallow) of a principal that has
 // no entry says so, exits 1 and writes no audit row; unblock does not
@@ -140,14 +74,8 @@ func TestAllowSparesBlocks(t *testing.T) {
 	natsURL := srv.ClientURL()
 	_, js := testutil.Connect(t, srv)
 	ensureTopology(t, js)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, `{"path":%q}`, r.URL.Path)
-	}))
-	defer upstream.Close()
-	cfgPath := filepath.Join(dir, "apiguard.yaml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	upstream := echoUpstream(t)
+	cfgPath := writeConfig(t, dir, config)
 
 	out := apiguard(t, "allow", "--nats", natsURL, "--ttl", "1h", "--reason", "the partner's load test", "key", "partner")
 	if !strings.Contains(out, "allowed key partner") {
@@ -162,49 +90,19 @@ func TestAllowSparesBlocks(t *testing.T) {
 		t.Errorf("block of an allowed key: exit %d, %q; want 1, saying it is allowed and how to remove the allow", code, out)
 	}
 
-	listen := freeAddr(t)
-	base := "http://" + listen
-	start(t, "pipeline", "pipeline", "--config", cfgPath, "--nats", natsURL)
-	start(t, "proxy", "proxy", "--config", cfgPath, "--nats", natsURL, "--listen", listen, "--upstream", upstream.URL,
-		"--spool-dir", filepath.Join(dir, "spool"))
-	testutil.Eventually(t, 20*time.Second, func() bool {
-		resp, err := http.Get(base + "/items/1")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == 200
-	}, "proxy never answered")
-
-	var sent, errs atomic.Int64
-	newClient := func(key string) *client {
-		tr := &http.Transport{MaxIdleConnsPerHost: 4}
-		t.Cleanup(tr.CloseIdleConnections)
-		return &client{key: key, base: base, http: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-			statuses: map[int]int{}, sent: &sent, errors: &errs}
-	}
-	ctx, stopNormal := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
+	base, _ := startLoop(t, dir, cfgPath, natsURL, upstream.URL)
+	pool := &clients{base: base}
+	serving(t, pool.add(t, "probe"))
+	var normals []*client
 	for i := range 12 {
-		c := newClient(fmt.Sprintf("client-%02d", i))
-		wg.Go(func() {
-			for n := 0; ctx.Err() == nil; n++ {
-				if n%3 == 2 {
-					c.do("POST", "/orders")
-				} else {
-					c.do("GET", fmt.Sprintf("/items/%d", n))
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Duration(400+37*i%200) * time.Millisecond):
-				}
-			}
-		})
+		normals = append(normals, pool.add(t, fmt.Sprintf("client-%02d", i)))
 	}
-	defer func() { stopNormal(); wg.Wait() }()
-	time.Sleep(6 * time.Second) // warm-up, as in TestClosedLoop
+	stopNormal := normalTraffic(len(normals), func(i, k int) { normals[i].normal(k) })
+	defer stopNormal()
+	time.Sleep(baselineWarmUp)
 
 	// The allowed key hammers POST /orders: the responder flags it and spares it.
-	partner := newClient("partner")
+	partner := pool.add(t, "partner")
 	spared := func() *event.Action {
 		for _, a := range auditRows(t, js) {
 			if a.Target.GetValue() == "partner" && a.AnomalyId != "" {

@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,51 +78,23 @@ func TestDashboardsQueries(t *testing.T) {
 	dir := t.TempDir()
 	srv := testutil.JetStream(t, -1, "")
 	ch := testutil.StartClickHouse(t)
-	cfgPath := filepath.Join(dir, "apiguard.yaml")
-	if err := os.WriteFile(cfgPath, []byte(dashboardsConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, dir, dashboardsConfig)
 	apiguard(t, "migrate", "--config", cfgPath, "--clickhouse", ch.Addr)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"ok":true}`) }))
-	defer upstream.Close()
-	listen := freeAddr(t)
-	start(t, "pipeline", "pipeline", "--config", cfgPath, "--nats", srv.ClientURL(), "--clickhouse", ch.Addr)
-	start(t, "proxy", "proxy", "--config", cfgPath, "--nats", srv.ClientURL(), "--listen", listen,
-		"--upstream", upstream.URL, "--spool-dir", filepath.Join(dir, "spool"))
+	upstream := echoUpstream(t)
+	base, _ := startLoop(t, dir, cfgPath, srv.ClientURL(), upstream.URL, "--clickhouse", ch.Addr)
 	began := time.Now().Add(-time.Minute)
-
-	var sent, errs atomic.Int64
-	newClient := func(key string) *client {
-		tr := &http.Transport{MaxIdleConnsPerHost: 4}
-		t.Cleanup(tr.CloseIdleConnections)
-		return &client{key: key, base: "http://" + listen, http: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-			statuses: map[int]int{}, sent: &sent, errors: &errs}
-	}
-	probe := newClient("probe")
-	testutil.Eventually(t, 20*time.Second, func() bool { return probe.do("GET", "/items/1") == 200 }, "proxy never answered")
+	pool := &clients{base: base}
+	serving(t, pool.add(t, "probe"))
 
 	// Normal clients, then the attacker, as in TestClosedLoop.
-	ctx, stopNormal := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
+	var normals []*client
 	for i := range 12 {
-		c := newClient(fmt.Sprintf("client-%02d", i))
-		wg.Go(func() {
-			for n := 0; ctx.Err() == nil; n++ {
-				if n%3 == 2 {
-					c.do("POST", "/orders")
-				} else {
-					c.do("GET", fmt.Sprintf("/items/%d", n))
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Duration(400+37*i%200) * time.Millisecond):
-				}
-			}
-		})
+		normals = append(normals, pool.add(t, fmt.Sprintf("client-%02d", i)))
 	}
-	defer func() { stopNormal(); wg.Wait() }()
-	time.Sleep(6 * time.Second)
-	attacker := newClient("attacker")
+	stopNormal := normalTraffic(len(normals), func(i, k int) { normals[i].normal(k) })
+	defer stopNormal()
+	time.Sleep(baselineWarmUp)
+	attacker := pool.add(t, "attacker")
 	attackStart := time.Now()
 	for attacker.count(http.StatusForbidden)+attacker.count(http.StatusTooManyRequests) < 20 {
 		if time.Since(attackStart) > 20*time.Second {
@@ -136,7 +105,6 @@ func TestDashboardsQueries(t *testing.T) {
 	}
 	t.Logf("attacker refused %s after its attack began: %v", time.Since(attackStart), attacker.statuses)
 	stopNormal()
-	wg.Wait()
 
 	p := startGrafanaPlugin(t, map[string]any{"natsUrl": srv.ClientURL(), "clickhouseAddr": ch.Addr, "timeout": "2s"}, nil)
 

@@ -6,18 +6,27 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/internal/testutil"
+	"github.com/apiguard/apiguard/pipeline/topology"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // binary is the apiguard executable built once for the package's tests.
@@ -118,4 +127,221 @@ func tryApiguard(args ...string) (string, error) {
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
+}
+
+// writeConfig writes an apiguard config into dir and returns its path.
+func writeConfig(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	path := filepath.Join(dir, "apiguard.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// echoUpstream is an upstream API that answers every request with its
+// path as JSON; it is closed when the test ends.
+func echoUpstream(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"path":%q}`, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// startLoop starts `apiguard pipeline` (with pipelineArgs added) and
+// `apiguard proxy` on the config at cfgPath against natsURL, the proxy on
+// a free loopback address in front of upstream with its spool in dir. It
+// returns the proxy's base URL and process; serving says when the proxy
+// answers.
+func startLoop(t *testing.T, dir, cfgPath, natsURL, upstream string, pipelineArgs ...string) (string, *process) {
+	t.Helper()
+	listen := freeAddr(t)
+	start(t, "pipeline", append([]string{"pipeline", "--config", cfgPath, "--nats", natsURL}, pipelineArgs...)...)
+	proxy := start(t, "proxy", "proxy", "--config", cfgPath, "--nats", natsURL, "--listen", listen,
+		"--upstream", upstream, "--spool-dir", filepath.Join(dir, "spool"))
+	return "http://" + listen, proxy
+}
+
+// serving waits until the proxy serves c's GET /items/1. c counts the
+// requests the proxy answered (each one an event, for tests that count
+// them), and not the attempts before it listened.
+func serving(t *testing.T, c *client) {
+	t.Helper()
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		status, _ := c.send("GET", "/items/1")
+		return status == http.StatusOK
+	}, "proxy never answered")
+}
+
+// client sends requests as one principal (an API key) and remembers every
+// status.
+type client struct {
+	key      string
+	base     string
+	http     *http.Client
+	mu       sync.Mutex
+	statuses map[int]int
+	sent     *atomic.Int64
+	errors   *atomic.Int64
+}
+
+// do sends one request and returns its status, 0 on a transport error
+// (counted in errors).
+func (c *client) do(method, path string) int {
+	status, err := c.send(method, path)
+	if err != nil {
+		c.errors.Add(1)
+	}
+	return status
+}
+
+// send sends one request and returns its status, or the transport error
+// (not counted).
+func (c *client) send(method, path string) (int, error) {
+	req, _ := http.NewRequest(method, c.base+path, nil)
+	req.Header.Set("X-API-Key", c.key+".secret")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	c.sent.Add(1)
+	c.mu.Lock()
+	c.statuses[resp.StatusCode]++
+	c.mu.Unlock()
+	return resp.StatusCode, nil
+}
+
+// count returns how many of its requests were answered status.
+func (c *client) count(status int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.statuses[status]
+}
+
+// normal sends a normal client's n-th request: two GET /items/{id} for
+// each POST /orders.
+func (c *client) normal(n int) int {
+	if n%3 == 2 {
+		return c.do("POST", "/orders")
+	}
+	return c.do("GET", fmt.Sprintf("/items/%d", n))
+}
+
+// clients makes the clients of one proxy, counting their requests sent
+// and failed at the transport together.
+type clients struct {
+	base         string
+	sent, errors atomic.Int64
+}
+
+// add returns a new client of key; its connections are closed when the
+// test ends.
+func (cs *clients) add(t *testing.T, key string) *client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 4}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &client{key: key, base: cs.base, http: &http.Client{Transport: tr, Timeout: 10 * time.Second},
+		statuses: map[int]int{}, sent: &cs.sent, errors: &cs.errors}
+}
+
+// baselineWarmUp is how long normal traffic runs before an attack, on the
+// tests' detector windows (2s, 6s, 20s): a first window, then a few
+// windows of baseline samples.
+const baselineWarmUp = 6 * time.Second
+
+// normalTraffic runs n normal clients until the stop it returns is called
+// (stop waits for them and may be called again): client i makes its
+// requests with request(i, k) for k = 0, 1, …, each about half a second
+// after the last (400 to 600 ms, by client), so that the detectors learn
+// what normal is.
+func normalTraffic(n int, request func(i, k int)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			for k := 0; ctx.Err() == nil; k++ {
+				request(i, k)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Duration(400+37*i%200) * time.Millisecond):
+				}
+			}
+		})
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// hammer sends POST /orders as fast as one client can until it is refused
+// with 403, and returns how long that took; it fails the test after 15s.
+func hammer(t *testing.T, c *client) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < 15*time.Second {
+		if c.do("POST", "/orders") == http.StatusForbidden {
+			return time.Since(start)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s not blocked within 15s; statuses %v", c.key, c.statuses)
+	return 0
+}
+
+// ensureTopology declares the streams and the enforcement bucket, as a
+// pipeline does at its start.
+func ensureTopology(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	cfg := topology.DefaultConfig()
+	cfg.Partitions = 4
+	if _, err := topology.Ensure(context.Background(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// auditRows returns the actions on the audit stream.
+func auditRows(t *testing.T, js jetstream.JetStream) []*event.Action {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, event.StreamActions, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*event.Action
+	for {
+		batch, err := c.FetchNoWait(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			var a event.Action
+			if err := event.UnmarshalAction(m.Data(), &a); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, &a)
+			n++
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
+
+// exitCode runs apiguard and returns its output and exit code.
+func exitCode(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := tryApiguard(args...)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out, 0
+	case errors.As(err, &ee):
+		return out, ee.ExitCode()
+	}
+	t.Fatalf("apiguard %s: %v", strings.Join(args, " "), err)
+	return "", 0
 }

@@ -4,14 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,40 +44,6 @@ log:
   level: info
 `
 
-// client sends requests as one principal and remembers every status.
-type client struct {
-	key      string
-	base     string
-	http     *http.Client
-	mu       sync.Mutex
-	statuses map[int]int
-	sent     *atomic.Int64
-	errors   *atomic.Int64
-}
-
-func (c *client) do(method, path string) int {
-	req, _ := http.NewRequest(method, c.base+path, nil)
-	req.Header.Set("X-API-Key", c.key+".secret")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.errors.Add(1)
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	c.sent.Add(1)
-	c.mu.Lock()
-	c.statuses[resp.StatusCode]++
-	c.mu.Unlock()
-	return resp.StatusCode
-}
-
-func (c *client) count(status int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.statuses[status]
-}
-
 // TestClosedLoop runs the proxy and the pipeline as separate processes over
 // an embedded JetStream: normal clients and one attacker. The attacker is
 // blocked within a bounded time, no normal client ever is, unblock restores
@@ -99,70 +60,28 @@ func TestClosedLoop(t *testing.T) {
 	natsURL := srv.ClientURL()
 	_, js := testutil.Connect(t, srv)
 
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"path":%q}`, r.URL.Path)
-	}))
-	defer upstream.Close()
+	upstream := echoUpstream(t)
 
 	// Anomalies are also alerts, in a real Alertmanager.
 	am := testutil.StartAlertmanager(t)
-	cfgPath := filepath.Join(dir, "apiguard.yaml")
 	alerting := fmt.Sprintf("alerts:\n  alertmanager: %s\n  min_severity: low\n  resolve_after: 10m\n", am)
-	if err := os.WriteFile(cfgPath, []byte(config+alerting), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	listen := freeAddr(t)
-	base := "http://" + listen
-	start(t, "pipeline", "pipeline", "--config", cfgPath, "--nats", natsURL)
-	proxyProc := start(t, "proxy", "proxy", "--config", cfgPath, "--nats", natsURL, "--listen", listen,
-		"--upstream", upstream.URL, "--spool-dir", filepath.Join(dir, "spool"))
-
-	var sent, errs atomic.Int64
-	newClient := func(key string) *client {
-		tr := &http.Transport{MaxIdleConnsPerHost: 4}
-		t.Cleanup(tr.CloseIdleConnections)
-		return &client{key: key, base: base, http: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-			statuses: map[int]int{}, sent: &sent, errors: &errs}
-	}
-	probe := newClient("probe")
-	testutil.Eventually(t, 20*time.Second, func() bool {
-		resp, err := http.Get(base + "/items/1")
-		if err == nil {
-			resp.Body.Close()
-			sent.Add(1)
-		}
-		return err == nil && resp.StatusCode == 200
-	}, "proxy never answered")
+	cfgPath := writeConfig(t, dir, config+alerting)
+	base, proxyProc := startLoop(t, dir, cfgPath, natsURL, upstream.URL)
+	pool := &clients{base: base}
+	probe := pool.add(t, "probe")
+	serving(t, probe)
 
 	// Normal clients: 20 principals, about 2 req/s each over two APIs.
-	ctx, stopNormal := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	var normals []*client
 	for i := range 20 {
-		c := newClient(fmt.Sprintf("client-%02d", i))
-		normals = append(normals, c)
-		wg.Go(func() {
-			for n := 0; ctx.Err() == nil; n++ {
-				if n%3 == 2 {
-					c.do("POST", "/orders")
-				} else {
-					c.do("GET", fmt.Sprintf("/items/%d", n))
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Duration(400+37*i%200) * time.Millisecond):
-				}
-			}
-		})
+		normals = append(normals, pool.add(t, fmt.Sprintf("client-%02d", i)))
 	}
-	defer func() { stopNormal(); wg.Wait() }()
-
-	// Warm-up: a first window (2s), then a few windows of baseline samples.
-	time.Sleep(6 * time.Second)
+	stopNormal := normalTraffic(len(normals), func(i, k int) { normals[i].normal(k) })
+	defer stopNormal()
+	time.Sleep(baselineWarmUp)
 
 	// The attacker hammers POST /orders until it is refused.
-	attacker := newClient("attacker")
+	attacker := pool.add(t, "attacker")
 	t.Logf("attacker blocked %s after its attack began", hammer(t, attacker))
 	if out := apiguard(t, "blocks", "--nats", natsURL); !strings.Contains(out, "attacker") {
 		t.Errorf("blocks does not list the attacker:\n%s", out)
@@ -202,19 +121,18 @@ func TestClosedLoop(t *testing.T) {
 
 	// The loop closes again after the outage: consumers and the watcher
 	// have recovered, and a second attacker is refused.
-	second := newClient("second-attacker")
+	second := pool.add(t, "second-attacker")
 	t.Logf("second attacker blocked %s after its attack began, after the outage", hammer(t, second))
 	stopNormal()
-	wg.Wait()
-	want := uint64(sent.Load())
+	want := uint64(pool.sent.Load())
 	var stored uint64
 	testutil.Eventually(t, 30*time.Second, func() bool {
 		n, err := topology.EventCount(context.Background(), js)
 		stored = n
 		return err == nil && n == want
 	}, "stream holds %d events for %d requests", func() any { return stored }, want)
-	if errs.Load() != 0 {
-		t.Errorf("%d client requests failed at the transport", errs.Load())
+	if n := pool.errors.Load(); n != 0 {
+		t.Errorf("%d client requests failed at the transport", n)
 	}
 	for _, c := range normals {
 		for _, st := range []int{401, 403, 429} {
@@ -230,21 +148,6 @@ func TestClosedLoop(t *testing.T) {
 	if n, _ := topology.EventCount(context.Background(), js); n != want {
 		t.Errorf("after proxy shutdown the stream holds %d events, want %d", n, want)
 	}
-}
-
-// hammer sends POST /orders as fast as one client can until it is refused
-// with 403, and returns how long that took; it fails the test after 15s.
-func hammer(t *testing.T, c *client) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < 15*time.Second {
-		if c.do("POST", "/orders") == http.StatusForbidden {
-			return time.Since(start)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s not blocked within 15s; statuses %v", c.key, c.statuses)
-	return 0
 }
 
 // alertFor reports whether Alertmanager holds an active apiguard alert

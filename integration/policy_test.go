@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -174,33 +173,23 @@ func TestResponsePolicies(t *testing.T) {
 	}
 
 	// Normal keyed clients give the baselines.
-	ctx, stopNormal := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	normalRefused := map[string]int{}
 	var nmu sync.Mutex
-	for i := range 8 {
+	stopNormal := normalTraffic(8, func(i, n int) {
 		key := fmt.Sprintf("client-%02d", i)
-		wg.Go(func() {
-			for n := 0; ctx.Err() == nil; n++ {
-				path, method := fmt.Sprintf("/items/%d", n), "GET"
-				if n%3 == 2 {
-					path, method = "/orders", "POST"
-				}
-				st, _ := as(t, hc, method, bases[n%2]+path, map[string]string{"X-API-Key": key + ".secret", "X-Forwarded-For": fmt.Sprintf("192.0.2.%d", 10+i)})
-				if st != 200 && st != 0 {
-					nmu.Lock()
-					normalRefused[key]++
-					nmu.Unlock()
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Duration(400+37*i%200) * time.Millisecond):
-				}
-			}
-		})
-	}
-	defer func() { stopNormal(); wg.Wait() }()
-	time.Sleep(6 * time.Second)
+		path, method := fmt.Sprintf("/items/%d", n), "GET"
+		if n%3 == 2 {
+			path, method = "/orders", "POST"
+		}
+		st, _ := as(t, hc, method, bases[n%2]+path, map[string]string{"X-API-Key": key + ".secret", "X-Forwarded-For": fmt.Sprintf("192.0.2.%d", 10+i)})
+		if st != 200 && st != 0 {
+			nmu.Lock()
+			normalRefused[key]++
+			nmu.Unlock()
+		}
+	})
+	defer stopNormal()
+	time.Sleep(baselineWarmUp)
 
 	t.Run("stolen token revoked everywhere and at the issuer", func(t *testing.T) {
 		tok := "Bearer " + unsignedJWT("jti-stolen-1")
@@ -333,7 +322,6 @@ func TestResponsePolicies(t *testing.T) {
 	})
 
 	stopNormal()
-	wg.Wait()
 	if len(normalRefused) > 0 {
 		t.Errorf("normal clients refused: %v", normalRefused)
 	}

@@ -65,6 +65,11 @@ type Config struct {
 	Tokens     TokensConfig    `yaml:"tokens"`
 	Responses  ResponsesConfig `yaml:"responses"`
 
+	// Engine serves HTTP/1.x: "native", apiguard's own connection loop
+	// (the default), or "net/http", Go's server. HTTP/2 is net/http's on
+	// both.
+	Engine string `yaml:"engine"`
+
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
@@ -80,6 +85,7 @@ func DefaultConfig() Config {
 		Upstream:          "http://127.0.0.1:9000",
 		APIKeyHeader:      "X-API-Key",
 		TrustedProxies:    []string{},
+		Engine:            EngineNative,
 		MaxHeaderBytes:    32 << 10,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -116,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if u.User != nil {
 		return fmt.Errorf("proxy.upstream: %q: credentials in the URL are never sent; inject the upstream's from the vault (proxy.secrets.inject)", secret.URL(c.Upstream))
+	}
+	if c.Engine != "" && c.Engine != EngineNative && c.Engine != EngineNetHTTP {
+		return fmt.Errorf("proxy.engine: %q, want %q or %q", c.Engine, EngineNative, EngineNetHTTP)
 	}
 	if _, err := c.trusted(); err != nil {
 		return err

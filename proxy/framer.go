@@ -62,6 +62,8 @@ type wireFramer struct {
 	hd      headInfo
 	order   hash.Hash // header names, for HeaderOrder
 	sum     [sha256.Size]byte
+	// lastOrder is the last HeaderOrder emitted.
+	lastOrder string
 
 	// Bodies.
 	remain   uint64 // body or chunk bytes left
@@ -461,7 +463,12 @@ func (f *wireFramer) headerOrder() string {
 	var b [3 + 16]byte
 	copy(b[:], "h1:")
 	hex.Encode(b[3:], sum[:8])
-	return string(b[:])
+	// A client sends its headers in the same order request after request:
+	// the connection's last fingerprint is reused, not allocated again.
+	if string(b[:]) != f.lastOrder {
+		f.lastOrder = string(b[:])
+	}
+	return f.lastOrder
 }
 
 // chunkLine reads a chunk-size line from p[i:]: 1 to 16 hex digits, then

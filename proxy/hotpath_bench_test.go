@@ -105,4 +105,5 @@ func BenchmarkHotPath(b *testing.B) {
 			}
 		})
 	}
+	b.Run("native", benchHotPathNative)
 }

@@ -3,7 +3,8 @@
 // httputil.ReverseProxy, and hands one event per request to an Emitter
 // without waiting on it.
 //
-// This package holds the server (HTTP/1.x framing, HTTP/2, TLS and its
+// This package holds the server (HTTP/1.x framing, the native HTTP/1.1
+// engine and its upstream pool, net/http with HTTP/2, TLS and its
 // fingerprints), the exchange, the chain type and the data plane, client
 // identity, the enforcement check and the capture of events. The checks
 // implement Check and live in subpackages that import this one:
@@ -51,6 +52,7 @@ type Proxy struct {
 	state   atomic.Pointer[state]
 	emit    Emitter
 	rp      *httputil.ReverseProxy
+	up      *upstreamPool // the native engine's upstream client; nil: rp only
 	ids     *event.IDSource
 	log     *slog.Logger
 	now     func() time.Time
@@ -90,6 +92,9 @@ func NewWithChain(cfg Config, chain *Chain, checks []Check, emit Emitter, partit
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 256
 	transport.ResponseHeaderTimeout = cfg.UpstreamTimeout
+	if u, err := url.Parse(cfg.Upstream); err == nil && cfg.Engine != EngineNetHTTP {
+		p.up = newUpstreamPool(u, cfg.UpstreamTimeout)
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      timedTransport{transport},
@@ -115,9 +120,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Refused before any check, and the connection is closed: what
 		// follows an ambiguous request on it cannot be trusted.
 		p.stats.Denied.Add(1)
-		ev.Decision, ev.Check, ev.Reason, ev.Status = event.Decision_DECISION_BLOCK, FramingName, x.wire.Ambiguous, http.StatusBadRequest
-		writeProblem(w, &Denial{Status: http.StatusBadRequest, Detail: "The request's framing is ambiguous.",
-			Headers: http.Header{"Connection": {"close"}}}, ev.Id)
+		d := &Denial{Status: http.StatusBadRequest, Detail: "The request's framing is ambiguous.",
+			Headers: http.Header{"Connection": {"close"}}}
+		if x.wire.Ambiguous == reasonHeadTooLong {
+			d.Status, d.Detail = http.StatusRequestHeaderFieldsTooLarge, "The request's head is longer than the proxy accepts."
+		}
+		ev.Decision, ev.Check, ev.Reason, ev.Status = event.Decision_DECISION_BLOCK, FramingName, x.wire.Ambiguous, uint32(d.Status)
+		writeProblem(w, d, ev.Id)
 		p.finish(x, start)
 		return
 	}
@@ -148,7 +157,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &x.rec
 	rec.ResponseWriter = w
 	x.ctx = exchangeCtx{Context: r.Context(), x: x}
-	p.rp.ServeHTTP(rec, r.WithContext(&x.ctx))
+	if _, native := w.(*h1writer); native && p.up != nil && p.up.serves(st.upstream) && r.Header["Upgrade"] == nil {
+		// The native engine's own upstream leg (upstream.go); upgrades,
+		// HTTP/2 clients and https upstreams go through ReverseProxy.
+		p.forward(rec, r, x)
+	} else {
+		p.rp.ServeHTTP(rec, r.WithContext(&x.ctx))
+	}
 	if body != nil {
 		ev.RequestBytes = body.n.Load()
 	}
@@ -356,8 +371,15 @@ func (p *Proxy) logRare(msg string, args ...any) {
 	p.log.Warn(msg, args...)
 }
 
-// upstreamError answers 502 (504 on timeout) and logs at most once a second.
+// upstreamError is ReverseProxy's error handler.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	x, _ := r.Context().Value(exchangeKey{}).(*Exchange)
+	p.upstreamFailed(w, x, err)
+}
+
+// upstreamFailed answers 502 (504 on timeout) and logs at most once a
+// second. x is nil for a request without an exchange.
+func (p *Proxy) upstreamFailed(w http.ResponseWriter, x *Exchange, err error) {
 	p.stats.UpstreamError.Add(1)
 	status := http.StatusBadGateway
 	var ne net.Error
@@ -369,7 +391,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		p.log.Warn("upstream request failed", "err", err, "upstream_errors_total", p.stats.UpstreamError.Load())
 	}
 	id := w.Header().Get(event.HeaderRequestID)
-	if x, ok := r.Context().Value(exchangeKey{}).(*Exchange); ok {
+	if x != nil {
 		x.Event.Reason = "upstream: " + err.Error()
 		id = x.Event.Id
 	}
@@ -395,19 +417,25 @@ func (p *Proxy) Routes() []string { return p.state.Load().routes.Configured() }
 // modifyResponse sets the headers checks asked for on the upstream's
 // answer.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
-	x, _ := resp.Request.Context().Value(exchangeKey{}).(*Exchange)
-	if x == nil {
-		return nil
+	if x, _ := resp.Request.Context().Value(exchangeKey{}).(*Exchange); x != nil {
+		p.shapeResponse(x, resp.Header)
 	}
+	return nil
+}
+
+// shapeResponse applies to the upstream's response fields h what the
+// chain asks on both engines: fields stripped, fields that echo an
+// injected secret removed, the checks' response fields set.
+func (p *Proxy) shapeResponse(x *Exchange, h http.Header) {
 	chain := x.state.chain
-	for _, h := range chain.stripResp {
-		delete(resp.Header, h)
+	for _, k := range chain.stripResp {
+		delete(h, k)
 	}
 	if in := chain.inject; in != nil {
-		for k, vs := range resp.Header {
+		for k, vs := range h {
 			for _, v := range vs {
 				if in.Leaks(v) {
-					delete(resp.Header, k)
+					delete(h, k)
 					x.Event.Reason = "upstream echoed an injected secret in header " + k + "; removed"
 					break
 				}
@@ -415,7 +443,6 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 	}
 	for k, vs := range x.ResponseHeaders {
-		resp.Header[k] = vs
+		h[k] = vs
 	}
-	return nil
 }

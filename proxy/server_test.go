@@ -43,7 +43,23 @@ func (s *served) upstreamSaw(prefix string) []string {
 	return out
 }
 
+// engines are the HTTP/1.x engines the server-level tests run on.
+var engines = []string{EngineNative, EngineNetHTTP}
+
+// forEngines runs test on each engine, as a subtest named for it.
+func forEngines(t *testing.T, test func(t *testing.T, engine string)) {
+	for _, e := range engines {
+		t.Run(strings.ReplaceAll(e, "/", "-"), func(t *testing.T) { test(t, e) })
+	}
+}
+
 func serveProxy(t *testing.T, mutate func(*Config), checks ...Check) *served {
+	t.Helper()
+	return serveEngine(t, "", mutate, checks...)
+}
+
+// serveEngine is serveProxy on engine ("" for the default).
+func serveEngine(t *testing.T, engine string, mutate func(*Config), checks ...Check) *served {
 	t.Helper()
 	s := &served{events: &collector{}, upstream: make(chan *http.Request, 16)}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -60,6 +76,9 @@ func serveProxy(t *testing.T, mutate func(*Config), checks ...Check) *served {
 	t.Cleanup(up.Close)
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
+	if engine != "" {
+		cfg.Engine = engine
+	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -125,8 +144,12 @@ func get(t *testing.T, c *http.Client, url string) *http.Response {
 }
 
 func TestServerTLSFingerprintsAndHTTP2(t *testing.T) {
+	forEngines(t, testServerTLSFingerprintsAndHTTP2)
+}
+
+func testServerTLSFingerprintsAndHTTP2(t *testing.T, engine string) {
 	pki := newTestPKI(t)
-	s := serveProxy(t, func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = pki.certFile, pki.keyFile })
+	s := serveEngine(t, engine, func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = pki.certFile, pki.keyFile })
 	url := "https://" + s.addr + "/orders/1"
 
 	resp := get(t, tlsClient(pki, false), url)
@@ -160,7 +183,9 @@ func TestServerTLSFingerprintsAndHTTP2(t *testing.T) {
 	}
 }
 
-func TestServerClientCertificates(t *testing.T) {
+func TestServerClientCertificates(t *testing.T) { forEngines(t, testServerClientCertificates) }
+
+func testServerClientCertificates(t *testing.T, engine string) {
 	pki := newTestPKI(t)
 	for _, tc := range []struct {
 		auth      string
@@ -175,7 +200,7 @@ func TestServerClientCertificates(t *testing.T) {
 		{"require", []tls.Certificate{pki.client}, true, "cert:billing-service"},
 	} {
 		t.Run(tc.auth+"/"+tc.subject, func(t *testing.T) {
-			s := serveProxy(t, func(c *Config) {
+			s := serveEngine(t, engine, func(c *Config) {
 				c.TLS.CertFile, c.TLS.KeyFile, c.TLS.ClientCAFile, c.TLS.ClientAuth = pki.certFile, pki.keyFile, pki.caFile, tc.auth
 			})
 			resp, err := tlsClient(pki, false, tc.certs...).Get("https://" + s.addr + "/x")
@@ -197,8 +222,10 @@ func TestServerClientCertificates(t *testing.T) {
 	}
 }
 
-func TestServerCleartextHTTP2(t *testing.T) {
-	s := serveProxy(t, nil)
+func TestServerCleartextHTTP2(t *testing.T) { forEngines(t, testServerCleartextHTTP2) }
+
+func testServerCleartextHTTP2(t *testing.T, engine string) {
+	s := serveEngine(t, engine, nil)
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	c := &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 5 * time.Second}
@@ -251,7 +278,11 @@ func rawExchange(t *testing.T, addr, raw string, responses int) []*http.Response
 }
 
 func TestServerRefusesContentLengthWithTransferEncoding(t *testing.T) {
-	s := serveProxy(t, nil)
+	forEngines(t, testServerRefusesContentLengthWithTransferEncoding)
+}
+
+func testServerRefusesContentLengthWithTransferEncoding(t *testing.T, engine string) {
+	s := serveEngine(t, engine, nil)
 	// A good request, then an ambiguous one, then one that must never be
 	// read: the connection closes after the 400.
 	raw := "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n" +
@@ -280,12 +311,19 @@ func TestServerRefusesContentLengthWithTransferEncoding(t *testing.T) {
 // Server (wire view, handler, proxy, loopback upstream) and its response,
 // on one connection. Allocations count the client and the upstream too.
 func BenchmarkServerHTTP1(b *testing.B) {
+	for _, e := range engines {
+		b.Run(strings.ReplaceAll(e, "/", "-"), func(b *testing.B) { benchServerHTTP1(b, e) })
+	}
+}
+
+func benchServerHTTP1(b *testing.B, engine string) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"id":12345,"name":"widget"}`)
 	}))
 	defer up.Close()
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
+	cfg.Engine = engine
 	p, err := New(cfg, nil, discard{}, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
@@ -367,7 +405,11 @@ func exchangeUntilClosed(t *testing.T, addr, raw string) (statuses []int, closeS
 // are served, it is refused with 400, the connection is closed, and the
 // upstream never receives it.
 func TestServerRefusesAmbiguousRequestAtAnyPipelineDepth(t *testing.T) {
-	s := serveProxy(t, nil)
+	forEngines(t, testServerRefusesAmbiguousRequestAtAnyPipelineDepth)
+}
+
+func testServerRefusesAmbiguousRequestAtAnyPipelineDepth(t *testing.T, engine string) {
+	s := serveEngine(t, engine, nil)
 	for _, depth := range []int{0, 15, 16, 17, 100, 1000} {
 		t.Run(fmt.Sprint(depth), func(t *testing.T) {
 			var raw strings.Builder
@@ -393,8 +435,10 @@ func TestServerRefusesAmbiguousRequestAtAnyPipelineDepth(t *testing.T) {
 // HTTP/1.0) is refused with 400 and the connection closed; a head that
 // shows it is malformed before it ends is refused at once, not after
 // ReadHeaderTimeout.
-func TestServerRefusesMalformedHeads(t *testing.T) {
-	s := serveProxy(t, func(c *Config) { c.ReadHeaderTimeout = time.Minute })
+func TestServerRefusesMalformedHeads(t *testing.T) { forEngines(t, testServerRefusesMalformedHeads) }
+
+func testServerRefusesMalformedHeads(t *testing.T, engine string) {
+	s := serveEngine(t, engine, func(c *Config) { c.ReadHeaderTimeout = time.Minute })
 	get := "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n"
 	for _, tc := range []struct {
 		name, raw string
@@ -448,8 +492,10 @@ func TestServerRefusesMalformedHeads(t *testing.T) {
 // TestServerOptionsStar: "OPTIONS *" is answered by the Server as net/http
 // answers it, without the upstream, and the requests after it on the
 // connection stay paired with their heads.
-func TestServerOptionsStar(t *testing.T) {
-	s := serveProxy(t, nil)
+func TestServerOptionsStar(t *testing.T) { forEngines(t, testServerOptionsStar) }
+
+func testServerOptionsStar(t *testing.T, engine string) {
+	s := serveEngine(t, engine, nil)
 	raw := "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\nGET /after-options HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
 	statuses, _, _ := exchangeUntilClosed(t, s.addr, raw)
 	if !slices.Equal(statuses, []int{200, 200}) {
@@ -467,7 +513,9 @@ func TestServerOptionsStar(t *testing.T) {
 
 // TestServerUpgradePassesThrough: after a protocol upgrade the client's
 // bytes are no longer HTTP, and pass to the upstream unexamined.
-func TestServerUpgradePassesThrough(t *testing.T) {
+func TestServerUpgradePassesThrough(t *testing.T) { forEngines(t, testServerUpgradePassesThrough) }
+
+func testServerUpgradePassesThrough(t *testing.T, engine string) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "echo" {
 			http.Error(w, "want an upgrade", http.StatusBadRequest)
@@ -487,6 +535,7 @@ func TestServerUpgradePassesThrough(t *testing.T) {
 	defer up.Close()
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
+	cfg.Engine = engine
 	p, err := New(cfg, nil, &collector{}, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,9 @@ import (
 // refuses; what is accepted reaches the upstream with one framing only, so
 // the upstream cannot be desynchronised. Pipelined attempts are in
 // server_test.go.
-func TestSmugglingAttempts(t *testing.T) {
+func TestSmugglingAttempts(t *testing.T) { forEngines(t, testSmugglingAttempts) }
+
+func testSmugglingAttempts(t *testing.T, engine string) {
 	seen := make(chan *http.Request, 4)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -31,6 +33,7 @@ func TestSmugglingAttempts(t *testing.T) {
 	defer up.Close()
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
+	cfg.Engine = engine
 	p, err := New(cfg, []Check{inspectionForTests(cfg.Inspection)}, &collector{}, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

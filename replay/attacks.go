@@ -43,6 +43,8 @@ func (g *gen) attacks(campaigns map[string]int) {
 				g.incident(t, n, label)
 			case "campaign":
 				g.campaign(t, n, label)
+			case "sequence":
+				g.sequenceAbuse(n, label)
 			}
 			campaigns[kind]++
 		}

@@ -39,7 +39,7 @@ func DefaultGenConfig() GenConfig {
 // Attack kinds, which are also the labels' prefixes and the names of the
 // detectors expected to find them.
 var AttackKinds = []string{"volumetric", "credential_stuffing", "stolen_token", "enumeration", "scraping",
-	"probing", "bot_timing", "parameters", "shadow_api", "error_latency", "campaign"}
+	"probing", "bot_timing", "parameters", "shadow_api", "error_latency", "campaign", "sequence"}
 
 // GenStats summarises what Generate wrote.
 type GenStats struct {
@@ -113,6 +113,7 @@ func Generate(cfg GenConfig, w *Writer) (GenStats, error) {
 	}
 	g.normal()
 	g.forms()
+	g.sequenceFlows()
 	stats := GenStats{Campaigns: map[string]int{}}
 	g.attacks(stats.Campaigns)
 	slices.SortStableFunc(g.items, func(a, b item) int {

@@ -34,14 +34,18 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// serveMetrics serves /metrics from reg on addr in g until ctx ends.
-func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, reg *prometheus.Registry, log *slog.Logger) (net.Addr, error) {
+// serveMetrics serves /metrics from reg on addr in g until ctx ends, and
+// /healthz and /readyz from ready when it is not nil (health.go).
+func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, reg *prometheus.Registry, ready *readiness, log *slog.Logger) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if ready != nil {
+		probeRoutes(mux, ready)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	serve(g, srv, ln, "metrics")
 	g.Go(func() error {
@@ -152,14 +156,15 @@ func listenFlag(c *common, name, usage, def string, dst func(*Config) *string) f
 	}
 }
 
-// startMetrics serves /metrics in g when cfg asks for it and returns the
-// registry the components register on, or nil when metrics are off.
-func startMetrics(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger) (prometheus.Registerer, error) {
+// startMetrics serves /metrics in g when cfg asks for it, with /healthz
+// and /readyz answered from ready (nil: none), and returns the registry
+// the components register on, or nil when metrics are off.
+func startMetrics(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger, ready *readiness) (prometheus.Registerer, error) {
 	if cfg.Metrics.Listen == "" {
 		return nil, nil
 	}
 	reg := newRegistry()
-	if _, err := serveMetrics(ctx, g, cfg.Metrics.Listen, reg, log); err != nil {
+	if _, err := serveMetrics(ctx, g, cfg.Metrics.Listen, reg, ready, log); err != nil {
 		return nil, err
 	}
 	return reg, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,8 @@ type pipelineParts struct {
 	responder *responder.Responder
 	alerter   *alerts.Sender // nil without alert destinations
 	store     *storeParts    // nil without ClickHouse
+	// ready is the pipeline's readiness (/readyz, health.go).
+	ready func() error
 }
 
 // allowSyncTimeout bounds how long the pipeline waits for the allow entries
@@ -57,6 +60,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 		}
 	}
 	sources := map[int]pipeline.Source{}
+	started := map[int]*startedSource{} // the same, for readiness
 	for _, p := range owned {
 		src, err := topology.NewSource(ctx, js, p)
 		if err != nil {
@@ -66,7 +70,8 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 			nc.Close()
 			return nil, err
 		}
-		sources[p] = src
+		started[p] = &startedSource{Source: src}
+		sources[p] = started[p]
 	}
 	pub := topology.NewPublisher(js)
 	rcfg := cfg.Responder
@@ -152,13 +157,26 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 	allowWatcher := kv.NewWatcher(kv.Bucket(js, bucket), allows, log.With("component", "allow-watcher"))
 	inner.Go(func() error { return allowWatcher.Run(ctx) })
 	startResponderLoops(ctx, &inner, js, resp, rcfg, log) // responder.go
+	var warmed atomic.Bool
 	inner.Go(func() error {
 		// Allow entries are loaded before the first anomaly is judged.
 		if !waitFor(ctx, allowSyncTimeout, allowWatcher.Synced) && ctx.Err() == nil {
 			log.Warn("allow entries not loaded in time; the responder starts without them and applies them as they arrive",
 				"timeout", allowSyncTimeout)
 		}
-		err := pl.Run(ctx)
+		// So are the responder's history and request record (responder_warm.go).
+		start := time.Now()
+		actions, events, err := warmResponder(ctx, js, resp, warmWindow(rcfg), owned, checkpoints)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		warmed.Store(true)
+		log.Info("responder loaded its history and request record", "actions", actions, "events", events,
+			"took", time.Since(start).Round(time.Millisecond))
+		err = pl.Run(ctx)
 		st := pl.Stats()
 		log.Info("pipeline stopped", "processed", st.Processed.Load(), "undecodable", st.Undecodable.Load(),
 			"anomalies", st.Anomalies.Load(), "actions_enforced", resp.Stats().Actions.Load(), "actions_dry_run", resp.Stats().DryRun.Load())
@@ -170,7 +188,8 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 	})
 	log.Info("pipeline running", "partitions", owned, "detectors", enabledDetectors(cfg.Detectors),
 		"dry_run", cfg.Responder.DryRun)
-	return &pipelineParts{pipeline: pl, responder: resp, alerter: alerter, store: store}, nil
+	return &pipelineParts{pipeline: pl, responder: resp, alerter: alerter, store: store,
+		ready: pipelineReady(nc, &warmed, started, allowWatcher.Synced)}, nil
 }
 
 func cmdPipeline(ctx context.Context, args []string) error {
@@ -185,13 +204,16 @@ func cmdPipeline(ctx context.Context, args []string) error {
 	}
 	log := newLogger(cfg.Log, os.Stderr)
 	g, gctx := errgroup.WithContext(ctx)
-	reg, err := startMetrics(gctx, g, cfg, log)
+	ready := &readiness{}
+	reg, err := startMetrics(gctx, g, cfg, log, ready)
 	if err != nil {
 		return err
 	}
-	if _, err := startPipeline(gctx, g, cfg, cfg.NATS.URL, log, reg, nil, nil); err != nil {
+	pp, err := startPipeline(gctx, g, cfg, cfg.NATS.URL, log, reg, nil, nil)
+	if err != nil {
 		return err
 	}
+	ready.Set(pp.ready)
 	return g.Wait()
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -138,12 +137,7 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg Config, url secret.U
 		return abort(err)
 	}
 	gather, _ := reg.(prometheus.Gatherer)
-	admin := &proxy.Admin{Reload: rl.Reload, Ready: func() error {
-		if !w.Synced() {
-			return errors.New("enforcement state not loaded yet")
-		}
-		return nil
-	}}
+	admin := &proxy.Admin{Reload: rl.Reload, Ready: func() error { return watcherReady(w) }}
 	if _, err := startAdmin(ctx, g, cfg, admin, gather, log); err != nil {
 		return abort(err)
 	}
@@ -244,13 +238,16 @@ func cmdProxy(ctx context.Context, args []string) error {
 	gcPercent, memLimit := proxy.TuneGC()
 	log.Info("garbage collection", "gogc", gcPercent, "memory_limit_bytes", memLimit)
 	g, gctx := errgroup.WithContext(ctx)
-	reg, err := startMetrics(gctx, g, cfg, log)
+	ready := &readiness{}
+	reg, err := startMetrics(gctx, g, cfg, log, ready)
 	if err != nil {
 		return err
 	}
 	rebuild := func() (Config, error) { return c.build(set) }
-	if _, err := startProxy(gctx, g, cfg, cfg.NATS.URL, log, reg, nil, rebuild); err != nil {
+	pp, err := startProxy(gctx, g, cfg, cfg.NATS.URL, log, reg, nil, rebuild)
+	if err != nil {
 		return err
 	}
+	ready.Set(func() error { return watcherReady(pp.watcher) })
 	return g.Wait()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -106,7 +107,8 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 		log.Info("embedded NATS running", "url", url, "store", cfg.NATS.StoreDir)
 	}
 
-	reg, err := startMetrics(gctx, g, cfg, log)
+	ready := &readiness{}
+	reg, err := startMetrics(gctx, g, cfg, log, ready)
 	if err != nil {
 		return abort(err)
 	}
@@ -150,6 +152,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return abort(err)
 	}
+	ready.Set(func() error { return errors.Join(watcherReady(px.watcher), pl.ready()) })
 	proxyURL := "http://" + px.addr.String()
 	fmt.Fprintf(out, "apiguard is up: proxy %s -> %s, NATS %s\n", proxyURL, cfg.Proxy.Upstream, url)
 

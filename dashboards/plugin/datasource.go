@@ -35,11 +35,6 @@ import (
 // PluginID is the data source's plugin id, as plugin.json names it.
 const PluginID = "apiguard-datasource"
 
-// QueryTypeEnforcement is the active enforcement entries, read from the
-// KV bucket rather than ClickHouse: one row per entry with its action,
-// reason, actor and the TTL left. The query model takes no options.
-const QueryTypeEnforcement = "enforcement"
-
 // Datasource is one configured apiguard data source: a NATS connection
 // (streams, the enforcement bucket, the audit stream) and a ClickHouse
 // connection pool (queries). Grafana makes one per data source and

@@ -163,7 +163,7 @@ func TestQueryRequestStep(t *testing.T) {
 }
 
 func TestQueryTypeNames(t *testing.T) {
-	want := []string{QueryTypeAnomalies, QueryTypeAnomalyDetail, QueryTypeAudit, QueryTypeBaselines, QueryTypeInventory,
+	want := []string{QueryTypeAnomalies, QueryTypeAnomalyDetail, QueryTypeAudit, QueryTypeBaselines, QueryTypeEnforcement, QueryTypeInventory,
 		QueryTypePrincipalTimeline, QueryTypeSeries, QueryTypeSQL, QueryTypeTopPrincipals, QueryTypeVariable}
 	if got := QueryTypeNames(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("QueryTypeNames() = %v, want %v", got, want)

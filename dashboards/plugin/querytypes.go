@@ -12,10 +12,14 @@ import (
 // Query types of the apiguard data source: the queryType of a panel's
 // query, one typed JSON model each (below). Dashboards name them, and a
 // lint checks every dashboard query against QueryTypeNames, so a name is
-// never changed once released; add a new one instead. The active
-// enforcement entries, read from the KV bucket, are served by the data
-// source itself, not by Queries.
+// never changed once released; add a new one instead. Every type but
+// QueryTypeEnforcement is answered from ClickHouse by Queries.
 const (
+	// QueryTypeEnforcement is the active enforcement entries, read from
+	// the KV bucket by the data source itself rather than from ClickHouse:
+	// one row per entry with its action, reason, actor and the TTL left.
+	// The query model takes no options.
+	QueryTypeEnforcement = "enforcement"
 	// QueryTypeSeries is request counts over time by API and decision,
 	// bucketed by the panel's interval (SeriesQuery).
 	QueryTypeSeries = "series"
@@ -47,14 +51,19 @@ const (
 	QueryTypeVariable = "variable"
 )
 
-// QueryTypeNames returns every query type Queries handles, sorted.
+// QueryTypeNames returns every query type the data source answers,
+// sorted: those Queries answers from ClickHouse and QueryTypeEnforcement.
+// The dashboards' lint and query builder check against it, and a test
+// holds the frontend's list (frontend/src/datasource/types.ts) equal to
+// it.
 func QueryTypeNames() []string {
-	frameNames := make([]string, 0, len(queryHandlers))
+	names := make([]string, 0, len(queryHandlers)+1)
 	for n := range queryHandlers {
-		frameNames = append(frameNames, n)
+		names = append(names, n)
 	}
-	sort.Strings(frameNames)
-	return frameNames
+	names = append(names, QueryTypeEnforcement)
+	sort.Strings(names)
+	return names
 }
 
 // Group-by values of SeriesQuery.

@@ -11,11 +11,15 @@
 #   bare      deploy/bench/bareproxy
 #   fast      deploy/bench/fastproxy: the same on fasthttp, for what the
 #             HTTP engine alone costs
-#   apiguard  'apiguard proxy', default checks, every event published
+#   apiguard  'apiguard proxy', default checks, every event published, on
+#             the default engine (proxy.engine: native, its own HTTP/1.1
+#             loop and upstream pool)
+#   nethttp   the same on proxy.engine: net/http (net/http's server and
+#             httputil.ReverseProxy), for what the native engine saves
 #   full      'apiguard proxy' with every check on: decoys, bots, origins,
 #             API key and HS256 JWT both verified, scopes, rate limits,
 #             inspection, secret injection, response stripping
-# ROUNDS interleaved rounds (nginx, bare, fast, apiguard, full in each), wrk -t1
+# ROUNDS interleaved rounds (nginx, bare, fast, apiguard, nethttp, full in each), wrk -t1
 # -cCONNS for DUR each, GET of a ~200-byte JSON document. CPU per request is
 # the target's own utime+stime (/proc/PID/stat, all its processes) over
 # the requests wrk counted. Then an open-loop run (ratedload) at half of
@@ -149,6 +153,10 @@ wait_up 19009 # NATS and the stream are up once up's proxy answers
 on_proxy_core bin/apiguard proxy --nats "$NATS_URL" --listen 127.0.0.1:19002 --upstream http://127.0.0.1:19000 \
 	--spool-dir "$work/spool-default" --log-level info --metrics-listen off --admin-listen off \
 	>"$work/apiguard.out" 2>"$work/apiguard.log" & apiguard_pid=$!; pids+=($apiguard_pid)
+printf 'proxy:\n  engine: net/http\n' >"$work/nethttp.yaml"
+on_proxy_core bin/apiguard proxy --config "$work/nethttp.yaml" --nats "$NATS_URL" --listen 127.0.0.1:19006 --upstream http://127.0.0.1:19000 \
+	--spool-dir "$work/spool-nethttp" --log-level info --metrics-listen off --admin-listen off \
+	>"$work/nethttp.out" 2>"$work/nethttp.log" & nethttp_pid=$!; pids+=($nethttp_pid)
 on_proxy_core bin/apiguard proxy --config "$work/full.yaml" --nats "$NATS_URL" --listen 127.0.0.1:19004 \
 	--upstream http://127.0.0.1:19000 --spool-dir "$work/spool-full" --log-level info --metrics-listen off --admin-listen off \
 	>"$work/full.out" 2>"$work/full.log" & full_pid=$!; pids+=($full_pid)
@@ -156,6 +164,7 @@ wait_up 19001
 wait_up 19003
 wait_up 19005
 wait_up 19002 "${full_headers[@]}"
+wait_up 19006
 wait_up 19004 "${full_headers[@]}"
 status=$(curl -s -o /dev/null -w '%{http_code}' "${full_headers[@]}" "http://127.0.0.1:19004$PATH_UNDER_TEST")
 [ "$status" = 200 ] || { echo "full chain answers $status, not 200: see $work/full.log" >&2; cat "$work/full.log" >&2; exit 1; }
@@ -176,10 +185,11 @@ pids_of() { # the processes that do the work of a target
 	bare) echo "$bare_pid" ;;
 	fast) echo "$fast_pid" ;;
 	apiguard) echo "$apiguard_pid" ;;
+	nethttp) echo "$nethttp_pid" ;;
 	full) echo "$full_pid" ;;
 	esac
 }
-port_of() { case $1 in nginx) echo 19003 ;; bare) echo 19001 ;; fast) echo 19005 ;; apiguard) echo 19002 ;; full) echo 19004 ;; esac; }
+port_of() { case $1 in nginx) echo 19003 ;; bare) echo 19001 ;; fast) echo 19005 ;; apiguard) echo 19002 ;; nethttp) echo 19006 ;; full) echo 19004 ;; esac; }
 HZ=$(getconf CLK_TCK)
 
 # run NAME: prints "NAME rps cpu_us_per_request p99_ms"
@@ -203,14 +213,14 @@ run() {
 }
 
 # Warm each target, then the interleaved rounds.
-for t in nginx bare fast apiguard full; do
+for t in nginx bare fast apiguard nethttp full; do
 	hdr=()
 	[ "$t" = full ] && hdr=("${full_headers[@]}")
 	(on_load_core wrk -t1 -c8 -d2s "${hdr[@]}" "http://127.0.0.1:$(port_of "$t")$PATH_UNDER_TEST" >/dev/null)
 done
 results=""
 for r in $(seq "$ROUNDS"); do
-	for t in nginx bare fast apiguard full; do
+	for t in nginx bare fast apiguard nethttp full; do
 		results+="$r $(run "$t")"$'\n'
 	done
 done
@@ -224,8 +234,8 @@ lat_full=$(on_load_core bin/ratedload -url "http://127.0.0.1:19004$PATH_UNDER_TE
 	-H "X-API-Key: $api_key" -H "Authorization: Bearer $jwt" -H "Origin: https://shop.example" \
 	-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0" -H "Accept: application/json")
 
-kill -TERM "$apiguard_pid" "$full_pid"
-wait "$apiguard_pid" "$full_pid" 2>/dev/null || true
+kill -TERM "$apiguard_pid" "$nethttp_pid" "$full_pid"
+wait "$apiguard_pid" "$nethttp_pid" "$full_pid" 2>/dev/null || true
 served() { grep -o 'msg="proxy stopped" component=proxy requests=[0-9]*' "$1" | tail -1 | sed 's/.*requests=//'; }
 published() { grep -o 'published=[0-9]*' "$1" | tail -1 | cut -d= -f2; }
 
@@ -238,8 +248,8 @@ awk '
 	  rr[$2] = rr[$2] sprintf(" %.2f", $3/nr[$1]); cr[$2] = cr[$2] sprintf(" %.2f", $4/nc[$1]) }
 	END {
 		print "ratios to nginx per round (req/s; CPU per request):"
-		split("bare fast apiguard full", ts, " ")
-		for (i = 1; i <= 4; i++) printf "  %-9s req/s%s;  CPU%s\n", ts[i], rr[ts[i]], cr[ts[i]]
+		split("bare fast apiguard nethttp full", ts, " ")
+		for (i = 1; i <= 5; i++) printf "  %-9s req/s%s;  CPU%s\n", ts[i], rr[ts[i]], cr[ts[i]]
 		print "targets: full >= 0.75x nginx req/s and <= 1.33x its CPU/request; default (apiguard) >= 0.9x req/s"
 	}' <<<"$results"
 echo "apiguard events published: $(published "$work/apiguard.log") of $(served "$work/apiguard.log") requests; full: $(published "$work/full.log") of $(served "$work/full.log")"

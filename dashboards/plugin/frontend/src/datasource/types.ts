@@ -2,8 +2,8 @@ import type { DataQuery, DataSourceJsonData } from '@grafana/data';
 
 /**
  * Query types the backend's QueryData answers. The names mirror
- * dashboards/plugin/querytypes.go (enforcement: datasource.go); a name the backend does not know is
- * refused there with a message the panel shows.
+ * QueryTypeNames in dashboards/plugin/querytypes.go (a Go test holds this list and queryOptions
+ * equal to it); a name the backend does not know is refused there with a message the panel shows.
  */
 export const QueryTypes = {
   series: 'series',
