@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -97,6 +99,29 @@ func exchangeFor(method, target, ctype, body string) *proxy.Exchange {
 	req.Header.Set("Accept", "application/json")
 	ip, _ := netip.ParseAddr("192.0.2.1")
 	return &proxy.Exchange{Req: req, API: method + " " + req.URL.Path, ClientIP: ip, Event: &event.RequestEvent{}, Now: time.Now()}
+}
+
+// serve serves p with cfg's engine on a loopback socket until the test
+// ends, and returns its base URL.
+func serve(t *testing.T, p *proxy.Proxy, cfg proxy.Config) string {
+	t.Helper()
+	tc, err := cfg.TLS.Load(cfg.HTTP2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := proxy.NewServer(p, cfg, tc, slog.New(slog.DiscardHandler)).Serve(ctx, ln); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return "http://" + ln.Addr().String()
 }
 
 func contextWithCancel() (context.Context, context.CancelFunc) {

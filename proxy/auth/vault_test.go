@@ -98,8 +98,16 @@ func TestParseMasterKey(t *testing.T) {
 
 // TestSecretInjection: the upstream gets the credential from the vault,
 // never the client's copy; the client never sees it, even when the
-// upstream echoes it; banner headers are stripped.
+// upstream echoes it; banner headers are stripped. Both engines set the
+// upstream leg's headers their own way, so it runs on each, served over a
+// real socket.
 func TestSecretInjection(t *testing.T) {
+	for _, engine := range []string{proxy.EngineNative, proxy.EngineNetHTTP} {
+		t.Run(engine, func(t *testing.T) { testSecretInjection(t, engine) })
+	}
+}
+
+func testSecretInjection(t *testing.T, engine string) {
 	master, _ := NewMasterKey()
 	t.Setenv("TEST_MASTER_KEY", master)
 	key, _ := ParseMasterKey(master)
@@ -121,6 +129,7 @@ func TestSecretInjection(t *testing.T) {
 	defer up.Close()
 	cfg := proxy.DefaultConfig()
 	cfg.Upstream = up.URL
+	cfg.Engine = engine
 	cfg.Routes = []string{"POST /payments", "GET /items"}
 	cfg.Secrets.VaultFile, cfg.Secrets.MasterKeyEnv = vaultFile, "TEST_MASTER_KEY"
 	cfg.Secrets.Inject = []proxy.Injection{{Routes: []string{"POST /payments"}, Header: "Authorization", Secret: "upstream/payments", Format: "Bearer {secret}"}}
@@ -133,14 +142,13 @@ func TestSecretInjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
+	url := serve(t, p, cfg)
 
 	for _, tc := range []struct{ method, path, upstreamAuth string }{
 		{"POST", "/payments", "Bearer sk_live_123"},
 		{"GET", "/items", ""}, // the client's copy is stripped on other routes too
 	} {
-		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		req, _ := http.NewRequest(tc.method, url+tc.path, nil)
 		req.Header.Set("Authorization", "Bearer client-forged")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
