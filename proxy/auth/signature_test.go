@@ -20,7 +20,8 @@ import (
 )
 
 // signingFixture is a proxy that requires signatures on POST /orders, with
-// key partner-1 (scope orders:write) and its signing secret in a vault.
+// key partner-1 (scope orders:write) and its signing secret in a vault,
+// served on an engine over a real socket.
 type signingFixture struct {
 	url    string
 	secret []byte
@@ -28,7 +29,7 @@ type signingFixture struct {
 	now    time.Time
 }
 
-func newSigningFixture(t *testing.T) *signingFixture {
+func newSigningFixture(t *testing.T, engine string) *signingFixture {
 	t.Helper()
 	dir := t.TempDir()
 	_, entry, _ := NewAPIKey("partner-1", "gold", []string{"orders:write"})
@@ -54,6 +55,7 @@ func newSigningFixture(t *testing.T) *signingFixture {
 	t.Cleanup(up.Close)
 	cfg := proxy.DefaultConfig()
 	cfg.Upstream = up.URL
+	cfg.Engine = engine
 	cfg.Routes = []string{"POST /orders"}
 	cfg.Secrets.VaultFile, cfg.Secrets.MasterKeyEnv = vaultFile, "TEST_MASTER_KEY"
 	cfg.Auth.KeysFile = keysFile
@@ -68,9 +70,7 @@ func newSigningFixture(t *testing.T) *signingFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f.url = serve(t, p, cfg)
 	return f
 }
 
@@ -95,7 +95,13 @@ func (f *signingFixture) do(t *testing.T, r *http.Request) (int, *event.RequestE
 }
 
 func TestRequestSignatures(t *testing.T) {
-	f := newSigningFixture(t)
+	for _, engine := range []string{proxy.EngineNative, proxy.EngineNetHTTP} {
+		t.Run(engine, func(t *testing.T) { testRequestSignatures(t, engine) })
+	}
+}
+
+func testRequestSignatures(t *testing.T, engine string) {
+	f := newSigningFixture(t, engine)
 	const hdr = "Apiguard-Signature"
 	sign := func(r *http.Request, body string, at time.Time, headers ...string) {
 		if err := SignRequest(r, hdr, "partner-1", f.secret, []byte(body), headers, at); err != nil {
@@ -300,7 +306,7 @@ func FuzzParseSignature(f *testing.F) {
 // unsigned now that inspection lets these queries through, so a signed
 // request whose query a strict parser refuses is refused.
 func TestSignedQueryCoversEveryPair(t *testing.T) {
-	f := newSigningFixture(t)
+	f := newSigningFixture(t, proxy.EngineNative)
 	body := `{"item":"book"}`
 	for _, tampered := range []string{"a=1&to=mallory;x", "a=1&to=mallory%zz", "a=1;to=mallory"} {
 		r := f.request(t, body)

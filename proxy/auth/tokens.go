@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -172,11 +175,10 @@ func (s *TokenService) exchange(x *proxy.Exchange) *proxy.Denial {
 	if x.Req.Method != http.MethodPost {
 		return oauthError(http.StatusMethodNotAllowed, "invalid_request", "POST a token exchange.", "exchange: "+x.Req.Method)
 	}
-	x.Req.Body = http.MaxBytesReader(nil, x.Req.Body, 16<<10)
-	if err := x.Req.ParseForm(); err != nil {
+	f, err := postForm(x.Req)
+	if err != nil {
 		return oauthError(http.StatusBadRequest, "invalid_request", "The form is malformed.", "exchange: "+clip(err.Error(), 100))
 	}
-	f := x.Req.PostForm
 	if f.Get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" {
 		return oauthError(http.StatusBadRequest, "unsupported_grant_type", "Use the token-exchange grant.", "exchange: grant_type "+clip(f.Get("grant_type"), 80))
 	}
@@ -230,21 +232,49 @@ func tokenAnswer(tok string, ttl time.Duration, scopes []string) *proxy.Denial {
 	}, nil)
 }
 
+// maxFormBytes bounds the body of a token endpoint's request.
+const maxFormBytes = 16 << 10
+
 // formValue reads one field of a small form or JSON body.
 func formValue(r *http.Request, name string) (string, error) {
-	r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		var m map[string]any
-		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+		if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxFormBytes)).Decode(&m); err != nil {
 			return "", err
 		}
 		v, _ := m[name].(string)
 		return v, nil
 	}
-	if err := r.ParseForm(); err != nil {
-		return "", err
+	f, err := postForm(r)
+	return f.Get(name), err
+}
+
+// postForm reads what r.ParseForm puts in PostForm (the fields of a URL-
+// encoded body, nothing for other types), at most maxFormBytes, from this
+// request's body alone. It leaves r's Form and PostForm alone: the native
+// engine reuses a connection's *http.Request, and ParseForm does nothing
+// when PostForm is already set, so it would answer with the fields of the
+// connection's previous request.
+func postForm(r *http.Request) (url.Values, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/octet-stream"
 	}
-	return r.PostForm.Get(name), nil
+	ct, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return url.Values{}, err
+	}
+	if ct != "application/x-www-form-urlencoded" {
+		return url.Values{}, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxFormBytes+1))
+	if err != nil {
+		return url.Values{}, err
+	}
+	if len(b) > maxFormBytes {
+		return url.Values{}, errors.New("request body too large")
+	}
+	return url.ParseQuery(string(b))
 }
 
 // Interface guards

@@ -52,7 +52,8 @@ type tokenFixture struct {
 	events *collector
 }
 
-func newTokenFixture(t *testing.T) *tokenFixture {
+// newTokenFixture serves proxy tokens on engine over a real socket.
+func newTokenFixture(t *testing.T, engine string) *tokenFixture {
 	t.Helper()
 	sv, _ := siteverifyStandIn(t, "sv-secret")
 	t.Setenv("TEST_SV_SECRET", "sv-secret")
@@ -69,6 +70,7 @@ func newTokenFixture(t *testing.T) *tokenFixture {
 	t.Cleanup(up.Close)
 	cfg := proxy.DefaultConfig()
 	cfg.Upstream = up.URL
+	cfg.Engine = engine
 	cfg.Routes = []string{"GET /cart", "POST /cart"}
 	cfg.Secrets.VaultFile, cfg.Secrets.MasterKeyEnv = vaultFile, "TEST_MASTER_KEY"
 	cfg.Tokens.Enabled = true
@@ -88,9 +90,7 @@ func newTokenFixture(t *testing.T) *tokenFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f.url = serve(t, p, cfg)
 	return f
 }
 
@@ -124,8 +124,16 @@ func (f *tokenFixture) do(t *testing.T, c client, method, path, bearer string, f
 	return resp.StatusCode, out, f.events.last(t)
 }
 
+// TestProxyTokens runs on both engines: the token endpoints read each
+// request's own form, on a keep-alive connection too.
 func TestProxyTokens(t *testing.T) {
-	f := newTokenFixture(t)
+	for _, engine := range []string{proxy.EngineNative, proxy.EngineNetHTTP} {
+		t.Run(engine, func(t *testing.T) { testProxyTokens(t, engine) })
+	}
+}
+
+func testProxyTokens(t *testing.T, engine string) {
+	f := newTokenFixture(t, engine)
 	browser := client{"https://shop.example", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", "en-GB"}
 
 	// Attestations the verifier refuses get no token.
