@@ -101,7 +101,7 @@ func (g *gen) sequenceFlows() {
 		c := []client{chrome, chrome, firefox, safari}[rng.IntN(4)]
 		c.ip = seqIP(rng, g.nets[rng.IntN(len(g.nets))])
 		t := g.seqWhen(rng)
-		for range rng.IntN(3) {
+		for range 1 + rng.IntN(3) { // they browse first: no cold writes (campaign.go)
 			g.emit(req{t: t, c: c, method: "GET", api: apiProduct, path: "/products/" + strconv.Itoa(1+rng.IntN(productsCount)), bytes: 5000})
 			t += seqThink(rng)
 		}
