@@ -101,16 +101,18 @@ const seqTop = 8
 
 // Predecessor indices: seqStart is the start of a session, seqOther an
 // API outside the learned inventory; APIs in it are 1…len(Ops), at most
-// 1,021 of them (the rest are seqOther). principalState.Seq holds the
-// index in its low 10 bits and 6 bits of a hash of the client (address
-// and fingerprint) above: a request from another client than the last
-// within a session (a second device, a roaming phone, a thief's copy of
-// a token) is not judged, so two clients' interleaved requests are not
-// read as one sequence (one pair of clients in 64 share the 6 bits).
+// 253 of them (the rest are seqOther: not judged, and pooled as
+// predecessors). principalState.Seq holds the index in its low 8 bits
+// and 8 bits of a hash of the client (address and fingerprint) above: a
+// request from another client than the last within a session (a second
+// device, a roaming phone, a thief's copy of a token) is not judged, so
+// two clients' interleaved requests are not read as one sequence (one
+// pair of clients in 256 share the 8 bits; with 6 bits, a customer's two
+// devices at once were flagged on 2 of 24 generated days).
 const (
 	seqStart     uint16 = 0
-	seqOther     uint16 = 0x03fe
-	seqIndexMask uint16 = 0x03ff
+	seqOther     uint16 = 0x00fe
+	seqIndexMask uint16 = 0x00ff
 )
 
 // seqKeep is the per-transition forgetting of a table (half-life about
@@ -169,9 +171,9 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 	}
 	s := &e.st.Seq
 	cur := e.seqIndex(x)
-	// 6 bits of the client: Fibonacci hashing spreads the two hashes
+	// 8 bits of the client: Fibonacci hashing spreads the two hashes
 	// into the top bits.
-	client := uint16((x.fpKey^hashStrings(string(x.ev.ClientIp)))*0x9e3779b97f4a7c15>>58) << 10
+	client := uint16((x.fpKey^hashStrings(string(x.ev.ClientIp)))*0x9e3779b97f4a7c15>>56) << 8
 	from := p.Seq & seqIndexMask
 	switched := p.Seq&^seqIndexMask != client
 	if x.prevNs == 0 || x.t-x.prevNs > int64(d.cfg.SessionGap) {
