@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -554,5 +555,62 @@ func TestEngineConfig(t *testing.T) {
 	cfg.Engine = "fasthttp"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "proxy.engine") {
 		t.Errorf("engine fasthttp: %v, want an error naming proxy.engine", err)
+	}
+}
+
+// TestNativeLargeBodies: a body larger than one write goes to the upstream
+// from its own goroutine while the response is read; an upstream that
+// answers without reading it does not hang the exchange.
+func TestNativeLargeBodies(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/early" {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "too big", http.StatusRequestEntityTooLarge)
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, strconv.FormatInt(n, 10))
+	}))
+	defer up.Close()
+	ns := serveNative(t, up.URL, nil)
+	body := strings.Repeat("b", 1<<20)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Post("http://"+ns.addr+"/echo", "application/octet-stream", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != strconv.Itoa(len(body)) {
+		t.Fatalf("echo: %d %q", resp.StatusCode, got)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := net.Dial("tcp", ns.addr)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		// The body is sent in full while the response may already come.
+		go func() {
+			_, _ = io.WriteString(c, "POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(8<<20)+"\r\n\r\n")
+			_, _ = io.WriteString(c, strings.Repeat("e", 8<<20))
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Errorf("early answer: %v", err)
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("early answer: status %d", resp.StatusCode)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("an upstream answering before the body ended hung the exchange")
 	}
 }
