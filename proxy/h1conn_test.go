@@ -614,3 +614,26 @@ func TestNativeLargeBodies(t *testing.T) {
 		t.Fatal("an upstream answering before the body ended hung the exchange")
 	}
 }
+
+// TestNativeSlowUploadWithinUpstreamTimeout: upstream_timeout bounds each
+// step of the upstream leg, not a whole upload that keeps making progress.
+func TestNativeSlowUploadWithinUpstreamTimeout(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, strconv.FormatInt(n, 10))
+	}))
+	defer up.Close()
+	ns := serveNative(t, up.URL, func(c *Config) { c.UpstreamTimeout = 200 * time.Millisecond })
+	c, br := dialRaw(t, ns.addr)
+	const parts, size = 8, 8 << 10
+	_, _ = io.WriteString(c, "PUT /slow HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(parts*size)+"\r\n\r\n")
+	for range parts {
+		time.Sleep(100 * time.Millisecond)
+		if _, err := io.WriteString(c, strings.Repeat("s", size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp, body := readBody(t, br, "PUT"); resp.StatusCode != 200 || body != strconv.Itoa(parts*size) {
+		t.Fatalf("status %d body %q; want 200 and the whole body", resp.StatusCode, body)
+	}
+}
