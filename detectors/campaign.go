@@ -2,6 +2,8 @@ package detectors
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/apiguard/apiguard/event"
@@ -93,12 +95,12 @@ const campaignPrior = 50
 const coldPrior = 10
 
 // coldHistory is how many writes (decayed) an API must have shown, as
-// the current long window began, before its cold writes can be a
-// campaign: without one, its usual share is unknown, and an API that
-// anonymous clients post to without navigating (a provider's webhook)
-// looks like form spam in its first long window. One is enough: a form
-// few people send (a contact form, per partition) has only a handful of
-// writes a day.
+// the current long window began, for its own share of cold writes to be
+// known. Without one, an API that anonymous clients post to without
+// navigating (a provider's webhook) looks like form spam in its first
+// long window, so its cold writes are a campaign only when they come
+// from many networks. One is enough: a form few people send (a contact
+// form, per partition) has only a handful of writes a day.
 const coldHistory = 1
 
 // maxCampaignMembers bounds the members a campaign state keeps.
@@ -238,11 +240,13 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 	if rate == &e.st.ColdWrites {
 		// How this API is reached: its own share, from the engine's as
 		// a prior worth coldPrior writes. An API that clients post to
-		// without navigating (a webhook) learns that it is; one with no
-		// such history yet (a new API, or a new engine, in its first
-		// long window) is not judged until it has one.
+		// without navigating (a webhook) learns that it is. One with no
+		// history yet (a new API, one nobody wrote to yet today, a new
+		// engine) is judged on the engine's share only when the suspects
+		// come from MinMembers networks or more: a provider posting from
+		// its own network is one source, a proxy pool many.
 		c := x.api.Cold.Before
-		if c.Trials < coldHistory {
+		if c.Trials < coldHistory && networks(s.Members) < d.cfg.MinMembers {
 			return out
 		}
 		base = (c.Hits + base*coldPrior) / (c.Trials + coldPrior)
@@ -283,6 +287,29 @@ func (e *Engine) stuffingMember(x *ctx) bool {
 	}
 	_, f := l.sums()
 	return f >= memberFailures
+}
+
+// networks counts the distinct /24 (IPv4) or /48 (IPv6) networks of
+// addresses.
+func networks(addrs []string) int {
+	var seen [maxCampaignMembers]netip.Prefix
+	n := 0
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			continue
+		}
+		bits := 48
+		if ip.Is4() || ip.Is4In6() {
+			ip, bits = ip.Unmap(), 24
+		}
+		pfx, _ := ip.Prefix(bits)
+		if n < len(seen) && !slices.Contains(seen[:n], pfx) {
+			seen[n] = pfx
+			n++
+		}
+	}
+	return n
 }
 
 // pairOnly reports whether the principal's requests in the medium window

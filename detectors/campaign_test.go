@@ -225,10 +225,12 @@ func balanceCheckers(n int, from time.Duration) []*event.RequestEvent {
 }
 
 // TestCampaignColdHistory: an API's cold writes are judged against its
-// own history once it has one, never before. A provider's webhook, whose
-// every delivery comes without navigation from the first minute on, and
-// an API a third of whose visitors post at once, are no campaign; form
-// spam arriving while the webhook runs still is.
+// own history once it has one; before, only when they come from many
+// networks. A provider's webhook, whose every delivery comes without
+// navigation from its own network from the first minute on, and an API
+// a third of whose visitors post at once, are no campaign; form spam
+// arriving while the webhook runs still is, and so is spam from a proxy
+// pool on a form nobody has sent yet.
 func TestCampaignColdHistory(t *testing.T) {
 	isWebhook := func(a *event.Anomaly) bool {
 		if strings.Contains(a.Summary, "PayHub") {
@@ -261,6 +263,23 @@ func TestCampaignColdHistory(t *testing.T) {
 			}
 		}
 		explained(t, got)
+	})
+	t.Run("form spam from a proxy pool before anyone signed up", func(t *testing.T) {
+		var spam []*event.RequestEvent
+		for _, ev := range formVisitors(20, "h1:spamtool", false, 20*time.Minute, 2) {
+			ip := ev.ClientIp
+			ip[len(ip)-2] = ip[len(ip)-1] // each address in a /24 of its own
+			spam = append(spam, ev)
+		}
+		got := by(runAll(newEngine(t, nil), sorted(shop(), spam, webhook(0, 150*time.Minute))), CampaignName)
+		if len(got) == 0 {
+			t.Fatal("no campaign found")
+		}
+		for _, a := range got {
+			if isWebhook(a) {
+				t.Errorf("campaign names the webhook: %s", a.Summary)
+			}
+		}
 	})
 	t.Run("an API a third of whose visitors post at once", func(t *testing.T) {
 		if got := by(runAll(newEngine(t, nil), sorted(shop(), balanceCheckers(120, time.Minute))), CampaignName); len(got) > 0 {
