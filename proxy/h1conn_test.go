@@ -637,3 +637,23 @@ func TestNativeSlowUploadWithinUpstreamTimeout(t *testing.T) {
 		t.Fatalf("status %d body %q; want 200 and the whole body", resp.StatusCode, body)
 	}
 }
+
+func TestNativeForwardsResponseTrailers(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		_, _ = io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	defer up.Close()
+	ns := serveNative(t, up.URL, nil)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + ns.addr + "/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+		t.Fatalf("body %q, trailer %v; want the upstream's X-Checksum", body, resp.Trailer)
+	}
+}

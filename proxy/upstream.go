@@ -296,6 +296,10 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 			h[k] = vs
 		}
 	}
+	if tr := c.in["Trailer"]; rb.chunked && len(tr) > 0 {
+		// Announced trailers are forwarded, as ReverseProxy does.
+		h["Trailer"] = tr
+	}
 	p.shapeResponse(x, h)
 	w.WriteHeader(rb.status)
 
@@ -304,6 +308,9 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 	flush, _ := w.(http.Flusher)
 	stream := rb.length < 0 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
 	body := rb.reader(c)
+	if cb, ok := body.(*chunkedBody); ok {
+		cb.trailer, cb.x = h, x
+	}
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
@@ -560,11 +567,14 @@ func (b *exactBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// chunkedBody decodes a chunked body and reads (and drops) its trailer
-// section.
+// chunkedBody decodes a chunked body and reads its trailer section into
+// trailer (http.TrailerPrefix fields), leaving out hop-by-hop fields and
+// any that carry an injected secret.
 type chunkedBody struct {
-	r  io.Reader
-	br *bufio.Reader
+	r       io.Reader
+	br      *bufio.Reader
+	trailer http.Header // nil: trailers are dropped
+	x       *Exchange
 }
 
 func (b *chunkedBody) Read(p []byte) (int, error) {
@@ -581,9 +591,30 @@ func (b *chunkedBody) Read(p []byte) (int, error) {
 			if len(line) == 2 && line[0] == '\r' {
 				return n, io.EOF
 			}
+			b.addTrailer(line)
 		}
 	}
 	return n, err
+}
+
+func (b *chunkedBody) addTrailer(line []byte) {
+	if b.trailer == nil {
+		return
+	}
+	name, value, ok := strings.Cut(strings.TrimRight(string(line), "\r\n"), ":")
+	if !ok || !validFieldName(name) {
+		return
+	}
+	key := http.CanonicalHeaderKey(name)
+	if isHop(key, nil) || key == "Content-Length" {
+		return
+	}
+	value = textTrim(value)
+	if in := b.x.state.chain.inject; in != nil && in.leaks(value) {
+		b.x.Event.Reason = "upstream echoed an injected secret in trailer " + key + "; removed"
+		return
+	}
+	b.trailer[http.TrailerPrefix+key] = append(b.trailer[http.TrailerPrefix+key], value)
 }
 
 // readResponseHead reads and parses a response head into c.in and rb.
