@@ -2,6 +2,8 @@ package detectors
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/apiguard/apiguard/event"
@@ -83,6 +85,23 @@ const campaignTeach = 1
 // campaignPrior is how many trials the Floor share is worth in the usual
 // share of suspects.
 const campaignPrior = 50
+
+// coldPrior is how many writes the engine's usual share of cold writes
+// is worth in an API's own share: a few hours of an API's writes
+// outweigh it, so an API is held to how its own sessions reach it (a
+// balance check that a third of visitors post straight from the page;
+// a sign-up form nobody posts without browsing first), per partition
+// too, where an API sees a quarter of its writes.
+const coldPrior = 10
+
+// coldHistory is how many writes (decayed) an API must have shown, as
+// the current long window began, for its own share of cold writes to be
+// known. Without one, an API that anonymous clients post to without
+// navigating (a provider's webhook) looks like form spam in its first
+// long window, so its cold writes are a campaign only when they come
+// from many networks. One is enough: a form few people send (a contact
+// form, per partition) has only a handful of writes a day.
+const coldHistory = 1
 
 // maxCampaignMembers bounds the members a campaign state keeps.
 const maxCampaignMembers = 16
@@ -169,17 +188,24 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 		s.roll(w)
 		s.New = sat32(s.New)
 		cold := x.prin.Gaps <= 1
-		if x.learn && s.Suspects < campaignTeach {
+		x.api.Cold.roll(w)
+		known := x.api.Cold.known()
+		// The engine's share, every API's prior, learns only from APIs
+		// judged by it: one that is mostly written cold (a webhook) or
+		// not yet known would make cold writes look usual everywhere.
+		if x.learn && s.Suspects < campaignTeach && known {
 			rate.add(cold)
 		}
 		// The API's own share learns from every write of a principal
-		// that may teach; the test uses it as it stood when the window
-		// began, so a campaign's writes do not make it look usual while
-		// it runs, and an API that is reached without navigating (a
-		// webhook, a form linked from elsewhere) is known as such from
+		// that may teach, in its first long window; from then on, not
+		// from a client already at a campaign's count in this window,
+		// so a campaign straddling the hour does not make its second
+		// half look usual. The test uses the share as it stood when the
+		// window began, so a campaign's writes do not make it look usual
+		// while it runs, and an API that is reached without navigating
+		// (a webhook, a form linked from elsewhere) is known as such from
 		// the next window on.
-		x.api.Cold.roll(w)
-		if x.learn {
+		if x.learn && (x.api.Cold.Before.Trials < coldHistory || int(s.Suspects) < d.cfg.MinMembers) {
 			x.api.Cold.Now.add(cold)
 		}
 		if cold {
@@ -213,10 +239,17 @@ func (d *campaign) observe(e *Engine, x *ctx, out []finding) []finding {
 	base := min((rate.Hits+d.cfg.Floor*campaignPrior)/(rate.Trials+campaignPrior), 0.5)
 	if rate == &e.st.ColdWrites {
 		// How this API is reached: its own share, from the engine's as
-		// a prior worth campaignPrior writes. An API that clients post to
-		// without navigating (a webhook) learns that it is.
+		// a prior worth coldPrior writes. An API that clients post to
+		// without navigating (a webhook) learns that it is. One with no
+		// history yet (a new API, one nobody wrote to yet today, a new
+		// engine) is judged on the engine's share only when the suspects
+		// come from MinMembers networks or more: a provider posting from
+		// its own network is one source, a proxy pool many.
 		c := x.api.Cold.Before
-		base = (c.Hits + base*campaignPrior) / (c.Trials + campaignPrior)
+		if c.Trials < coldHistory && networks(s.Members) < d.cfg.MinMembers {
+			return out
+		}
+		base = (c.Hits + base*coldPrior) / (c.Trials + coldPrior)
 		if base > 0.5 {
 			// Most writes to this API come without navigation: cold
 			// writes are what it sees, and no campaign of them.
@@ -254,6 +287,29 @@ func (e *Engine) stuffingMember(x *ctx) bool {
 	}
 	_, f := l.sums()
 	return f >= memberFailures
+}
+
+// networks counts the distinct /24 (IPv4) or /48 (IPv6) networks of
+// addresses.
+func networks(addrs []string) int {
+	var seen [maxCampaignMembers]netip.Prefix
+	n := 0
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			continue
+		}
+		bits := 48
+		if ip.Is4() || ip.Is4In6() {
+			ip, bits = ip.Unmap(), 24
+		}
+		pfx, _ := ip.Prefix(bits)
+		if n < len(seen) && !slices.Contains(seen[:n], pfx) {
+			seen[n] = pfx
+			n++
+		}
+	}
+	return n
 }
 
 // pairOnly reports whether the principal's requests in the medium window
@@ -294,6 +350,12 @@ func (s *campaignState) roll(w int64) {
 type coldShare struct {
 	Now, Before ratio
 	Window      int64
+}
+
+// known reports whether the API has a history of writes (coldHistory)
+// that mostly came after navigation: its cold writes can be judged.
+func (c *coldShare) known() bool {
+	return c.Before.Trials >= coldHistory && c.Before.Hits <= c.Before.Trials/2
 }
 
 // roll moves the share to long window w.

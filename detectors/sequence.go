@@ -90,27 +90,29 @@ func (c SequenceConfig) validate() error {
 //   - per principal with improbable transitions, a suspect entry with
 //     its counts and the events, dropped when reported or idle.
 //
-// A principal teaches nothing while it is a suspect; its improbable
-// transitions are taught when its entry is dropped unreported (idle, or
-// one odd step among 64), so a flow new to an API becomes usual once
-// about MaxShare of the sessions show it. Flagged principals teach
-// nothing.
+// Every principal that may teach teaches, improbable steps included (a
+// flow new to an API becomes usual once about MaxShare of the sessions
+// show it), but a principal is judged with its own pair's last teaching
+// left out, so its own steps never make its next ones look usual.
+// Flagged principals teach nothing.
 
 // seqTop is how many predecessors an API's table names.
 const seqTop = 8
 
 // Predecessor indices: seqStart is the start of a session, seqOther an
 // API outside the learned inventory; APIs in it are 1…len(Ops), at most
-// 4,093 of them (the rest are seqOther). principalState.Seq holds the
-// index in its low 12 bits and 4 bits of a hash of the client (address
-// and fingerprint) above: a request from another client than the last
-// within a session (a second device, a roaming phone, a thief's copy of
-// a token) is not judged, so two clients' interleaved requests are not
-// read as one sequence (one pair of clients in 16 share the 4 bits).
+// 253 of them (the rest are seqOther: not judged, and pooled as
+// predecessors). principalState.Seq holds the index in its low 8 bits
+// and 8 bits of a hash of the client (address and fingerprint) above: a
+// request from another client than the last within a session (a second
+// device, a roaming phone, a thief's copy of a token) is not judged, so
+// two clients' interleaved requests are not read as one sequence (one
+// pair of clients in 256 share the 8 bits; with 6 bits, a customer's two
+// devices at once were flagged on 2 of 24 generated days).
 const (
 	seqStart     uint16 = 0
-	seqOther     uint16 = 0x0ffe
-	seqIndexMask uint16 = 0x0fff
+	seqOther     uint16 = 0x00fe
+	seqIndexMask uint16 = 0x00ff
 )
 
 // seqKeep is the per-transition forgetting of a table (half-life about
@@ -148,7 +150,6 @@ type seqTable struct {
 // since its first improbable one, and the last improbable ones.
 type seqSuspect struct {
 	Judged, Improbable uint16
-	Kind               uint64 // hash of the principal's kind
 	LastNs             int64
 	Events             []string
 	From, To           []uint16
@@ -170,7 +171,9 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 	}
 	s := &e.st.Seq
 	cur := e.seqIndex(x)
-	client := uint16(hashUint(x.fpKey, hashStrings(string(x.ev.ClientIp)))>>60) << 12
+	// 8 bits of the client: Fibonacci hashing spreads the two hashes
+	// into the top bits.
+	client := uint16((x.fpKey^hashStrings(string(x.ev.ClientIp)))*0x9e3779b97f4a7c15>>56) << 8
 	from := p.Seq & seqIndexMask
 	switched := p.Seq&^seqIndexMask != client
 	if x.prevNs == 0 || x.t-x.prevNs > int64(d.cfg.SessionGap) {
@@ -190,16 +193,16 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 		s.Tables[key] = tb
 	}
 	sus := s.Suspects[x.pkey]
-	share := tb.share(from)
+	// The principal is judged against the others: what its own pair
+	// taught last (a transition it repeats is taught once) is left out,
+	// so its own steps never make its next ones look usual.
+	share := tb.share(from, x.pair.SeqTaught == from+1)
 	judged := int(tb.Principals) >= d.cfg.MinPrincipals
 	improbable := judged && share < d.cfg.MaxShare
-	teaches := x.learn && sus == nil
-	if judged && teaches {
+	if judged && x.learn && sus == nil {
 		s.Rate.add(improbable)
 	}
-	// An improbable transition is held back in the suspect entry and
-	// taught when the entry is dropped unreported (releaseSuspect).
-	if teaches && !improbable && x.pair.SeqTaught != from+1 {
+	if x.learn && x.pair.SeqTaught != from+1 {
 		if x.pair.SeqTaught == 0 {
 			tb.Principals = sat32(tb.Principals)
 		}
@@ -213,19 +216,15 @@ func (d *sequence) observe(e *Engine, x *ctx, out []finding) []finding {
 		if !improbable {
 			return out
 		}
-		sus = &seqSuspect{Kind: hashStrings(x.kind)}
+		sus = &seqSuspect{}
 		s.Suspects[x.pkey] = sus
-		if x.pair.SeqTaught == 0 {
-			tb.Principals = sat32(tb.Principals)
-		}
-		x.pair.SeqTaught = from + 1
 	}
 	sus.LastNs = x.t
 	if sus.Judged >= 64 {
 		sus.Judged, sus.Improbable = sus.Judged/2, sus.Improbable/2
 		if sus.Improbable == 0 && !improbable {
-			// One odd step long ago: the principal teaches again.
-			e.releaseSuspect(x.pkey, sus)
+			// One odd step long ago: no evidence left.
+			delete(s.Suspects, x.pkey)
 			return out
 		}
 	}
@@ -319,7 +318,10 @@ func (e *Engine) seqUsual(tb *seqTable) string {
 // does not name, the whole pool of others with the routes that were not
 // numbered yet when they came (an upper bound: an API numbered after the
 // table learned counted as an unlisted route until then), smoothed.
-func (tb *seqTable) share(prev uint16) float64 {
+//
+// Without own, the count is the principal's own pair's last teaching
+// left out (one transition).
+func (tb *seqTable) share(prev uint16, own bool) float64 {
 	c, named := tb.Other, false
 	for i, p := range tb.Prev {
 		if tb.N[i] <= 0 {
@@ -337,7 +339,11 @@ func (tb *seqTable) share(prev uint16) float64 {
 			}
 		}
 	}
-	return (float64(c) + 0.5) / (float64(tb.Total) + 1)
+	total := float64(tb.Total)
+	if own && named {
+		c, total = max(c-1, 0), max(total-1, 0)
+	}
+	return (float64(c) + 0.5) / (total + 1)
 }
 
 // teach counts one transition from prev, of weight w: every count
@@ -368,32 +374,11 @@ func (tb *seqTable) teach(prev uint16, w float32) {
 	tb.Other += w
 }
 
-// sweepSequences drops suspect entries idle for IdleAfter, teaching what
-// they held back, in key order (teaching order changes the counts).
+// sweepSequences drops suspect entries idle for IdleAfter.
 func (e *Engine) sweepSequences(now int64) {
-	var idle []uint64
 	for k, s := range e.st.Seq.Suspects {
 		if now-s.LastNs > int64(e.cfg.IdleAfter) {
-			idle = append(idle, k)
-		}
-	}
-	slices.Sort(idle)
-	for _, k := range idle {
-		e.releaseSuspect(k, e.st.Seq.Suspects[k])
-	}
-}
-
-// releaseSuspect drops a principal's suspect entry that was not reported
-// and teaches the improbable transitions it held back: a flow new to an
-// API is learned once the sessions that show it turn out harmless
-// (about MaxShare of them make it usual), while a principal's own
-// improbable steps never make its next ones look usual, and a reported
-// principal's teach nothing.
-func (e *Engine) releaseSuspect(k uint64, sus *seqSuspect) {
-	delete(e.st.Seq.Suspects, k)
-	for i := range sus.From {
-		if tb := e.st.Seq.Tables[hashUint(uint64(sus.To[i]), sus.Kind)]; tb != nil {
-			tb.teach(sus.From[i], 1)
+			delete(e.st.Seq.Suspects, k)
 		}
 	}
 }

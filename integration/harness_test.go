@@ -304,31 +304,7 @@ func ensureTopology(t *testing.T, js jetstream.JetStream) {
 // auditRows returns the actions on the audit stream.
 func auditRows(t *testing.T, js jetstream.JetStream) []*event.Action {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := js.OrderedConsumer(ctx, event.StreamActions, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*event.Action
-	for {
-		batch, err := c.FetchNoWait(100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			var a event.Action
-			if err := event.UnmarshalAction(m.Data(), &a); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, &a)
-			n++
-		}
-		if n == 0 {
-			return out
-		}
-	}
+	return testutil.AuditActions(t, js)
 }
 
 // exitCode runs apiguard and returns its output and exit code.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -554,5 +555,105 @@ func TestEngineConfig(t *testing.T) {
 	cfg.Engine = "fasthttp"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "proxy.engine") {
 		t.Errorf("engine fasthttp: %v, want an error naming proxy.engine", err)
+	}
+}
+
+// TestNativeLargeBodies: a body larger than one write goes to the upstream
+// from its own goroutine while the response is read; an upstream that
+// answers without reading it does not hang the exchange.
+func TestNativeLargeBodies(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/early" {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "too big", http.StatusRequestEntityTooLarge)
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, strconv.FormatInt(n, 10))
+	}))
+	defer up.Close()
+	ns := serveNative(t, up.URL, nil)
+	body := strings.Repeat("b", 1<<20)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Post("http://"+ns.addr+"/echo", "application/octet-stream", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != strconv.Itoa(len(body)) {
+		t.Fatalf("echo: %d %q", resp.StatusCode, got)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := net.Dial("tcp", ns.addr)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		// The body is sent in full while the response may already come.
+		go func() {
+			_, _ = io.WriteString(c, "POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(8<<20)+"\r\n\r\n")
+			_, _ = io.WriteString(c, strings.Repeat("e", 8<<20))
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Errorf("early answer: %v", err)
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("early answer: status %d", resp.StatusCode)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("an upstream answering before the body ended hung the exchange")
+	}
+}
+
+// TestNativeSlowUploadWithinUpstreamTimeout: upstream_timeout bounds each
+// step of the upstream leg, not a whole upload that keeps making progress.
+func TestNativeSlowUploadWithinUpstreamTimeout(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, strconv.FormatInt(n, 10))
+	}))
+	defer up.Close()
+	ns := serveNative(t, up.URL, func(c *Config) { c.UpstreamTimeout = 200 * time.Millisecond })
+	c, br := dialRaw(t, ns.addr)
+	const parts, size = 8, 8 << 10
+	_, _ = io.WriteString(c, "PUT /slow HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(parts*size)+"\r\n\r\n")
+	for range parts {
+		time.Sleep(100 * time.Millisecond)
+		if _, err := io.WriteString(c, strings.Repeat("s", size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp, body := readBody(t, br, "PUT"); resp.StatusCode != 200 || body != strconv.Itoa(parts*size) {
+		t.Fatalf("status %d body %q; want 200 and the whole body", resp.StatusCode, body)
+	}
+}
+
+func TestNativeForwardsResponseTrailers(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		_, _ = io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	defer up.Close()
+	ns := serveNative(t, up.URL, nil)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + ns.addr + "/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+		t.Fatalf("body %q, trailer %v; want the upstream's X-Checksum", body, resp.Trailer)
 	}
 }

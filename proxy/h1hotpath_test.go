@@ -54,9 +54,12 @@ func stubTCPUpstream(tb testing.TB) string {
 // nativeHotPath serves the default chain on the native engine in front of
 // stubTCPUpstream and returns a function that sends hotPathRequest's
 // request on one keep-alive connection and reads the response.
-func nativeHotPath(tb testing.TB) func() error {
+func nativeHotPath(tb testing.TB) func() error { return socketHotPath(tb, EngineNative) }
+
+// socketHotPath is nativeHotPath on engine.
+func socketHotPath(tb testing.TB, engine string) func() error {
 	cfg := DefaultConfig()
-	cfg.Engine = EngineNative
+	cfg.Engine = engine
 	cfg.Upstream = stubTCPUpstream(tb)
 	cfg.Routes = []string{"GET /products/{id}"}
 	log := slog.New(slog.DiscardHandler)
@@ -121,8 +124,14 @@ func nativeHotPath(tb testing.TB) func() error {
 // whole data plane's (connection loop, head parse, exchange, checks,
 // event, upstream pool), since the client and the upstream stub allocate
 // nothing; its time and instructions include theirs and the syscalls.
-func benchHotPathNative(b *testing.B) {
-	do := nativeHotPath(b)
+func benchHotPathNative(b *testing.B) { benchHotPathSockets(b, EngineNative) }
+
+// benchHotPathNetHTTP is BenchmarkHotPath/nethttp: the same on the
+// net/http engine (net/http's server, ReverseProxy and Transport).
+func benchHotPathNetHTTP(b *testing.B) { benchHotPathSockets(b, EngineNetHTTP) }
+
+func benchHotPathSockets(b *testing.B, engine string) {
+	do := socketHotPath(b, engine)
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := do(); err != nil {

@@ -106,4 +106,5 @@ func BenchmarkHotPath(b *testing.B) {
 		})
 	}
 	b.Run("native", benchHotPathNative)
+	b.Run("nethttp", benchHotPathNetHTTP)
 }

@@ -253,7 +253,8 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 		if _, err := r.Body.Read(nil); err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("reading request body: %w", err)
 		}
-		bs.start(c.bw, r.Body, chunked)
+		_ = c.conn.SetDeadline(time.Time{})
+		bs.start(c, r.Body, chunked, up.timeout)
 	}
 	defer bs.wait()
 
@@ -295,6 +296,10 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 			h[k] = vs
 		}
 	}
+	if tr := c.in["Trailer"]; rb.chunked && len(tr) > 0 {
+		// Announced trailers are forwarded, as ReverseProxy does.
+		h["Trailer"] = tr
+	}
 	p.shapeResponse(x, h)
 	w.WriteHeader(rb.status)
 
@@ -303,6 +308,9 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 	flush, _ := w.(http.Flusher)
 	stream := rb.length < 0 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
 	body := rb.reader(c)
+	if cb, ok := body.(*chunkedBody); ok {
+		cb.trailer, cb.x = h, x
+	}
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
@@ -347,16 +355,45 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 // bodySend is a request body being sent from its own goroutine.
 type bodySend struct{ ch chan error }
 
-func (bs *bodySend) start(bw *bufio.Writer, body io.Reader, chunked bool) {
+// start sends body on c from a goroutine. As with net/http's transport,
+// the upstream timeout is not a bound on the whole upload: each write must
+// make progress within it, and the wait for the response head starts
+// when the body has been sent. A failed send wakes the response reader.
+func (bs *bodySend) start(c *upConn, body io.Reader, chunked bool, timeout time.Duration) {
 	ch := make(chan error, 1)
 	bs.ch = ch
 	go func() {
-		err := copyBody(bw, body, chunked)
+		var w io.Writer = c.bw
+		if timeout > 0 {
+			w = progressWriter{w: c.bw, conn: c.conn, timeout: timeout}
+		}
+		err := copyBody(w, body, chunked)
 		if err == nil {
-			err = bw.Flush()
+			if timeout > 0 {
+				_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
+			}
+			err = c.bw.Flush()
+		}
+		switch {
+		case err != nil:
+			_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+		case timeout > 0:
+			_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
 		}
 		ch <- err
 	}()
+}
+
+// progressWriter gives each write to the upstream its own deadline.
+type progressWriter struct {
+	w       io.Writer
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	_ = p.conn.SetWriteDeadline(time.Now().Add(p.timeout))
+	return p.w.Write(b)
 }
 
 // wait waits for the body's goroutine, if one runs.
@@ -472,21 +509,21 @@ func (p *Proxy) writeHead(r *http.Request, x *Exchange, c *upConn) (chunked bool
 var trailersOnly = []string{"trailers"}
 
 // copyBody copies a request body to the upstream, chunked or as is.
-func copyBody(bw *bufio.Writer, body io.Reader, chunked bool) error {
+func copyBody(w io.Writer, body io.Reader, chunked bool) error {
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	if !chunked {
-		_, err := io.CopyBuffer(writerOnly{bw}, body, buf)
+		_, err := io.CopyBuffer(writerOnly{w}, body, buf)
 		return err
 	}
-	cw := httputil.NewChunkedWriter(bw)
+	cw := httputil.NewChunkedWriter(w)
 	if _, err := io.CopyBuffer(cw, body, buf); err != nil {
 		return err
 	}
 	if err := cw.Close(); err != nil {
 		return err
 	}
-	_, err := bw.WriteString("\r\n") // no trailers
+	_, err := io.WriteString(w, "\r\n") // no trailers
 	return err
 }
 
@@ -530,11 +567,14 @@ func (b *exactBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// chunkedBody decodes a chunked body and reads (and drops) its trailer
-// section.
+// chunkedBody decodes a chunked body and reads its trailer section into
+// trailer (http.TrailerPrefix fields), leaving out hop-by-hop fields and
+// any that carry an injected secret.
 type chunkedBody struct {
-	r  io.Reader
-	br *bufio.Reader
+	r       io.Reader
+	br      *bufio.Reader
+	trailer http.Header // nil: trailers are dropped
+	x       *Exchange
 }
 
 func (b *chunkedBody) Read(p []byte) (int, error) {
@@ -551,9 +591,30 @@ func (b *chunkedBody) Read(p []byte) (int, error) {
 			if len(line) == 2 && line[0] == '\r' {
 				return n, io.EOF
 			}
+			b.addTrailer(line)
 		}
 	}
 	return n, err
+}
+
+func (b *chunkedBody) addTrailer(line []byte) {
+	if b.trailer == nil {
+		return
+	}
+	name, value, ok := strings.Cut(strings.TrimRight(string(line), "\r\n"), ":")
+	if !ok || !validFieldName(name) {
+		return
+	}
+	key := http.CanonicalHeaderKey(name)
+	if isHop(key, nil) || key == "Content-Length" {
+		return
+	}
+	value = textTrim(value)
+	if in := b.x.state.chain.inject; in != nil && in.Leaks(value) {
+		b.x.Event.Reason = "upstream echoed an injected secret in trailer " + key + "; removed"
+		return
+	}
+	b.trailer[http.TrailerPrefix+key] = append(b.trailer[http.TrailerPrefix+key], value)
 }
 
 // readResponseHead reads and parses a response head into c.in and rb.

@@ -31,6 +31,8 @@ import (
 
 var evalSeeds = flag.Int("seeds", 6, "generated days (seeds 1…N) that TestGeneratedSeeds backtests; make bench-detect uses 24")
 
+var evalPartitions = flag.Int("partitions", 4, "partitions TestGeneratedSeeds backtests each generated day at (1 to compare with the pipeline's default 4)")
+
 // importLog imports a real access log in the combined format, as
 // `apiguard replay import --format combined` does, into memory.
 func importLog(t testing.TB, file string) []byte {
@@ -250,7 +252,7 @@ const (
 )
 
 // TestGeneratedSeeds backtests generated days on seeds 1…-seeds (four
-// partitions) and requires, on every seed, macro precision and recall of
+// partitions, or -partitions) and requires, on every seed, macro precision and recall of
 // at least seedFloor and no legitimate principal flagged. It logs the
 // median and the worst seed.
 func TestGeneratedSeeds(t *testing.T) {
@@ -266,7 +268,7 @@ func TestGeneratedSeeds(t *testing.T) {
 		if _, err := Generate(cfg, w); err != nil {
 			t.Fatal(err)
 		}
-		res, _ := backtestBytes(t, buf.Bytes(), 4, true)
+		res, _ := backtestBytes(t, buf.Bytes(), *evalPartitions, true)
 		ps, rs = append(ps, res.MacroPrecision), append(rs, res.MacroRecall)
 		var missed []string
 		for l := range res.Missed {

@@ -116,6 +116,7 @@ func Generate(cfg GenConfig, w *Writer) (GenStats, error) {
 	g.sequenceFlows()
 	stats := GenStats{Campaigns: map[string]int{}}
 	g.attacks(stats.Campaigns)
+	g.webhooks() // last: it leaves the other traffic's random draws as they were
 	slices.SortStableFunc(g.items, func(a, b item) int {
 		return cmp.Or(cmp.Compare(a.ev.TimeUnixNano, b.ev.TimeUnixNano), cmp.Compare(a.seq, b.seq))
 	})

@@ -3,6 +3,8 @@ package replay
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -212,5 +214,35 @@ func (g *gen) batch(i int) {
 		day := time.Unix(0, t).UTC().Format("2006-01-02")
 		g.emit(req{t: t, c: c, key: key, method: "GET", api: apiReport, path: "/v1/reports/" + strconv.Itoa(1+i),
 			query: []*event.QueryParam{{Name: "day", Value: day}}, bytes: 40000, latency: 300 * time.Millisecond})
+	}
+}
+
+// The payment provider's webhook: deliveries posted to the shop from the
+// provider's own network, with its own client, without navigating (there
+// is nothing to navigate to). Anonymous: the shop checks the delivery's
+// signature itself, so the proxy sees no key.
+const apiWebhook = "POST /webhooks/payments"
+
+var webhookClient = client{ua: "PayHub-Webhooks/2.3 (+https://payhub.example/docs/webhooks)", hdr: "h1:7d2e9b40c1a6f358",
+	ja4: "t13d1310h1_c866b44c5a26_5e2b8f4d6a10"}
+
+// webhookNet is the provider's network, apart from the visitors',
+// data-centre and proxy-pool networks.
+var webhookNet = netip.MustParsePrefix("203.0.113.0/24")
+
+// webhooks adds the day's webhook deliveries: one every half minute to
+// three minutes from the first minute of the day on, each from one of the
+// provider's 32 addresses. It draws from a random source of its own and
+// sets every event's latency, so adding it left the rest of a seed's
+// traffic as it was.
+func (g *gen) webhooks() {
+	rng := rand.New(rand.NewPCG(g.cfg.Seed^0x3e6b00c, g.cfg.Seed+0x7e))
+	c := webhookClient
+	for t := g.start + rng.Int64N(int64(time.Minute)); t < g.end; t += int64((30 + 150*rng.Float64()) * 1e9) {
+		a := webhookNet.Addr().As4()
+		a[3] = byte(10 + rng.IntN(32))
+		c.ip = netip.AddrFrom4(a)
+		g.emit(req{t: t, c: c, method: "POST", api: apiWebhook, path: "/webhooks/payments", status: 204,
+			latency: time.Duration((20 + 40*rng.Float64()) * float64(time.Millisecond))})
 	}
 }

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
@@ -39,6 +40,16 @@ func seqIP(rng *rand.Rand, net netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
+// seqEmit emits r with a latency drawn from rng (gen.emit would draw it
+// from the traffic's main source and shift every later draw: the
+// attacks' times and contents).
+func (g *gen) seqEmit(rng *rand.Rand, r req) {
+	if r.latency == 0 {
+		r.latency = time.Duration(math.Exp(math.Log(40)+0.5*rng.NormFloat64()) * float64(time.Millisecond))
+	}
+	g.emit(r)
+}
+
 // seqThink is a person's pause on this flow's pages: 3 to 20 s.
 func seqThink(rng *rand.Rand) int64 {
 	return int64((3 + 17*rng.Float64()) * 1e9)
@@ -58,7 +69,7 @@ func (g *gen) seqWhen(rng *rand.Rand) int64 {
 // base request and the time after the login.
 func (g *gen) seqLogin(rng *rand.Rand, t int64, c client, who, label string) (req, int64) {
 	acct := hashed("acct:", who+"@example.com")
-	g.emit(req{t: t, c: c, method: "POST", api: apiLogin, path: "/login", status: 200, bytes: 400, account: acct, label: label})
+	g.seqEmit(rng, req{t: t, c: c, method: "POST", api: apiLogin, path: "/login", status: 200, bytes: 400, account: acct, label: label})
 	t += seqThink(rng)
 	token := hashed("tok:", who+strconv.FormatInt(t, 10))
 	return req{c: c, sub: who, token: token, session: hashed("s:", who+strconv.FormatInt(t, 36)), label: label}, t
@@ -80,7 +91,7 @@ func (g *gen) sequenceFlows() {
 		step := func(method, api, path string, status int, bytes int64) {
 			r := base
 			r.t, r.method, r.api, r.path, r.status, r.bytes = t, method, api, path, status, bytes
-			g.emit(r)
+			g.seqEmit(rng, r)
 			t += seqThink(rng)
 		}
 		for range 1 + rng.IntN(3) {
@@ -101,13 +112,13 @@ func (g *gen) sequenceFlows() {
 		c := []client{chrome, chrome, firefox, safari}[rng.IntN(4)]
 		c.ip = seqIP(rng, g.nets[rng.IntN(len(g.nets))])
 		t := g.seqWhen(rng)
-		for range rng.IntN(3) {
-			g.emit(req{t: t, c: c, method: "GET", api: apiProduct, path: "/products/" + strconv.Itoa(1+rng.IntN(productsCount)), bytes: 5000})
+		for range 1 + rng.IntN(3) { // they browse first: no cold writes (campaign.go)
+			g.seqEmit(rng, req{t: t, c: c, method: "GET", api: apiProduct, path: "/products/" + strconv.Itoa(1+rng.IntN(productsCount)), bytes: 5000})
 			t += seqThink(rng)
 		}
-		g.emit(req{t: t, c: c, method: "GET", api: apiGiftCards, path: "/gift-cards", bytes: 2500})
+		g.seqEmit(rng, req{t: t, c: c, method: "GET", api: apiGiftCards, path: "/gift-cards", bytes: 2500})
 		t += int64((10 + 30*rng.Float64()) * 1e9)
-		g.emit(req{t: t, c: c, method: "POST", api: apiGiftBalance, path: "/gift-cards/balance", bytes: 120})
+		g.seqEmit(rng, req{t: t, c: c, method: "POST", api: apiGiftBalance, path: "/gift-cards/balance", bytes: 120})
 	}
 }
 
@@ -133,7 +144,7 @@ func (g *gen) sequenceAbuse(n int, label string) {
 			r := base
 			r.t, r.method, r.api, r.bytes = tt, "GET", apiAddress, 600
 			r.path = "/account/addresses/" + strconv.Itoa(1+rng.IntN(600_000))
-			g.emit(r)
+			g.seqEmit(rng, r)
 			tt += gap()
 		}
 	case 1:
@@ -141,14 +152,14 @@ func (g *gen) sequenceAbuse(n int, label string) {
 		for range count {
 			r := base
 			r.t, r.method, r.api, r.path, r.status, r.bytes = tt, "POST", apiPayments, "/payments", 201, 400
-			g.emit(r)
+			g.seqEmit(rng, r)
 			tt += gap()
 		}
 	default:
 		c.ip = proxyIP(rng)
 		tt := t
 		for range count {
-			g.emit(req{t: tt, c: c, method: "POST", api: apiGiftBalance, path: "/gift-cards/balance", bytes: 120, label: label})
+			g.seqEmit(rng, req{t: tt, c: c, method: "POST", api: apiGiftBalance, path: "/gift-cards/balance", bytes: 120, label: label})
 			tt += gap()
 		}
 	}

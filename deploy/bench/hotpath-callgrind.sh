@@ -4,14 +4,14 @@
 # parts per thousand on a loaded machine, where wall-clock figures are not.
 # Each case runs at N and 2N requests and the difference is divided by N,
 # so start-up (building the chain, the matcher) cancels out.
-# The "native" case is the default chain on the native engine through
-# loopback sockets (BenchmarkHotPath/native): its count includes the
-# in-process client and upstream stub, not the kernel.
+# The "native" and "nethttp" cases are the default chain on each engine
+# through loopback sockets (BenchmarkHotPath/native, /nethttp): their
+# counts include the in-process client and upstream stub, not the kernel.
 # Usage: deploy/bench/hotpath-callgrind.sh [N] [cases regexp]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-2000}
-CASES=${2:-bare enforcement default native}
+CASES=${2:-bare enforcement default native nethttp}
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1,6 +1,7 @@
 // Package testutil provides what apiguard's tests share: an embedded
-// JetStream server on a random loopback port and Eventually, which replaces
-// sleeps. It is imported by tests only.
+// JetStream server on a random loopback port, Eventually, which replaces
+// sleeps, and readers of the streams (AuditActions). It is imported by
+// tests only.
 package testutil
 
 import (

@@ -40,30 +40,7 @@ func anomaly(id, kind, value string, score float64) *event.Anomaly {
 // audited returns the actions on the audit stream.
 func audited(t *testing.T, js jetstream.JetStream) []*event.Action {
 	t.Helper()
-	ctx := context.Background()
-	c, err := js.OrderedConsumer(ctx, event.StreamActions, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*event.Action
-	for {
-		batch, err := c.FetchNoWait(100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			var a event.Action
-			if err := event.UnmarshalAction(m.Data(), &a); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, &a)
-			n++
-		}
-		if n == 0 {
-			return out
-		}
-	}
+	return testutil.AuditActions(t, js)
 }
 
 func TestResponderPolicy(t *testing.T) {
