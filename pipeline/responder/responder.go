@@ -157,6 +157,7 @@ type Stats struct {
 	Escalated atomic.Uint64 // actions made longer or stronger by the principal's history
 	Groups    atomic.Uint64 // network entries made of several addresses' blocks
 	Unmatched atomic.Uint64 // anomalies no rule matched
+	HeldBack  atomic.Uint64 // decisions held back while the record of requests from before the start loads (record_load.go)
 }
 
 // Responder is a pipeline sink for anomalies. It is safe for concurrent use
