@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/event"
 	"github.com/apiguard/apiguard/pipeline/responder"
@@ -179,5 +182,70 @@ func TestRecordLoadInterleaved(t *testing.T) {
 	}
 	if a := audit.actions[len(audit.actions)-1]; !a.DryRun || !strings.Contains(a.Reason, "key k-live") {
 		t.Errorf("the live user's network after older events: %s", a.Reason)
+	}
+}
+
+// TestRecordLoadPerPrincipal: while the record loads, a stolen token is
+// revoked at once and the thief's address (spare_shared reads the record)
+// is held back, saying so; the load's older events count towards no
+// throttle of this process; the metrics show the load's progress.
+func TestRecordLoadPerPrincipal(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	w, audit, r := run(t, responder.DefaultConfig(), clock)
+	reg := prometheus.NewPedanticRegistry()
+	if err := responder.RegisterMetrics(reg, r); err != nil {
+		t.Fatal(err)
+	}
+	r.BeginRecordLoad()
+	ctx := context.Background()
+	if err := r.WriteAnomaly(ctx, withMembers(mkAnomaly("s1", "stolen_token", "token", "jti-copied", 0.99), "ip 203.0.113.79")); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	tok, revoked := w.entries[enforce.Key{Kind: enforce.KindToken, Value: "jti-copied"}]
+	_, thief := w.entries[enforce.Key{Kind: enforce.KindIP, Value: "203.0.113.79"}]
+	w.mu.Unlock()
+	if !revoked || tok.Action != enforce.ActionRevoke {
+		t.Errorf("stolen token while the record loads: %+v, want revoked", tok)
+	}
+	if thief {
+		t.Error("the thief's address blocked before the record could tell whether good principals use it")
+	}
+	if a := audit.actions[len(audit.actions)-1]; a.Target.Value != "203.0.113.79" || !a.DryRun || !strings.Contains(a.Reason, "address not blocked: the responder is still loading its record") {
+		t.Errorf("thief's address while loading: %v", a)
+	}
+	// A throttled principal: its earlier 429s are not defiance of this throttle.
+	if err := r.WriteAnomaly(ctx, mkAnomaly("v1", "volumetric", "key", "k-burst", 0.9, &event.Deviation{Feature: "requests_1m", Observed: 900, Expected: 60})); err != nil {
+		t.Fatal(err)
+	}
+	for range 80 {
+		r.ObserveEarlierEvent(at(request("k-burst", "192.0.2.5", event.Decision_DECISION_THROTTLE, 429), trigger.Add(-time.Minute)))
+	}
+	now = now.Add(time.Minute)
+	if err := r.WriteAnomaly(ctx, mkAnomaly("v2", "volumetric", "key", "k-burst", 0.9, &event.Deviation{Feature: "requests_1m", Observed: 900, Expected: 60})); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	e := w.entries[enforce.Key{Kind: enforce.KindKey, Value: "k-burst"}]
+	w.mu.Unlock()
+	if e.Action != enforce.ActionThrottle {
+		t.Errorf("k-burst after its earlier 429s were loaded: %+v, want still a throttle", e)
+	}
+	want := `# HELP apiguard_responder_warm_events_total Events from before the start the responder's record was loaded with.
+# TYPE apiguard_responder_warm_events_total counter
+apiguard_responder_warm_events_total 80
+# HELP apiguard_responder_warm_pending 1 while the responder loads its record of the requests from before its start (who succeeded from each network and under each fingerprint), in the background; 0 once it is whole.
+# TYPE apiguard_responder_warm_pending gauge
+apiguard_responder_warm_pending 1
+`
+	if err := promtest.GatherAndCompare(reg, strings.NewReader(want), "apiguard_responder_warm_events_total", "apiguard_responder_warm_pending"); err != nil {
+		t.Error(err)
+	}
+	if _, err := r.EndRecordLoad(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := promtest.GatherAndCompare(reg, strings.NewReader(strings.Replace(want, "apiguard_responder_warm_pending 1\n", "apiguard_responder_warm_pending 0\n", 1)), "apiguard_responder_warm_pending"); err != nil {
+		t.Error(err)
 	}
 }
