@@ -176,7 +176,7 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 		}
 		warmed.Store(true)
 		log.Info("responder loaded its history", "actions", actions, "took", time.Since(start).Round(time.Millisecond))
-		load, err := planRecordLoad(ctx, js, resp, warmWindow(rcfg), owned, checkpoints)
+		load, err := planRecordLoad(ctx, js, resp, recordWindow(rcfg), owned, checkpoints)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil

@@ -192,3 +192,12 @@ func resumeAfter(ctx context.Context, js jetstream.JetStream, p int, checkpoints
 func warmWindow(cfg responder.Config) time.Duration {
 	return max(cfg.Escalation.Window, cfg.Groups.Window, time.Minute)
 }
+
+// recordWindow is how far back the request record is loaded:
+// responder.record_window, else warmWindow.
+func recordWindow(cfg responder.Config) time.Duration {
+	if cfg.RecordWindow > 0 {
+		return min(cfg.RecordWindow, warmWindow(cfg))
+	}
+	return warmWindow(cfg)
+}

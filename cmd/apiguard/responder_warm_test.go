@@ -291,3 +291,16 @@ func BenchmarkWarmResponder(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestWarmRecordWindow: the request record is loaded over
+// responder.record_window when set, else over the record's own window.
+func TestWarmRecordWindow(t *testing.T) {
+	cfg := DefaultConfig().Responder
+	if got := recordWindow(cfg); got != 24*time.Hour {
+		t.Errorf("default: %s, want 24h (escalation.window)", got)
+	}
+	cfg.RecordWindow = 2 * time.Hour
+	if got := recordWindow(cfg); got != 2*time.Hour {
+		t.Errorf("record_window 2h: %s", got)
+	}
+}

@@ -249,3 +249,19 @@ apiguard_responder_warm_pending 1
 		t.Error(err)
 	}
 }
+
+// TestRecordWindowValidate: responder.record_window is 0 (the record's
+// window) or 1m up to the record's window.
+func TestRecordWindowValidate(t *testing.T) {
+	for _, tc := range []struct {
+		w  time.Duration
+		ok bool
+	}{{0, true}, {time.Minute, true}, {2 * time.Hour, true}, {24 * time.Hour, true}, {30 * time.Second, false}, {48 * time.Hour, false}} {
+		cfg := responder.DefaultConfig()
+		cfg.RecordWindow = tc.w
+		err := cfg.Validate()
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "responder.record_window")) {
+			t.Errorf("record_window %s: %v, want ok %v", tc.w, err, tc.ok)
+		}
+	}
+}
