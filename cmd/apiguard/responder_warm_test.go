@@ -132,10 +132,10 @@ func TestResponderRestartKeepsGoodHistory(t *testing.T) {
 
 // TestResponderRestartJudgesWhileLoading: the restarted pipeline is ready
 // and judges while its responder's request record is still loading (the
-// load held at its first event): an address is blocked at once, a
-// campaign's addresses too, and their network is held back, saying why;
-// when the load ends the network is judged again and spared, naming the
-// partner that used it before the restart.
+// load held at its first event): it consumes, an address is blocked at
+// once, a campaign's addresses too, and their network is held back,
+// saying why; when the load ends the network is judged again and spared,
+// naming the partner that used it before the restart.
 func TestResponderRestartJudgesWhileLoading(t *testing.T) {
 	r := newRestartRig(t)
 	r.before()
@@ -156,6 +156,9 @@ func TestResponderRestartJudgesWhileLoading(t *testing.T) {
 	if !pp.responder.RecordLoading() {
 		t.Fatal("the request record is not loading")
 	}
+	// The pipeline consumes meanwhile.
+	r.request("k-elsewhere", "10.99.0.1")
+	testutil.Eventually(t, 10*time.Second, func() bool { return pp.pipeline.Stats().Processed.Load() >= 1 }, "no event processed while the record loads")
 	ctx := context.Background()
 	if err := pp.responder.WriteAnomaly(ctx, r.anomaly("scanner", "192.0.2.77")); err != nil {
 		t.Fatal(err)
