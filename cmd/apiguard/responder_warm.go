@@ -81,7 +81,8 @@ var warmEventHook func(ctx context.Context)
 // pipeline shows the responder itself, so none is counted twice. A
 // partition that starts from the beginning has nothing to load. It tells
 // the responder the load is under way (BeginRecordLoad), even when it
-// fails: then the responder holds the groups back until a restart.
+// fails: then the responder holds the groups back until a restart. When
+// there is nothing to load it ends the load at once.
 func planRecordLoad(ctx context.Context, js jetstream.JetStream, resp *responder.Responder, window time.Duration,
 	owned []int, checkpoints *topology.Checkpoints) (*recordLoad, error) {
 	resp.BeginRecordLoad()
@@ -93,6 +94,13 @@ func planRecordLoad(ctx context.Context, js jetstream.JetStream, resp *responder
 		}
 		if upto > 0 {
 			l.parts = append(l.parts, partLoad{p: p, upto: upto})
+		}
+	}
+	if len(l.parts) == 0 {
+		// Nothing to load (a first start): the record is whole before the
+		// first anomaly, and run has nothing left to do.
+		if _, err := resp.EndRecordLoad(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return l, nil
