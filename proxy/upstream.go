@@ -85,8 +85,16 @@ func (up *upstreamPool) get(ctx context.Context) (*upConn, error) {
 		up.idle = up.idle[:n-1]
 		if now.Sub(c.used) < up.maxAge {
 			up.mu.Unlock()
-			c.reused = true
-			return c, nil
+			// A connection the upstream closed, or wrote on while it was
+			// idle, is out of step: what it sent would be read as the
+			// next request's response.
+			if idleUsable(c.conn) {
+				c.reused = true
+				return c, nil
+			}
+			c.conn.Close()
+			up.mu.Lock()
+			continue
 		}
 		c.conn.Close()
 	}
@@ -99,8 +107,15 @@ func (up *upstreamPool) get(ctx context.Context) (*upConn, error) {
 		out: make(http.Header, 16), in: make(http.Header, 16)}, nil
 }
 
-// put keeps c for the next request, or closes it when the pool is full.
+// put keeps c for the next request, or closes it when the pool is full
+// or the upstream sent more than the response (a body on a HEAD, 204 or
+// 304 response, say): those bytes would be taken for the next request's
+// response.
 func (up *upstreamPool) put(c *upConn) {
+	if c.br.Buffered() > 0 {
+		c.conn.Close()
+		return
+	}
 	c.used = time.Now()
 	up.mu.Lock()
 	if len(up.idle) < up.maxIdle {
@@ -122,20 +137,6 @@ func (up *upstreamPool) close() {
 	for _, c := range idle {
 		c.conn.Close()
 	}
-}
-
-// alive reports whether an idle connection is still open: a read that
-// would block means it is. Used before sending a body, which cannot be
-// sent again on another connection.
-func (c *upConn) alive() bool {
-	if c.br.Buffered() > 0 {
-		return false // an idle connection has nothing to say
-	}
-	_ = c.conn.SetReadDeadline(time.Unix(1, 0))
-	_, err := c.br.Peek(1)
-	_ = c.conn.SetReadDeadline(time.Time{})
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // isHop reports whether k (canonical) is hop-by-hop, or named in the
@@ -183,10 +184,6 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *Exchange) {
 		if err != nil {
 			p.upstreamFailed(w, x, err)
 			return
-		}
-		if hasBody && c.reused && !c.alive() {
-			c.conn.Close()
-			continue
 		}
 		err = p.sendAndRead(w, r, x, c, start)
 		if err == nil {

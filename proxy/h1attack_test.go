@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// smuggledResponse is a complete response an upstream sends where no
+// response is due; a proxy that keeps the connection hands it to the
+// next client instead of that client's own.
+const smuggledResponse = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+
+// TestNativeUpstreamUnsolicitedBytes: bytes an upstream sends beyond a
+// response (a body on a HEAD response, or anything on an idle keep-alive
+// connection) never reach another request: the connection is not reused.
+func TestNativeUpstreamUnsolicitedBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first string // the request that draws the extra bytes
+		late  bool   // they come after the response, not with it
+	}{
+		{"body on HEAD", "HEAD", false},
+		{"body on 204", "DELETE", false},
+		{"after the response", "GET", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					switch {
+					case req.Method == tc.first && req.URL.Path == "/first" && tc.first == "HEAD":
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 38\r\n\r\n"+smuggledResponse)
+					case req.Method == tc.first && req.URL.Path == "/first" && tc.first == "DELETE":
+						_, _ = io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n"+smuggledResponse)
+					case req.URL.Path == "/first":
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+						time.Sleep(50 * time.Millisecond)
+						_, _ = io.WriteString(c, smuggledResponse)
+					default:
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					}
+				}
+			})
+			ns := serveNative(t, up, nil)
+			c1, br1 := dialRaw(t, ns.addr)
+			_, _ = io.WriteString(c1, tc.first+" /first HTTP/1.1\r\nHost: a\r\n\r\n")
+			readBody(t, br1, tc.first)
+			if tc.late {
+				time.Sleep(150 * time.Millisecond)
+			}
+			// Another client, another connection: it must get its own
+			// response, with the body and the request body both ways.
+			for i, req := range []string{
+				"GET /second HTTP/1.1\r\nHost: a\r\n\r\n",
+				"POST /third HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+			} {
+				c2, br2 := dialRaw(t, ns.addr)
+				_, _ = io.WriteString(c2, req)
+				resp, body := readBody(t, br2, "GET")
+				if resp.StatusCode != 200 || body != "ok" {
+					t.Fatalf("request %d after %s: %d %q, want 200 \"ok\" (the upstream's bytes beyond a response were taken for this one)",
+						i+2, tc.name, resp.StatusCode, body)
+				}
+			}
+		})
+	}
+}
+
+// TestNativeUpstreamClosedIdleBeforeBody: a request with a body, which is
+// never sent twice, does not go out on an idle connection the upstream
+// has closed: it gets a fresh one instead of a 502.
+func TestNativeUpstreamClosedIdleBeforeBody(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		b, _ := io.ReadAll(req.Body)
+		// Keep-alive promised, then the connection closes while idle.
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(b)+2)+"\r\n\r\nok"+string(b))
+	})
+	ns := serveNative(t, up, nil)
+	c, br := dialRaw(t, ns.addr)
+	for i := range 3 {
+		_, _ = io.WriteString(c, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+		resp, body := readBody(t, br, "POST")
+		if resp.StatusCode != 200 || body != "okabc" {
+			t.Fatalf("POST %d: %d %q, want 200 \"okabc\"", i+1, resp.StatusCode, body)
+		}
+		time.Sleep(50 * time.Millisecond) // the upstream's close arrives
+	}
+}
