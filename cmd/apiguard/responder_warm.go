@@ -66,13 +66,13 @@ type recordLoad struct {
 	// events counts the events shown to the responder.
 	events int
 	// onEvent, if set, is called before each event is shown (tests use it
-	// to hold the load).
-	onEvent func(ctx context.Context)
+	// to hold the load, or to fail it: its error fails the read).
+	onEvent func(ctx context.Context) error
 }
 
 // warmEventHook, when set (by tests only), becomes every recordLoad's
 // onEvent.
-var warmEventHook func(ctx context.Context)
+var warmEventHook func(ctx context.Context) error
 
 // planRecordLoad returns the load of the record of the owned partitions'
 // requests since window ago, up to where each partition's worker resumes:
@@ -155,7 +155,9 @@ func (l *recordLoad) read(ctx context.Context, pl *partLoad) error {
 			return nil // shown before a failed read
 		}
 		if l.onEvent != nil {
-			l.onEvent(ctx)
+			if err := l.onEvent(ctx); err != nil {
+				return err
+			}
 		}
 		var ev event.RequestEvent
 		if event.UnmarshalEventInPlace(data, &ev) == nil { // the pipeline counts undecodable events

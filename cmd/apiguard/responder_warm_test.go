@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -142,12 +143,13 @@ func TestResponderRestartJudgesWhileLoading(t *testing.T) {
 	release := make(chan struct{})
 	var held sync.Once
 	holding := make(chan struct{})
-	warmEventHook = func(ctx context.Context) {
+	warmEventHook = func(ctx context.Context) error {
 		held.Do(func() { close(holding) })
 		select {
 		case <-release:
 		case <-ctx.Done():
 		}
+		return nil
 	}
 	t.Cleanup(func() { warmEventHook = nil })
 	pp, stop := r.run()
@@ -305,5 +307,44 @@ func TestWarmRecordWindow(t *testing.T) {
 	cfg.RecordWindow = 2 * time.Hour
 	if got := recordWindow(cfg); got != 2*time.Hour {
 		t.Errorf("record_window 2h: %s", got)
+	}
+}
+
+// TestWarmRecordLoadRetries: a read of the request record that fails
+// midway is retried from the event after the last one shown: the record
+// gets each event once, and the groups stay held back until it is whole.
+func TestWarmRecordLoadRetries(t *testing.T) {
+	r := newRestartRig(t)
+	r.before()
+	ctx := context.Background()
+	cps, err := topology.EnsureCheckpoints(ctx, r.js, r.cfg.NATS.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := make([]int, r.cfg.NATS.Partitions)
+	for i := range owned {
+		owned[i] = i
+	}
+	resp := responder.New(r.cfg.Responder, nil, nil, time.Now, slog.New(slog.DiscardHandler))
+	l, err := planRecordLoad(ctx, r.js, resp, recordWindow(r.cfg.Responder), owned, cps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls, failed := 0, false
+	l.onEvent = func(context.Context) error {
+		calls++
+		if !resp.RecordLoading() {
+			t.Error("the load ended before its last event")
+		}
+		if calls == 2 && !failed {
+			failed = true
+			return errors.New("stream unavailable")
+		}
+		return nil
+	}
+	l.run(ctx, slog.New(slog.DiscardHandler))
+	if !failed || l.events != 3 || resp.RecordLoaded() != 3 || resp.RecordLoading() {
+		t.Errorf("after a failed read: failed %v, %d events shown (%d recorded), loading %v; want the partner's 3, each once, and the load ended",
+			failed, l.events, resp.RecordLoaded(), resp.RecordLoading())
 	}
 }
