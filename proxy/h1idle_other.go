@@ -4,7 +4,11 @@ package proxy
 
 import "net"
 
-// idleUsable reports whether an idle upstream connection can carry the
-// next request. Without a non-blocking peek it cannot tell: the bytes
-// already buffered are checked by the pool, the rest when it is read.
-func idleUsable(net.Conn) bool { return true }
+// idlePeek tells whether an idle upstream connection can carry the next
+// request. Without a non-blocking peek it cannot tell: the bytes already
+// buffered are checked by the pool, the rest when they are read.
+type idlePeek struct{}
+
+func (p *idlePeek) init(net.Conn) {}
+
+func (p *idlePeek) check() bool { return true }

@@ -49,6 +49,7 @@ type upConn struct {
 	eb     exactBody // its Content-Length reader
 	used   time.Time // when it went idle
 	reused bool
+	peek   idlePeek // is it still open and quiet while idle
 }
 
 // newUpstreamPool returns a pool for u when the native engine can forward
@@ -88,7 +89,7 @@ func (up *upstreamPool) get(ctx context.Context) (*upConn, error) {
 			// A connection the upstream closed, or wrote on while it was
 			// idle, is out of step: what it sent would be read as the
 			// next request's response.
-			if idleUsable(c.conn) {
+			if c.peek.check() {
 				c.reused = true
 				return c, nil
 			}
@@ -103,8 +104,10 @@ func (up *upstreamPool) get(ctx context.Context) (*upConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dialing upstream: %w", err)
 	}
-	return &upConn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10),
-		out: make(http.Header, 16), in: make(http.Header, 16)}, nil
+	c := &upConn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10),
+		out: make(http.Header, 16), in: make(http.Header, 16)}
+	c.peek.init(conn)
+	return c, nil
 }
 
 // put keeps c for the next request, or closes it when the pool is full
