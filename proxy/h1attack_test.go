@@ -99,3 +99,56 @@ func TestNativeUpstreamClosedIdleBeforeBody(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the upstream's close arrives
 	}
 }
+
+// TestNativeClientGoneMidResponse: a client that goes away while the
+// upstream holds its response open frees the upstream connection, as the
+// net/http engine does by cancelling the request's context.
+func TestNativeClientGoneMidResponse(t *testing.T) {
+	for _, tc := range []struct{ name, answer string }{
+		{"waiting for the head", ""},
+		{"in the body", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			freed := make(chan time.Duration, 1)
+			up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, tc.answer)
+				start := time.Now()
+				_, _ = br.ReadByte() // the proxy closing the connection ends it
+				freed <- time.Since(start)
+			})
+			ns := serveNative(t, up, nil)
+			c, _ := dialRaw(t, ns.addr)
+			_, _ = io.WriteString(c, "GET /stall HTTP/1.1\r\nHost: a\r\n\r\n")
+			time.Sleep(100 * time.Millisecond)
+			c.Close()
+			select {
+			case <-freed:
+			case <-time.After(3 * time.Second):
+				t.Fatal("the upstream connection was still held 3s after the client went away")
+			}
+		})
+	}
+}
+
+// TestNativeStreamOutlivesReadTimeout: the watch for the client leaving
+// does not take the read timeout's end for it; a response streamed past
+// it goes on.
+func TestNativeStreamOutlivesReadTimeout(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 8\r\n\r\nbegin;")
+		time.Sleep(400 * time.Millisecond)
+		_, _ = io.WriteString(c, "ok")
+	})
+	ns := serveNative(t, up, func(cfg *Config) { cfg.ReadTimeout = 200 * time.Millisecond })
+	c, br := dialRaw(t, ns.addr)
+	_, _ = io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := readBody(t, br, "GET"); resp.StatusCode != 200 || body != "begin;ok" {
+		t.Fatalf("%d %q, want 200 \"begin;ok\"", resp.StatusCode, body)
+	}
+}

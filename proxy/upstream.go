@@ -257,6 +257,13 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 		bs.start(c, r.Body, chunked, up.timeout)
 	}
 	defer bs.wait()
+	hc := h1connOf(w)
+	if hc != nil && bs.ch == nil {
+		// The request has been read whole: a client that goes away now
+		// ends the exchange rather than leave it to the upstream.
+		hc.watchClient(c.conn)
+		defer hc.stopWatch()
+	}
 
 	rb := &c.rb
 	for {
@@ -288,6 +295,11 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 	}
 	x.Event.UpstreamLatencyNanos = int64(time.Since(start))
 	_ = c.conn.SetDeadline(time.Time{})
+	if r.Context().Err() != nil {
+		// The client went while the head was read: the deadline just
+		// cleared was the watch's.
+		_ = c.conn.SetDeadline(time.Unix(1, 0))
+	}
 
 	h := w.Header()
 	conn := c.in["Connection"]
@@ -344,8 +356,8 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 			return nil
 		}
 	}
-	if rb.close {
-		c.conn.Close()
+	if rb.close || hc != nil && hc.stopWatch() {
+		c.conn.Close() // or the client went: its deadline is spent
 		return nil
 	}
 	up.put(c)
