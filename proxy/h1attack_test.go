@@ -2,10 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -150,5 +154,72 @@ func TestNativeStreamOutlivesReadTimeout(t *testing.T) {
 	_, _ = io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: a\r\n\r\n")
 	if resp, body := readBody(t, br, "GET"); resp.StatusCode != 200 || body != "begin;ok" {
 		t.Fatalf("%d %q, want 200 \"begin;ok\"", resp.StatusCode, body)
+	}
+}
+
+// bodySwapCheck replaces the request body with one longer than the
+// Content-Length the client sent, as a check that rewrote a body and
+// forgot the length would.
+type bodySwapCheck struct{ body string }
+
+func (bodySwapCheck) Name() string { return "body-swap" }
+func (b bodySwapCheck) Check(x *Exchange) *Denial {
+	x.Req.Body = io.NopCloser(strings.NewReader(b.body))
+	return nil
+}
+
+// TestNativeBodyBeyondContentLength: the upstream leg sends exactly the
+// Content-Length it declares; a body that disagrees is an error, never
+// bytes the upstream reads as a request of their own.
+func TestNativeBodyBeyondContentLength(t *testing.T) {
+	for _, tc := range []struct{ name, body string }{
+		{"longer", "abcGET /admin HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"longer, past the buffer", "abc" + strings.Repeat("x", 3*pendingMax) + "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"shorter", "ab"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			paths := make(chan string, 4)
+			up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					paths <- req.URL.Path
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			cfg := DefaultConfig()
+			cfg.Upstream, cfg.Engine = up, EngineNative
+			p, err := New(cfg, []Check{bodySwapCheck{tc.body}}, &collector{}, 1, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = NewServer(p, cfg, nil, slog.New(slog.DiscardHandler)).Serve(ctx, ln) })
+			defer func() { cancel(); wg.Wait() }()
+			c, br := dialRaw(t, ln.Addr().String())
+			_, _ = io.WriteString(c, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+			resp, err := http.ReadResponse(br, nil)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode == 200 && tc.name == "shorter" {
+					t.Errorf("a body shorter than its Content-Length was forwarded: 200")
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+			close(paths)
+			for path := range paths {
+				if path != "/p" {
+					t.Fatalf("the upstream read a request for %s out of the body", path)
+				}
+			}
+		})
 	}
 }

@@ -236,7 +236,7 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 		}
 	case r.ContentLength > 0 && r.ContentLength <= pendingMax && !chunked:
 		// A small body goes with the head in one write.
-		if err := copyBody(c.bw, r.Body, chunked); err != nil {
+		if err := copyBody(c.bw, r.Body, chunked, r.ContentLength); err != nil {
 			return fmt.Errorf("sending request body: %w", err)
 		}
 		if err := c.bw.Flush(); err != nil {
@@ -254,7 +254,7 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 			return fmt.Errorf("reading request body: %w", err)
 		}
 		_ = c.conn.SetDeadline(time.Time{})
-		bs.start(c, r.Body, chunked, up.timeout)
+		bs.start(c, r.Body, chunked, r.ContentLength, up.timeout)
 	}
 	defer bs.wait()
 	hc := h1connOf(w)
@@ -371,7 +371,7 @@ type bodySend struct{ ch chan error }
 // the upstream timeout is not a bound on the whole upload: each write must
 // make progress within it, and the wait for the response head starts
 // when the body has been sent. A failed send wakes the response reader.
-func (bs *bodySend) start(c *upConn, body io.Reader, chunked bool, timeout time.Duration) {
+func (bs *bodySend) start(c *upConn, body io.Reader, chunked bool, length int64, timeout time.Duration) {
 	ch := make(chan error, 1)
 	bs.ch = ch
 	go func() {
@@ -379,7 +379,7 @@ func (bs *bodySend) start(c *upConn, body io.Reader, chunked bool, timeout time.
 		if timeout > 0 {
 			w = progressWriter{w: c.bw, conn: c.conn, timeout: timeout}
 		}
-		err := copyBody(w, body, chunked)
+		err := copyBody(w, body, chunked, length)
 		if err == nil {
 			if timeout > 0 {
 				_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
@@ -520,13 +520,29 @@ func (p *Proxy) writeHead(r *http.Request, x *Exchange, c *upConn) (chunked bool
 
 var trailersOnly = []string{"trailers"}
 
-// copyBody copies a request body to the upstream, chunked or as is.
-func copyBody(w io.Writer, body io.Reader, chunked bool) error {
+// errBodyLength is a request body that disagrees with the Content-Length
+// sent for it (a check that replaced the body, say): the upstream would
+// read the difference as the start of another request, or wait for it.
+var errBodyLength = errors.New("request body length differs from its Content-Length")
+
+// copyBody copies a request body to the upstream, chunked or as length
+// bytes: a body that ends sooner or goes on is an error, with nothing
+// beyond length sent.
+func copyBody(w io.Writer, body io.Reader, chunked bool, length int64) error {
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	if !chunked {
-		_, err := io.CopyBuffer(writerOnly{w}, body, buf)
-		return err
+		n, err := io.CopyBuffer(writerOnly{w}, io.LimitReader(body, length), buf)
+		if err != nil {
+			return err
+		}
+		if n < length {
+			return fmt.Errorf("%w: %d bytes, not %d", errBodyLength, n, length)
+		}
+		if m, _ := body.Read(buf[:1]); m > 0 {
+			return fmt.Errorf("%w: more than %d bytes", errBodyLength, length)
+		}
+		return nil
 	}
 	cw := httputil.NewChunkedWriter(w)
 	if _, err := io.CopyBuffer(cw, body, buf); err != nil {
