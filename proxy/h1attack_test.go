@@ -223,3 +223,34 @@ func TestNativeBodyBeyondContentLength(t *testing.T) {
 		})
 	}
 }
+
+// TestNativeInterimResponsesBounded: an upstream that answers with
+// interim responses without end gets a 502 after a few, as net/http's
+// transport allows 5, instead of holding the exchange.
+func TestNativeInterimResponsesBounded(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		for range 1000 {
+			if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	ns := serveNative(t, up, nil)
+	c, br := dialRaw(t, ns.addr)
+	_, _ = io.WriteString(c, "GET /hints HTTP/1.1\r\nHost: a\r\n\r\n")
+	interim := 0
+	for {
+		resp, body := readBody(t, br, "GET")
+		if resp.StatusCode >= 200 {
+			if resp.StatusCode != http.StatusBadGateway || interim > 5 {
+				t.Fatalf("%d interim responses then %d %q, want at most 5 and a 502", interim, resp.StatusCode, body)
+			}
+			return
+		}
+		interim++
+	}
+}

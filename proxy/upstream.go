@@ -207,6 +207,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *Exchange) {
 	}
 }
 
+// maxInterim bounds the interim (1xx) responses an upstream may send
+// before its final one, as net/http's transport bounds them.
+const maxInterim = 5
+
 // sentError is a failure after the response head went to the client.
 type sentError struct{ err error }
 
@@ -266,7 +270,7 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 	}
 
 	rb := &c.rb
-	for {
+	for interim := 0; ; interim++ {
 		if err := c.readResponseHead(r.Method, rb); err != nil {
 			if bs.ch != nil {
 				// The body's writer may be stuck: unblock it.
@@ -275,7 +279,10 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 			return err
 		}
 		if rb.status >= 100 && rb.status < 200 {
-			if rb.status == http.StatusSwitchingProtocols {
+			if rb.status == http.StatusSwitchingProtocols || interim == maxInterim {
+				if bs.ch != nil {
+					c.conn.Close() // unblocks the body's writer
+				}
 				return errUpstreamFraming
 			}
 			// An interim response goes to the client as it came.
