@@ -254,3 +254,28 @@ func TestNativeInterimResponsesBounded(t *testing.T) {
 		interim++
 	}
 }
+
+// TestNativeNoInterimToHTTP10: an HTTP/1.0 client, which takes the first
+// response it reads for the answer, gets no interim response (RFC 9110
+// §15.2), so that the final one is not read as the next request's.
+func TestNativeNoInterimToHTTP10(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: "+
+				strconv.Itoa(len(req.URL.Path))+"\r\n\r\n"+req.URL.Path)
+		}
+	})
+	ns := serveNative(t, up, nil)
+	c, br := dialRaw(t, ns.addr)
+	for _, path := range []string{"/one", "/two"} {
+		_, _ = io.WriteString(c, "GET "+path+" HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+		resp, body := readBody(t, br, "GET")
+		if resp.StatusCode != 200 || body != path {
+			t.Fatalf("HTTP/1.0 GET %s: %d %q", path, resp.StatusCode, body)
+		}
+	}
+}

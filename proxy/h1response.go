@@ -52,7 +52,7 @@ func (w *h1writer) reset(r *http.Request) {
 func (w *h1writer) Header() http.Header { return w.header }
 
 // WriteHeader implements http.ResponseWriter. A 1xx status other than
-// 101 is sent at once as an interim response.
+// 101 is sent at once as an interim response, to an HTTP/1.1 client only.
 func (w *h1writer) WriteHeader(code int) {
 	if w.status != 0 || w.hijacked {
 		return
@@ -61,6 +61,11 @@ func (w *h1writer) WriteHeader(code int) {
 		panic("invalid WriteHeader code " + strconv.Itoa(code))
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		if w.req.ProtoMinor == 0 {
+			// An HTTP/1.0 client would take it for the final response
+			// (RFC 9110 §15.2: never sent to one).
+			return
+		}
 		if code == http.StatusContinue && w.c.body.expect {
 			w.c.body.expect = false
 		}
