@@ -279,3 +279,28 @@ func TestNativeNoInterimToHTTP10(t *testing.T) {
 		}
 	}
 }
+
+// TestNativeTrailerValuesSanitised: a trailer value with a CR (from the
+// upstream, or set by a handler) reaches the client with it replaced, as
+// net/http writes fields, never as a line break that splits the response.
+func TestNativeTrailerValuesSanitised(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTrailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n"+
+			"2\r\nok\r\n0\r\nX-T: a\rX-Evil: 1\r\n\r\n")
+	})
+	ns := serveNative(t, up, nil)
+	c, _ := dialRaw(t, ns.addr)
+	_, _ = io.WriteString(c, "GET /t HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	raw, _ := io.ReadAll(c)
+	for i := range len(raw) {
+		if raw[i] == '\r' && (i+1 == len(raw) || raw[i+1] != '\n') {
+			t.Fatalf("a bare CR reached the client: %q", raw)
+		}
+	}
+	if !strings.Contains(string(raw), "X-T: a X-Evil: 1\r\n") {
+		t.Errorf("trailer not forwarded as one field: %q", raw)
+	}
+}

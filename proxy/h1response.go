@@ -318,17 +318,29 @@ func (w *h1writer) writeTrailers() {
 	for _, decl := range w.header["Trailer"] {
 		for k := range strings.SplitSeq(decl, ",") {
 			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
-			for _, v := range w.header[k] {
-				bw.WriteString(k + ": " + textTrim(v) + "\r\n")
+			if validFieldName(k) {
+				writeField(bw, k, w.header[k])
 			}
 		}
 	}
 	for k, vs := range w.header {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && validFieldName(name) {
-			for _, v := range vs {
-				bw.WriteString(name + ": " + textTrim(v) + "\r\n")
-			}
+			writeField(bw, name, vs)
 		}
+	}
+}
+
+// writeField writes a field's values as appendFields does: a CR or LF in
+// a value, which would end the line (or the message), becomes a space.
+func writeField(bw *bufio.Writer, name string, values []string) {
+	for _, v := range values {
+		if strings.ContainsAny(v, "\r\n") {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+		}
+		bw.WriteString(name)
+		bw.WriteString(": ")
+		bw.WriteString(textTrim(v))
+		bw.WriteString("\r\n")
 	}
 }
 
