@@ -304,3 +304,18 @@ func TestNativeTrailerValuesSanitised(t *testing.T) {
 		t.Errorf("trailer not forwarded as one field: %q", raw)
 	}
 }
+
+// TestNativeMalformedBodyIsNoGatewayTimeout: a client's chunked body that
+// breaks off malformed is answered 502 at once, as the net/http engine
+// answers it, not 504 as if the upstream had not answered in time.
+func TestNativeMalformedBodyIsNoGatewayTimeout(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		_, _ = io.Copy(io.Discard, br) // reads whatever comes, answers nothing
+	})
+	ns := serveNative(t, up, nil)
+	c, br := dialRaw(t, ns.addr)
+	_, _ = io.WriteString(c, "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY")
+	if resp, _ := readBody(t, br, "POST"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+}

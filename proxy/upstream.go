@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -273,6 +274,12 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 	for interim := 0; ; interim++ {
 		if err := c.readResponseHead(r.Method, rb); err != nil {
 			if bs.ch != nil {
+				if bs.failed.Load() {
+					// Its deadline cut the wait: the failure is the
+					// body's (a client's malformed or truncated body),
+					// not the upstream's, and no timeout.
+					return fmt.Errorf("sending request body: %w", bs.err)
+				}
 				// The body's writer may be stuck: unblock it.
 				c.conn.Close()
 			}
@@ -372,7 +379,11 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 }
 
 // bodySend is a request body being sent from its own goroutine.
-type bodySend struct{ ch chan error }
+type bodySend struct {
+	ch     chan error
+	err    error       // why the send failed, set before failed
+	failed atomic.Bool // the send failed and cut the response's wait
+}
 
 // start sends body on c from a goroutine. As with net/http's transport,
 // the upstream timeout is not a bound on the whole upload: each write must
@@ -395,6 +406,8 @@ func (bs *bodySend) start(c *upConn, body io.Reader, chunked bool, length int64,
 		}
 		switch {
 		case err != nil:
+			bs.err = err
+			bs.failed.Store(true)
 			_ = c.conn.SetReadDeadline(time.Unix(1, 0))
 		case timeout > 0:
 			_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
