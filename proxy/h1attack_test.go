@@ -59,7 +59,7 @@ func TestNativeUpstreamUnsolicitedBytes(t *testing.T) {
 			_, _ = io.WriteString(c1, tc.first+" /first HTTP/1.1\r\nHost: a\r\n\r\n")
 			readBody(t, br1, tc.first)
 			if tc.late {
-				time.Sleep(150 * time.Millisecond)
+				time.Sleep(400 * time.Millisecond) // well after the upstream's 50 ms
 			}
 			// Another client, another connection: it must get its own
 			// response, with the body and the request body both ways.
