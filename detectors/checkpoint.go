@@ -10,7 +10,7 @@ import (
 
 // stateVersion is the checkpoint format; a checkpoint of another version
 // is refused and the engine starts fresh.
-const stateVersion = 9
+const stateVersion = 10
 
 // checkpoint is what MarshalState writes. Maps are written as slices
 // sorted by key, so the same state always encodes to the same bytes: a

@@ -85,6 +85,17 @@ type h1conn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	ctx  context.Context // carries the connection's info (connInfoKey)
+	// cancel ends ctx: the connection is done with, or its client gone.
+	cancel context.CancelFunc
+	// readDeadline is the read deadline the running request was given.
+	readDeadline time.Time
+
+	// The watch for the client going away (watchClient).
+	watching      bool
+	watchUp       net.Conn // the upstream connection it ends
+	watchGone     bool     // the client went away
+	watchStopping atomic.Bool
+	watchWG       sync.WaitGroup
 
 	maxHead  int
 	head     []byte
@@ -134,6 +145,7 @@ func (hs *h1Server) serveConn(ctx context.Context, w *wireConn) {
 	// shutdown lets them finish; the connection's end cancels it.
 	connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	c.cancel = cancel
 	c.ctx = context.WithValue(connCtx, connInfoKey{}, &w.info)
 	c.req = (&http.Request{}).WithContext(c.ctx)
 	c.hdr = make(http.Header, 16)
@@ -194,11 +206,11 @@ func (c *h1conn) serve() {
 			}
 			return
 		}
+		c.readDeadline = time.Time{}
 		if cfg.ReadTimeout > 0 {
-			_ = c.wire.Conn.SetReadDeadline(start.Add(cfg.ReadTimeout))
-		} else {
-			_ = c.wire.Conn.SetReadDeadline(time.Time{})
+			c.readDeadline = start.Add(cfg.ReadTimeout)
 		}
+		_ = c.wire.Conn.SetReadDeadline(c.readDeadline)
 		if cfg.WriteTimeout > 0 {
 			_ = c.wire.Conn.SetWriteDeadline(start.Add(cfg.WriteTimeout))
 		}
@@ -269,6 +281,70 @@ func (c *h1conn) waitRequest(first bool) bool {
 		}
 	}
 	return !c.s.shuttingDown()
+}
+
+// watchClient watches, while the response to a request read whole is
+// awaited and copied from up, for the client going away, as net/http's
+// background read does: a closed or failed connection cancels the
+// connection's context and ends the exchange on up (its deadline is set
+// in the past). Bytes that arrive instead (a pipelined request) stay in
+// the buffer for the loop, and the watch ends. stopWatch must be called
+// before the handler returns.
+func (c *h1conn) watchClient(up net.Conn) {
+	if c.br.Buffered() > 0 {
+		return // the next request is already here
+	}
+	c.watchUp = up
+	c.watchGone = false
+	c.watchStopping.Store(false)
+	c.watching = true
+	c.watchWG.Add(1)
+	go c.watch()
+}
+
+func (c *h1conn) watch() {
+	defer c.watchWG.Done()
+	// The read timeout ending the watch is no sign of the client leaving:
+	// a long response (a stream) goes on.
+	if _, err := c.br.Peek(1); err != nil && !c.watchStopping.Load() && !isTimeout(err) {
+		c.watchGone = true
+		c.cancel()
+		_ = c.watchUp.SetDeadline(time.Unix(1, 0))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// stopWatch ends the watch watchClient began, if one runs, leaving the
+// read deadline as it was. It reports whether the client went away.
+func (c *h1conn) stopWatch() (gone bool) {
+	if !c.watching {
+		return false
+	}
+	c.watching = false
+	c.watchStopping.Store(true)
+	_ = c.wire.Conn.SetReadDeadline(time.Unix(1, 0))
+	c.watchWG.Wait()
+	_ = c.wire.Conn.SetReadDeadline(c.readDeadline)
+	c.watchUp = nil
+	return c.watchGone
+}
+
+// h1connOf returns the native connection under w, or nil.
+func h1connOf(w http.ResponseWriter) *h1conn {
+	for {
+		switch v := w.(type) {
+		case *h1writer:
+			return v.c
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
 // wakeIfIdle ends the wait of a connection between requests; hs.mu is

@@ -52,7 +52,7 @@ func (w *h1writer) reset(r *http.Request) {
 func (w *h1writer) Header() http.Header { return w.header }
 
 // WriteHeader implements http.ResponseWriter. A 1xx status other than
-// 101 is sent at once as an interim response.
+// 101 is sent at once as an interim response, to an HTTP/1.1 client only.
 func (w *h1writer) WriteHeader(code int) {
 	if w.status != 0 || w.hijacked {
 		return
@@ -61,6 +61,11 @@ func (w *h1writer) WriteHeader(code int) {
 		panic("invalid WriteHeader code " + strconv.Itoa(code))
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		if w.req.ProtoMinor == 0 {
+			// An HTTP/1.0 client would take it for the final response
+			// (RFC 9110 §15.2: never sent to one).
+			return
+		}
 		if code == http.StatusContinue && w.c.body.expect {
 			w.c.body.expect = false
 		}
@@ -313,17 +318,29 @@ func (w *h1writer) writeTrailers() {
 	for _, decl := range w.header["Trailer"] {
 		for k := range strings.SplitSeq(decl, ",") {
 			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
-			for _, v := range w.header[k] {
-				bw.WriteString(k + ": " + textTrim(v) + "\r\n")
+			if validFieldName(k) {
+				writeField(bw, k, w.header[k])
 			}
 		}
 	}
 	for k, vs := range w.header {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && validFieldName(name) {
-			for _, v := range vs {
-				bw.WriteString(name + ": " + textTrim(v) + "\r\n")
-			}
+			writeField(bw, name, vs)
 		}
+	}
+}
+
+// writeField writes a field's values as appendFields does: a CR or LF in
+// a value, which would end the line (or the message), becomes a space.
+func writeField(bw *bufio.Writer, name string, values []string) {
+	for _, v := range values {
+		if strings.ContainsAny(v, "\r\n") {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+		}
+		bw.WriteString(name)
+		bw.WriteString(": ")
+		bw.WriteString(textTrim(v))
+		bw.WriteString("\r\n")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,6 +50,7 @@ type upConn struct {
 	eb     exactBody // its Content-Length reader
 	used   time.Time // when it went idle
 	reused bool
+	peek   idlePeek // is it still open and quiet while idle
 }
 
 // newUpstreamPool returns a pool for u when the native engine can forward
@@ -85,8 +87,16 @@ func (up *upstreamPool) get(ctx context.Context) (*upConn, error) {
 		up.idle = up.idle[:n-1]
 		if now.Sub(c.used) < up.maxAge {
 			up.mu.Unlock()
-			c.reused = true
-			return c, nil
+			// A connection the upstream closed, or wrote on while it was
+			// idle, is out of step: what it sent would be read as the
+			// next request's response.
+			if c.peek.check() {
+				c.reused = true
+				return c, nil
+			}
+			c.conn.Close()
+			up.mu.Lock()
+			continue
 		}
 		c.conn.Close()
 	}
@@ -95,12 +105,21 @@ func (up *upstreamPool) get(ctx context.Context) (*upConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dialing upstream: %w", err)
 	}
-	return &upConn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10),
-		out: make(http.Header, 16), in: make(http.Header, 16)}, nil
+	c := &upConn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10),
+		out: make(http.Header, 16), in: make(http.Header, 16)}
+	c.peek.init(conn)
+	return c, nil
 }
 
-// put keeps c for the next request, or closes it when the pool is full.
+// put keeps c for the next request, or closes it when the pool is full
+// or the upstream sent more than the response (a body on a HEAD, 204 or
+// 304 response, say): those bytes would be taken for the next request's
+// response.
 func (up *upstreamPool) put(c *upConn) {
+	if c.br.Buffered() > 0 {
+		c.conn.Close()
+		return
+	}
 	c.used = time.Now()
 	up.mu.Lock()
 	if len(up.idle) < up.maxIdle {
@@ -122,20 +141,6 @@ func (up *upstreamPool) close() {
 	for _, c := range idle {
 		c.conn.Close()
 	}
-}
-
-// alive reports whether an idle connection is still open: a read that
-// would block means it is. Used before sending a body, which cannot be
-// sent again on another connection.
-func (c *upConn) alive() bool {
-	if c.br.Buffered() > 0 {
-		return false // an idle connection has nothing to say
-	}
-	_ = c.conn.SetReadDeadline(time.Unix(1, 0))
-	_, err := c.br.Peek(1)
-	_ = c.conn.SetReadDeadline(time.Time{})
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // isHop reports whether k (canonical) is hop-by-hop, or named in the
@@ -184,10 +189,6 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *Exchange) {
 			p.upstreamFailed(w, x, err)
 			return
 		}
-		if hasBody && c.reused && !c.alive() {
-			c.conn.Close()
-			continue
-		}
 		err = p.sendAndRead(w, r, x, c, start)
 		if err == nil {
 			return
@@ -206,6 +207,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *Exchange) {
 		return
 	}
 }
+
+// maxInterim bounds the interim (1xx) responses an upstream may send
+// before its final one, as net/http's transport bounds them.
+const maxInterim = 5
 
 // sentError is a failure after the response head went to the client.
 type sentError struct{ err error }
@@ -236,7 +241,7 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 		}
 	case r.ContentLength > 0 && r.ContentLength <= pendingMax && !chunked:
 		// A small body goes with the head in one write.
-		if err := copyBody(c.bw, r.Body, chunked); err != nil {
+		if err := copyBody(c.bw, r.Body, chunked, r.ContentLength); err != nil {
 			return fmt.Errorf("sending request body: %w", err)
 		}
 		if err := c.bw.Flush(); err != nil {
@@ -254,21 +259,37 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 			return fmt.Errorf("reading request body: %w", err)
 		}
 		_ = c.conn.SetDeadline(time.Time{})
-		bs.start(c, r.Body, chunked, up.timeout)
+		bs.start(c, r.Body, chunked, r.ContentLength, up.timeout)
 	}
 	defer bs.wait()
+	hc := h1connOf(w)
+	if hc != nil && bs.ch == nil {
+		// The request has been read whole: a client that goes away now
+		// ends the exchange rather than leave it to the upstream.
+		hc.watchClient(c.conn)
+		defer hc.stopWatch()
+	}
 
 	rb := &c.rb
-	for {
+	for interim := 0; ; interim++ {
 		if err := c.readResponseHead(r.Method, rb); err != nil {
 			if bs.ch != nil {
+				if bs.failed.Load() {
+					// Its deadline cut the wait: the failure is the
+					// body's (a client's malformed or truncated body),
+					// not the upstream's, and no timeout.
+					return fmt.Errorf("sending request body: %w", bs.err)
+				}
 				// The body's writer may be stuck: unblock it.
 				c.conn.Close()
 			}
 			return err
 		}
 		if rb.status >= 100 && rb.status < 200 {
-			if rb.status == http.StatusSwitchingProtocols {
+			if rb.status == http.StatusSwitchingProtocols || interim == maxInterim {
+				if bs.ch != nil {
+					c.conn.Close() // unblocks the body's writer
+				}
 				return errUpstreamFraming
 			}
 			// An interim response goes to the client as it came.
@@ -288,6 +309,11 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 	}
 	x.Event.UpstreamLatencyNanos = int64(time.Since(start))
 	_ = c.conn.SetDeadline(time.Time{})
+	if r.Context().Err() != nil {
+		// The client went while the head was read: the deadline just
+		// cleared was the watch's.
+		_ = c.conn.SetDeadline(time.Unix(1, 0))
+	}
 
 	h := w.Header()
 	conn := c.in["Connection"]
@@ -344,8 +370,8 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 			return nil
 		}
 	}
-	if rb.close {
-		c.conn.Close()
+	if rb.close || hc != nil && hc.stopWatch() {
+		c.conn.Close() // or the client went: its deadline is spent
 		return nil
 	}
 	up.put(c)
@@ -353,13 +379,17 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 }
 
 // bodySend is a request body being sent from its own goroutine.
-type bodySend struct{ ch chan error }
+type bodySend struct {
+	ch     chan error
+	err    error       // why the send failed, set before failed
+	failed atomic.Bool // the send failed and cut the response's wait
+}
 
 // start sends body on c from a goroutine. As with net/http's transport,
 // the upstream timeout is not a bound on the whole upload: each write must
 // make progress within it, and the wait for the response head starts
 // when the body has been sent. A failed send wakes the response reader.
-func (bs *bodySend) start(c *upConn, body io.Reader, chunked bool, timeout time.Duration) {
+func (bs *bodySend) start(c *upConn, body io.Reader, chunked bool, length int64, timeout time.Duration) {
 	ch := make(chan error, 1)
 	bs.ch = ch
 	go func() {
@@ -367,7 +397,7 @@ func (bs *bodySend) start(c *upConn, body io.Reader, chunked bool, timeout time.
 		if timeout > 0 {
 			w = progressWriter{w: c.bw, conn: c.conn, timeout: timeout}
 		}
-		err := copyBody(w, body, chunked)
+		err := copyBody(w, body, chunked, length)
 		if err == nil {
 			if timeout > 0 {
 				_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
@@ -376,6 +406,8 @@ func (bs *bodySend) start(c *upConn, body io.Reader, chunked bool, timeout time.
 		}
 		switch {
 		case err != nil:
+			bs.err = err
+			bs.failed.Store(true)
 			_ = c.conn.SetReadDeadline(time.Unix(1, 0))
 		case timeout > 0:
 			_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
@@ -508,13 +540,29 @@ func (p *Proxy) writeHead(r *http.Request, x *Exchange, c *upConn) (chunked bool
 
 var trailersOnly = []string{"trailers"}
 
-// copyBody copies a request body to the upstream, chunked or as is.
-func copyBody(w io.Writer, body io.Reader, chunked bool) error {
+// errBodyLength is a request body that disagrees with the Content-Length
+// sent for it (a check that replaced the body, say): the upstream would
+// read the difference as the start of another request, or wait for it.
+var errBodyLength = errors.New("request body length differs from its Content-Length")
+
+// copyBody copies a request body to the upstream, chunked or as length
+// bytes: a body that ends sooner or goes on is an error, with nothing
+// beyond length sent.
+func copyBody(w io.Writer, body io.Reader, chunked bool, length int64) error {
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	if !chunked {
-		_, err := io.CopyBuffer(writerOnly{w}, body, buf)
-		return err
+		n, err := io.CopyBuffer(writerOnly{w}, io.LimitReader(body, length), buf)
+		if err != nil {
+			return err
+		}
+		if n < length {
+			return fmt.Errorf("%w: %d bytes, not %d", errBodyLength, n, length)
+		}
+		if m, _ := body.Read(buf[:1]); m > 0 {
+			return fmt.Errorf("%w: more than %d bytes", errBodyLength, length)
+		}
+		return nil
 	}
 	cw := httputil.NewChunkedWriter(w)
 	if _, err := io.CopyBuffer(cw, body, buf); err != nil {

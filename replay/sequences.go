@@ -129,10 +129,12 @@ func (g *gen) sequenceFlows() {
 // address checking gift-card numbers without the gift-card page. Each
 // runs 8 to 14 requests, 15 to 50 s apart, all served, once the flows'
 // baselines have had the day to learn (from 15:00 on a day from 06:00:
-// at 4 partitions, each has seen about 100 sessions of each flow).
+// at 4 partitions, each has seen about 100 sessions of each flow; from
+// half-way through a day shorter than 18 hours).
 func (g *gen) sequenceAbuse(n int, label string) {
 	rng := g.sequenceRNG(uint64(n) + 1)
-	t := g.start + int64(9*time.Hour) + rng.Int64N(max(g.end-g.start-int64(10*time.Hour), 1))
+	from := min(int64(9*time.Hour), (g.end-g.start)/2)
+	t := g.start + from + rng.Int64N(max(g.end-g.start-from-int64(time.Hour), 1))
 	c := []client{chrome, firefox, safari}[n%3]
 	c.ip = seqIP(rng, g.nets[rng.IntN(len(g.nets))])
 	count := 8 + rng.IntN(7)

@@ -78,16 +78,17 @@ func (s *startedSource) Next() (pipeline.Message, error) {
 }
 
 // pipelineReady returns the pipeline's readiness: connected to NATS, the
-// responder's history and request record loaded (warmed,
-// responder_warm.go), every owned partition's checkpoint restored and its
-// consumer attached (its worker consuming), and the allow entries loaded.
+// responder's history loaded (warmed, responder_warm.go; not its request
+// record, loaded in the background), every owned partition's checkpoint
+// restored and its consumer attached (its worker consuming), and the allow
+// entries loaded.
 func pipelineReady(nc *nats.Conn, warmed *atomic.Bool, sources map[int]*startedSource, allowsSynced func() bool) func() error {
 	return func() error {
 		if st := nc.Status(); st != nats.CONNECTED {
 			return fmt.Errorf("NATS connection %s", strings.ToLower(st.String()))
 		}
 		if !warmed.Load() {
-			return errors.New("the responder is loading its history and request record")
+			return errors.New("the responder is loading its history")
 		}
 		var waiting []int
 		for p, s := range sources {

@@ -164,9 +164,10 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 			log.Warn("allow entries not loaded in time; the responder starts without them and applies them as they arrive",
 				"timeout", allowSyncTimeout)
 		}
-		// So are the responder's history and request record (responder_warm.go).
+		// So is the responder's history; its request record is loaded in
+		// the background while the pipeline judges (responder_warm.go).
 		start := time.Now()
-		actions, events, err := warmResponder(ctx, js, resp, warmWindow(rcfg), owned, checkpoints)
+		actions, err := warmHistory(ctx, js, resp, warmWindow(rcfg))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -174,8 +175,16 @@ func startPipeline(ctx context.Context, g *errgroup.Group, cfg Config, url secre
 			return err
 		}
 		warmed.Store(true)
-		log.Info("responder loaded its history and request record", "actions", actions, "events", events,
-			"took", time.Since(start).Round(time.Millisecond))
+		log.Info("responder loaded its history", "actions", actions, "took", time.Since(start).Round(time.Millisecond))
+		load, err := planRecordLoad(ctx, js, resp, recordWindow(rcfg), owned, checkpoints)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil:
+			log.Error("the responder's request record cannot be loaded; network, prefix and fingerprint groups stay held back until a restart", "err", err)
+		default:
+			inner.Go(func() error { load.run(ctx, log); return nil })
+		}
 		err = pl.Run(ctx)
 		st := pl.Stats()
 		log.Info("pipeline stopped", "processed", st.Processed.Load(), "undecodable", st.Undecodable.Load(),

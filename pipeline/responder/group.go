@@ -143,6 +143,8 @@ func (r *Responder) group(ctx context.Context, a *event.Anomaly, ip string) erro
 		holdBack(&d, fmt.Sprintf("network overlaps never_block %s: its addresses only", p))
 	} else if shared {
 		holdBack(&d, "network holds an address shared by more than max_shared_principals established principals: its addresses only")
+	} else if r.deferToRecord(&d, b, b.rule+" "+network, func(ctx context.Context) error { return r.group(ctx, a, ip) }) {
+		// Judged again when the record of who uses the network is whole.
 	} else if why := r.networkSpared(netip.MustParsePrefix(network), d.Trigger); why != "" {
 		holdBack(&d, fmt.Sprintf("network not blocked whole: %s: its addresses only", why))
 	}

@@ -101,6 +101,8 @@ func (r *Responder) groupASN(ctx context.Context, a *event.Anomaly, ip string) e
 		default:
 			if np, ok := r.overlapsNeverBlock(network); ok {
 				holdBack(&d, fmt.Sprintf("prefix overlaps never_block %s: its addresses only", np))
+			} else if r.deferToRecord(&d, b, "group-asn "+asn, func(ctx context.Context) error { return r.groupASN(ctx, a, ip) }) {
+				// Judged again (every prefix of the ASN) when the record is whole.
 			} else if why := r.networkSpared(p, d.Trigger); why != "" {
 				holdBack(&d, fmt.Sprintf("prefix not blocked whole: %s: its addresses only", why))
 			}

@@ -77,8 +77,10 @@ func (t *traffic) useFP(ev *event.RequestEvent, fields uint64, kind, value strin
 	}
 	pk := prinKey{kind, value}
 	if p, ok := t.prins[pk]; ok {
-		if p.fp != fp || at-p.last > int64(time.Second) {
-			t.prins[pk] = prinUse{fp: fp, last: max(p.last, at)}
+		// An older event (the load of the record from before the start,
+		// interleaved with live ones) never replaces a newer fingerprint.
+		if at >= p.last && (p.fp != fp || at-p.last > int64(time.Second)) {
+			t.prins[pk] = prinUse{fp: fp, last: at}
 		}
 	} else if len(t.prins) < maxNets {
 		if t.prins == nil {
@@ -196,9 +198,13 @@ func (t *traffic) flagFP(kind, value string, now time.Time, window time.Duration
 // or "": principals with good history present it (requests under it that
 // succeeded, more than failed, within the window before at), other than
 // those the responder acted on; or the responder cannot tell (it sees no
-// traffic, or its record of fingerprints is full).
+// traffic, its record of fingerprints is full, or its record from before
+// the start is still loading).
 func (r *Responder) fingerprintSpared(fp string, at time.Time) string {
 	t := &r.traffic
+	if why := r.recordLoading(fp); why != "" {
+		return why
+	}
 	if !t.seen.Load() {
 		return fmt.Sprintf("the responder sees no traffic, so it cannot tell whether principals with good history present %s", fp)
 	}
@@ -252,7 +258,9 @@ func (r *Responder) groupFP(ctx context.Context, a *event.Anomaly, target *event
 	if !ok {
 		return nil // already acted on within the window
 	}
-	if why := r.fingerprintSpared(fp, d.Trigger); why != "" {
+	if r.deferToRecord(&d, b, b.rule+" "+fp, func(ctx context.Context) error { return r.groupFP(ctx, a, target) }) {
+		// Judged again when the record of who presents it is whole.
+	} else if why := r.fingerprintSpared(fp, d.Trigger); why != "" {
 		holdBack(&d, fmt.Sprintf("fingerprint not blocked: %s: its principals only", why))
 	}
 	return r.applyGroup(ctx, b, d)

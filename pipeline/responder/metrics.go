@@ -34,6 +34,16 @@ func RegisterMetrics(reg prometheus.Registerer, r *Responder) error {
 		counter("apiguard_responder_unmatched_total", "Anomalies that no rule of responder.policies matched.", nil, st.Unmatched.Load),
 		counter("apiguard_responder_escalated_total", "Actions made longer (repeat offences within responder.escalation.window) or turned from throttle to block (several detectors).", nil, st.Escalated.Load),
 		counter("apiguard_responder_group_entries_total", "Network entries written for several blocked addresses of one /24 or /48 (responder.groups).", nil, st.Groups.Load),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "apiguard_responder_warm_pending",
+			Help: "1 while the responder loads its record of the requests from before its start (who succeeded from each network and under each fingerprint), in the background; 0 once it is whole."},
+			func() float64 {
+				if r.RecordLoading() {
+					return 1
+				}
+				return 0
+			}),
+		counter("apiguard_responder_warm_events_total", "Events from before the start the responder's record was loaded with.", nil, r.RecordLoaded),
+		counter("apiguard_responder_warm_held_total", "Decisions that read the responder's record of the requests (network, prefix and fingerprint groups, network entries, shared addresses) held back as dry-run while it loaded.", nil, st.HeldBack.Load),
 	}
 	if rv := r.Revoker; rv != nil {
 		rs := rv.Stats()

@@ -66,6 +66,14 @@ type Config struct {
 	// refuses its legitimate sharers too (429), so the default, 0, only
 	// records the anomaly.
 	SharedThrottleTTL time.Duration `yaml:"shared_throttle_ttl"`
+	// RecordWindow bounds how far back a restarted pipeline loads the
+	// responder's record of the requests (who succeeded from each network
+	// and under each fingerprint, record_load.go), to shorten the load on a
+	// busy deployment; 0, the default, is the record's own window (the
+	// longer of escalation.window and groups.window). A principal that
+	// succeeded from a network only before the bound is not known to use
+	// it after a restart.
+	RecordWindow time.Duration `yaml:"record_window,omitempty"`
 	// Partitions is the number of event partitions (nats.partitions), set
 	// by the wiring, not by the file. Each partition's detectors see only
 	// the principals that hash to it, so an anomaly's SharedBy is about
@@ -104,6 +112,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("responder.shared_throttle_ttl: %s, want 0 (record only) or at least 1s", c.SharedThrottleTTL)
 	case c.Partitions < 0:
 		return fmt.Errorf("responder.partitions: %d, want 0 or more", c.Partitions)
+	case c.RecordWindow != 0 && (c.RecordWindow < time.Minute || c.RecordWindow > max(c.Escalation.Window, c.Groups.Window, time.Minute)):
+		return fmt.Errorf("responder.record_window: %s, want 0 (the record's window) or 1m to %s (the longer of escalation.window and groups.window)",
+			c.RecordWindow, max(c.Escalation.Window, c.Groups.Window, time.Minute))
 	}
 	for i, s := range c.NeverBlock {
 		if _, err := netip.ParsePrefix(s); err != nil {
@@ -157,6 +168,7 @@ type Stats struct {
 	Escalated atomic.Uint64 // actions made longer or stronger by the principal's history
 	Groups    atomic.Uint64 // network entries made of several addresses' blocks
 	Unmatched atomic.Uint64 // anomalies no rule matched
+	HeldBack  atomic.Uint64 // decisions held back while the record of requests from before the start loads (record_load.go)
 }
 
 // Responder is a pipeline sink for anomalies. It is safe for concurrent use

@@ -1,6 +1,7 @@
 package responder
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -110,6 +111,12 @@ type traffic struct {
 	prins   map[prinKey]prinUse
 	fps     map[string]*fpUse
 	fpFull  bool
+	// The load of the record from before the start (record_load.go).
+	loading   atomic.Bool                            // under way: decisions that read the record are held back
+	loaded    atomic.Uint64                          // events it showed so far
+	pendMu    sync.Mutex                             // guards pending, pendOrder and the end of loading
+	pending   map[string]func(context.Context) error // held-back groups, by target (deferToRecord)
+	pendOrder []string                               // pending's keys, first held back first
 }
 
 // ObserveEvent tells the responder about one request as the proxy decided
@@ -125,6 +132,12 @@ type traffic struct {
 // that throttled it then blocks (Responder.plan). It returns nil
 // otherwise.
 func (r *Responder) ObserveEvent(ev *event.RequestEvent) *event.Anomaly {
+	return r.observe(ev, true)
+}
+
+// observe records ev; live is false for an event from before the start
+// (ObserveEarlierEvent), which no throttle of this process counts.
+func (r *Responder) observe(ev *event.RequestEvent, live bool) *event.Anomaly {
 	t := &r.traffic
 	if !t.seen.Load() {
 		t.seen.Store(true)
@@ -144,7 +157,7 @@ func (r *Responder) ObserveEvent(ev *event.RequestEvent) *event.Anomaly {
 			net, _ = a.Prefix(bits)
 		}
 	}
-	watching := t.watching.Load() > 0
+	watching := live && t.watching.Load() > 0
 	if !net.IsValid() && !watching {
 		return nil
 	}
@@ -310,10 +323,14 @@ func (t *traffic) defied(key string, now time.Time, c EscalationConfig) string {
 // "": principals with good history (requests that succeeded, more than
 // failed, within the window before at) use it and no action of the
 // responder was taken on them; or the responder cannot tell, because it
-// sees no traffic (no ObserveEvent: a backtest of anomalies) or its
-// record of networks is full.
+// sees no traffic (no ObserveEvent: a backtest of anomalies), its record
+// of networks is full, or its record from before the start is still
+// loading (record_load.go).
 func (r *Responder) networkSpared(p netip.Prefix, at time.Time) string {
 	t := &r.traffic
+	if why := r.recordLoading(p.String()); why != "" {
+		return why
+	}
 	if !t.seen.Load() {
 		return fmt.Sprintf("the responder sees no traffic, so it cannot tell whether principals with good history use %s", p)
 	}
@@ -383,10 +400,14 @@ func (r *Responder) goodHistory(users []prinKey) (int, string) {
 // except names ("kind value": the anomaly's principal and members, the
 // stolen credential and its thief) and those the responder acted on. A
 // network whose record is busy spares all its addresses; so does a full
-// record that lacks the network. A responder that sees no traffic relies
-// on the detector, which names no address established principals share.
+// record that lacks the network, and so does any while the record from
+// before the start loads. A responder that sees no traffic relies on the
+// detector, which names no address established principals share.
 func (r *Responder) addressSpared(a netip.Addr, at time.Time, except map[string]bool) string {
 	t := &r.traffic
+	if why := r.recordLoading(a.String()); why != "" {
+		return why
+	}
 	if !t.seen.Load() {
 		return ""
 	}
