@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apiguard/apiguard/event"
 )
 
 // smuggledResponse is a complete response an upstream sends where no
@@ -317,5 +320,49 @@ func TestNativeMalformedBodyIsNoGatewayTimeout(t *testing.T) {
 	_, _ = io.WriteString(c, "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY")
 	if resp, _ := readBody(t, br, "POST"); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+}
+
+// formEchoCheck answers with what the request's form says, as a check that
+// reads r.FormValue would see it.
+type formEchoCheck struct{}
+
+func (formEchoCheck) Name() string { return "form-echo" }
+func (formEchoCheck) Check(x *Exchange) *Denial {
+	return &Denial{Status: http.StatusForbidden, Decision: event.Decision_DECISION_BLOCK,
+		Headers: http.Header{"X-Form-A": {x.Req.FormValue("a")}}}
+}
+
+// TestNativeRequestStateNotReused: the native engine reuses a connection's
+// *http.Request, so whatever net/http keeps on a request (a parsed form,
+// the pattern a mux matched) must start empty on every request: the second
+// request of a keep-alive connection is never judged on the first one's
+// form.
+func TestNativeRequestStateNotReused(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	cfg := DefaultConfig()
+	cfg.Upstream, cfg.Engine = up.URL, EngineNative
+	p, err := New(cfg, []Check{formEchoCheck{}}, &collector{}, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = NewServer(p, cfg, nil, slog.New(slog.DiscardHandler)).Serve(ctx, ln) })
+	defer func() { cancel(); wg.Wait() }()
+	c, br := dialRaw(t, ln.Addr().String())
+	for _, a := range []string{"first", "second", "third"} {
+		if _, err := io.WriteString(c, "GET /p?a="+a+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := readBody(t, br, "GET")
+		if got := resp.Header.Get("X-Form-A"); got != a {
+			t.Fatalf("request with a=%s was judged on a=%q", a, got)
+		}
 	}
 }

@@ -95,6 +95,10 @@ func (c *h1conn) parseHead() (*http.Request, error) {
 	}
 	method, target, proto := reqLine[:sp1], reqLine[sp1+1:sp2], reqLine[sp2+1:]
 	r := c.req
+	// The request is the connection's and reused: what net/http fills on
+	// a request once (a parsed form, a mux's pattern, a client's response)
+	// must not carry over from the one before.
+	r.Form, r.PostForm, r.MultipartForm, r.Response, r.Pattern = nil, nil, nil, nil, ""
 	switch proto {
 	case "HTTP/1.1":
 		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1

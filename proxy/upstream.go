@@ -51,6 +51,7 @@ type upConn struct {
 	used   time.Time // when it went idle
 	reused bool
 	peek   idlePeek // is it still open and quiet while idle
+	bs     bodySend // the request body's sender, reused: one exchange at a time
 }
 
 // newUpstreamPool returns a pool for u when the native engine can forward
@@ -233,7 +234,11 @@ func (p *Proxy) sendAndRead(w http.ResponseWriter, r *http.Request, x *Exchange,
 		_ = c.conn.SetDeadline(time.Time{})
 	}
 	chunked := p.writeHead(r, x, c)
-	var bs bodySend
+	// The sender lives in the connection (a local would escape to the
+	// heap through the deferred wait); the last exchange's has ended.
+	bs := &c.bs
+	bs.ch, bs.err = nil, nil
+	bs.failed.Store(false)
 	switch {
 	case r.Body == nil || r.Body == http.NoBody:
 		if err := c.bw.Flush(); err != nil {
