@@ -160,14 +160,16 @@ func replayThroughLoop(t *testing.T, file, attacker string) {
 	if rep.Errors > 0 {
 		t.Errorf("%d requests failed at the transport: %s", rep.Errors, rep.FirstError)
 	}
-	// The proxy's refusals are its own 403 and 429 problem answers; the
-	// capture's own 401 and 403 come back from the stub upstream, so a
-	// principal counts as refused when it got more 403 + 429 than the
-	// capture recorded.
+	// The proxy's refusals are its own 401 (a revoked token), 403 and 429
+	// problem answers; the capture's own 401 and 403 come back from the
+	// stub upstream, so a principal counts as refused when it got more of
+	// them than the capture recorded. A stolen token's thief is refused
+	// by the revocation (401) and by its address's block (403), whichever
+	// the proxy applies first.
 	recorded := recordedRefusals(t, file)
 	refused := func(p string) int {
 		st := rep.Principals[p]
-		return st[403] + st[429] - recorded[p]
+		return st[401] + st[403] + st[429] - recorded[p]
 	}
 	// The generated scanner presents Nuclei's user agent, which the bot
 	// check refuses from its first request: for it, the block the loop
@@ -206,7 +208,7 @@ func replayThroughLoop(t *testing.T, file, attacker string) {
 	}
 }
 
-// recordedRefusals counts, per principal, the 403 and 429 answers the
+// recordedRefusals counts, per principal, the 401, 403 and 429 answers the
 // capture itself recorded.
 func recordedRefusals(t *testing.T, file string) map[string]int {
 	t.Helper()
@@ -228,7 +230,7 @@ func recordedRefusals(t *testing.T, file string) map[string]int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ev.Status == 403 || ev.Status == 429 {
+		if ev.Status == 401 || ev.Status == 403 || ev.Status == 429 {
 			k, v := event.PrincipalOf(ev)
 			out[k+":"+v]++
 		}
