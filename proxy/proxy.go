@@ -1,7 +1,8 @@
 // Package proxy provides apiguard's enforcing reverse proxy: it names each
-// request's API and client, runs the check chain, forwards what passes with
-// httputil.ReverseProxy, and hands one event per request to an Emitter
-// without waiting on it.
+// request's API and client, runs the check chain, forwards what passes
+// (on the native engine through its own upstream pool, upstream.go; for
+// HTTP/2, https upstreams and upgrades with httputil.ReverseProxy), and
+// hands one event per request to an Emitter without waiting on it.
 //
 // This package holds the server (HTTP/1.x framing, the native HTTP/1.1
 // engine and its upstream pool, net/http with HTTP/2, TLS and its
