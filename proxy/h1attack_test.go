@@ -2,15 +2,12 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -193,21 +190,8 @@ func TestNativeBodyBeyondContentLength(t *testing.T) {
 					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 				}
 			})
-			cfg := DefaultConfig()
-			cfg.Upstream, cfg.Engine = up, EngineNative
-			p, err := New(cfg, []Check{bodySwapCheck{tc.body}}, &collector{}, 1, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			wg.Go(func() { _ = NewServer(p, cfg, nil, slog.New(slog.DiscardHandler)).Serve(ctx, ln) })
-			defer func() { cancel(); wg.Wait() }()
-			c, br := dialRaw(t, ln.Addr().String())
+			ns := serveNativeChecks(t, up, nil, []Check{bodySwapCheck{tc.body}})
+			c, br := dialRaw(t, ns.addr)
 			_, _ = io.WriteString(c, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
 			resp, err := http.ReadResponse(br, nil)
 			if err == nil {
@@ -341,21 +325,8 @@ func (formEchoCheck) Check(x *Exchange) *Denial {
 func TestNativeRequestStateNotReused(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer up.Close()
-	cfg := DefaultConfig()
-	cfg.Upstream, cfg.Engine = up.URL, EngineNative
-	p, err := New(cfg, []Check{formEchoCheck{}}, &collector{}, 1, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = NewServer(p, cfg, nil, slog.New(slog.DiscardHandler)).Serve(ctx, ln) })
-	defer func() { cancel(); wg.Wait() }()
-	c, br := dialRaw(t, ln.Addr().String())
+	ns := serveNativeChecks(t, up.URL, nil, []Check{formEchoCheck{}})
+	c, br := dialRaw(t, ns.addr)
 	for _, a := range []string{"first", "second", "third"} {
 		if _, err := io.WriteString(c, "GET /p?a="+a+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			t.Fatal(err)

@@ -26,6 +26,13 @@ type nativeServer struct {
 
 func serveNative(t *testing.T, upstream string, mutate func(*Config)) *nativeServer {
 	t.Helper()
+	return serveNativeChecks(t, upstream, mutate, nil)
+}
+
+// serveNativeChecks is serveNative with the checks given (nil: the
+// default chain).
+func serveNativeChecks(t *testing.T, upstream string, mutate func(*Config), checks []Check) *nativeServer {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Engine = EngineNative
 	cfg.Upstream = upstream
@@ -33,7 +40,7 @@ func serveNative(t *testing.T, upstream string, mutate func(*Config)) *nativeSer
 		mutate(&cfg)
 	}
 	ns := &nativeServer{events: &collector{}}
-	p, err := New(cfg, nil, ns.events, 1, slog.New(slog.DiscardHandler))
+	p, err := New(cfg, checks, ns.events, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,28 +473,14 @@ func TestNativeShutdown(t *testing.T) {
 func TestNativeHandlerPanicClosesConnection(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer up.Close()
-	cfg := DefaultConfig()
-	cfg.Upstream, cfg.Engine = up.URL, EngineNative
-	ns := &nativeServer{events: &collector{}}
-	p, err := New(cfg, []Check{panicCheck{}}, ns.events, 1, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = NewServer(p, cfg, nil, slog.New(slog.DiscardHandler)).Serve(ctx, ln) })
-	defer func() { cancel(); wg.Wait() }()
-	c, br := dialRaw(t, ln.Addr().String())
+	ns := serveNativeChecks(t, up.URL, nil, []Check{panicCheck{}})
+	c, br := dialRaw(t, ns.addr)
 	_, _ = io.WriteString(c, "GET /boom HTTP/1.1\r\nHost: a\r\n\r\n")
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("the connection answered after its handler panicked")
 	}
 	// The server goes on.
-	c2, br2 := dialRaw(t, ln.Addr().String())
+	c2, br2 := dialRaw(t, ns.addr)
 	_, _ = io.WriteString(c2, "GET /boom HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	if _, err := br2.ReadByte(); err == nil {
 		t.Fatal("the second connection answered")
