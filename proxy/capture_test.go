@@ -50,7 +50,7 @@ func captureProxy(t *testing.T, mutate func(*Config)) (send func(method, target,
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s %s: %d", method, target, resp.StatusCode)
 		}
-		return col.last(t), <-got
+		return col.Last(t), <-got
 	}
 }
 

@@ -226,7 +226,7 @@ func TestNativeUpstreamErrors(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
 			}
-			if ev := ns.events.last(t); ev.Status != uint32(tc.status) || !strings.HasPrefix(ev.Reason, "upstream: ") {
+			if ev := ns.events.Last(t); ev.Status != uint32(tc.status) || !strings.HasPrefix(ev.Reason, "upstream: ") {
 				t.Errorf("event status %d reason %q", ev.Status, ev.Reason)
 			}
 		})
@@ -269,7 +269,7 @@ func TestNativeChunkedBothWays(t *testing.T) {
 	if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
 		t.Errorf("response framing %v, want chunked", resp.TransferEncoding)
 	}
-	if ev := ns.events.last(t); ev.RequestBytes != 5 {
+	if ev := ns.events.Last(t); ev.RequestBytes != 5 {
 		t.Errorf("event request bytes %d, want 5", ev.RequestBytes)
 	}
 }
@@ -399,7 +399,7 @@ func TestNativeOversizedHead(t *testing.T) {
 			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 				t.Fatalf("status %d, want 431", resp.StatusCode)
 			}
-			if ev := ns.events.last(t); ev.Check != FramingName || ev.Reason != reasonHeadTooLong {
+			if ev := ns.events.Last(t); ev.Check != FramingName || ev.Reason != reasonHeadTooLong {
 				t.Errorf("event check %q reason %q", ev.Check, ev.Reason)
 			}
 		})

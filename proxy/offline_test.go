@@ -59,7 +59,7 @@ func TestOfflineMatchesProxy(t *testing.T) {
 	}
 	for i, mk := range reqs {
 		p.ServeHTTP(httptest.NewRecorder(), mk())
-		live := events.last(t)
+		live := events.Last(t)
 		got := new(event.RequestEvent)
 		if err := o.Record(got, mk(), time.Unix(0, live.TimeUnixNano), live.Id, 8); err != nil {
 			t.Fatal(err)
@@ -101,7 +101,7 @@ func TestOfflineBodyMatchesProxy(t *testing.T) {
 			return r
 		}
 		p.ServeHTTP(httptest.NewRecorder(), mk())
-		live := events.last(t)
+		live := events.Last(t)
 		got := new(event.RequestEvent)
 		if err := o.Record(got, mk(), time.Unix(0, live.TimeUnixNano), live.Id, 4); err != nil {
 			t.Fatal(err)

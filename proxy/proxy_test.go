@@ -7,35 +7,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/apiguard/apiguard/enforce"
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/internal/testutil/events"
 )
 
-// collector is an Emitter that keeps what it is given.
-type collector struct {
-	mu  sync.Mutex
-	evs []*event.RequestEvent
-}
-
-func (c *collector) Emit(ev *event.RequestEvent) {
-	c.mu.Lock()
-	c.evs = append(c.evs, ev)
-	c.mu.Unlock()
-}
-
-func (c *collector) last(t *testing.T) *event.RequestEvent {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.evs) == 0 {
-		t.Fatal("no event emitted")
-	}
-	return c.evs[len(c.evs)-1]
-}
+// collector keeps the events a proxy emits.
+type collector = events.Collector
 
 type harness struct {
 	proxy    *httptest.Server
@@ -90,7 +71,7 @@ func TestProxyAllows(t *testing.T) {
 	if got := up.Header.Get("X-Forwarded-For"); got != "127.0.0.1" {
 		t.Errorf("upstream X-Forwarded-For = %q, want the peer only", got)
 	}
-	ev := h.events.last(t)
+	ev := h.events.Last(t)
 	if up.Header.Get(event.HeaderRequestID) != ev.Id || resp.Header.Get(event.HeaderRequestID) != ev.Id {
 		t.Errorf("request id not carried: upstream %q, client %q, event %q", up.Header.Get(event.HeaderRequestID), resp.Header.Get(event.HeaderRequestID), ev.Id)
 	}
@@ -168,7 +149,7 @@ func TestProxyEnforces(t *testing.T) {
 			if err := json.Unmarshal(raw, &pb); err != nil {
 				t.Fatalf("body is not a problem: %s", raw)
 			}
-			ev := h.events.last(t)
+			ev := h.events.Last(t)
 			if pb.Status != tt.status || pb.RequestID != ev.Id || pb.Title == "" {
 				t.Errorf("problem %+v, event id %s", pb, ev.Id)
 			}
@@ -200,7 +181,7 @@ func TestProxyTrustedForwarding(t *testing.T) {
 	if resp.StatusCode != 403 {
 		t.Fatalf("status %d: the forwarded client in a blocked CIDR was let through", resp.StatusCode)
 	}
-	if ip := event.ClientIPString(h.events.last(t).ClientIp); ip != "198.51.100.20" {
+	if ip := event.ClientIPString(h.events.Last(t).ClientIp); ip != "198.51.100.20" {
 		t.Errorf("client ip %s", ip)
 	}
 }
@@ -216,7 +197,7 @@ func TestProxyUpstreamDown(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502", resp.StatusCode)
 	}
-	ev := h.events.last(t)
+	ev := h.events.Last(t)
 	if ev.Status != 502 || !strings.HasPrefix(ev.Reason, "upstream:") {
 		t.Errorf("event status %d reason %q", ev.Status, ev.Reason)
 	}
@@ -247,7 +228,7 @@ func TestProxyUpstreamTimeout(t *testing.T) {
 	if resp.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("status %d, want 504", resp.StatusCode)
 	}
-	if ev := events.last(t); ev.Status != 504 || !strings.Contains(ev.Reason, "timeout") {
+	if ev := events.Last(t); ev.Status != 504 || !strings.Contains(ev.Reason, "timeout") {
 		t.Errorf("event status %d reason %q", ev.Status, ev.Reason)
 	}
 }

@@ -58,7 +58,7 @@ func TestQueryForwardedAsSent(t *testing.T) {
 			for _, q := range queries {
 				resp := getRaw(t, s.addr, "/files/?"+q)
 				if resp.StatusCode != http.StatusOK {
-					t.Errorf("?%s: status %d, want 200 (event reason %q)", q, resp.StatusCode, s.events.last(t).Reason)
+					t.Errorf("?%s: status %d, want 200 (event reason %q)", q, resp.StatusCode, s.events.Last(t).Reason)
 					continue
 				}
 				if got := s.lastUpstream(t).URL.RawQuery; got != q {
@@ -91,7 +91,7 @@ func TestQueryInspectionNoBypass(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := getRaw(t, s.addr, "/items?"+tc.query)
-			ev := s.events.last(t)
+			ev := s.events.Last(t)
 			if resp.StatusCode != http.StatusForbidden || !strings.Contains(ev.Reason, tc.reason) {
 				t.Errorf("?%s: status %d reason %q, want 403 and %q", tc.query, resp.StatusCode, ev.Reason, tc.reason)
 			}
@@ -99,7 +99,7 @@ func TestQueryInspectionNoBypass(t *testing.T) {
 	}
 	for _, q := range []string{"C=M;O=A", "ssrf=data://text/plain;base64,SGVsbG8=", "discount=50%", "name=O%27Brien;x=1"} {
 		if resp := getRaw(t, s.addr, "/items?"+q); resp.StatusCode != http.StatusOK {
-			t.Errorf("?%s: status %d, want 200 (reason %q)", q, resp.StatusCode, s.events.last(t).Reason)
+			t.Errorf("?%s: status %d, want 200 (reason %q)", q, resp.StatusCode, s.events.Last(t).Reason)
 		}
 		s.lastUpstream(t)
 	}
@@ -115,7 +115,7 @@ func TestQueryEvent(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	var got []string
-	for _, q := range s.events.last(t).Query {
+	for _, q := range s.events.Last(t).Query {
 		got = append(got, fmt.Sprintf("%s=%s", q.Name, q.Value))
 	}
 	want := []string{"C=M;O=A", "q=50%", "name=caf%E9", "%FF=1", "sp=a b c"}
@@ -275,7 +275,7 @@ func TestStrictQuery(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			ev := s.events.last(t)
+			ev := s.events.Last(t)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.status, body)
 			}

@@ -159,7 +159,7 @@ func testServerTLSFingerprintsAndHTTP2(t *testing.T, engine string) {
 	if got := s.lastUpstream(t).Header.Get("X-Forwarded-Proto"); got != "https" {
 		t.Errorf("X-Forwarded-Proto = %q, want https", got)
 	}
-	h1 := s.events.last(t)
+	h1 := s.events.Last(t)
 	// Go's client offers TLS 1.3, no SNI for an IP address, and no ALPN
 	// when it speaks HTTP/1.1 only.
 	if !strings.HasPrefix(h1.TlsFingerprint, "t13i") || !strings.Contains(h1.TlsFingerprint, "00_") {
@@ -174,7 +174,7 @@ func testServerTLSFingerprintsAndHTTP2(t *testing.T, engine string) {
 		t.Fatalf("HTTP/2 over TLS: %d %s", resp.StatusCode, resp.Proto)
 	}
 	s.lastUpstream(t)
-	h2 := s.events.last(t)
+	h2 := s.events.Last(t)
 	if !strings.Contains(h2.TlsFingerprint, "h2_") || !strings.HasPrefix(h2.HeaderFingerprint, "hs:") {
 		t.Errorf("HTTP/2: JA4 %q, header fingerprint %q; want ALPN h2 and a header-set fingerprint", h2.TlsFingerprint, h2.HeaderFingerprint)
 	}
@@ -215,7 +215,7 @@ func testServerClientCertificates(t *testing.T, engine string) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if ev := s.events.last(t); ev.Subject != tc.subject {
+			if ev := s.events.Last(t); ev.Subject != tc.subject {
 				t.Errorf("subject %q, want %q", ev.Subject, tc.subject)
 			}
 		})
@@ -234,7 +234,7 @@ func testServerCleartextHTTP2(t *testing.T, engine string) {
 		t.Fatalf("h2c: %d %s", resp.StatusCode, resp.Proto)
 	}
 	s.lastUpstream(t)
-	if ev := s.events.last(t); !strings.HasPrefix(ev.HeaderFingerprint, "hs:") || ev.TlsFingerprint != "" {
+	if ev := s.events.Last(t); !strings.HasPrefix(ev.HeaderFingerprint, "hs:") || ev.TlsFingerprint != "" {
 		t.Errorf("h2c event: header fingerprint %q, TLS fingerprint %q", ev.HeaderFingerprint, ev.TlsFingerprint)
 	}
 	// HTTP/1.1 on the same port.
@@ -243,7 +243,7 @@ func testServerCleartextHTTP2(t *testing.T, engine string) {
 		t.Fatalf("HTTP/1.1 on the h2c port: %s", resp.Proto)
 	}
 	s.lastUpstream(t)
-	if ev := s.events.last(t); !strings.HasPrefix(ev.HeaderFingerprint, "h1:") {
+	if ev := s.events.Last(t); !strings.HasPrefix(ev.HeaderFingerprint, "h1:") {
 		t.Errorf("HTTP/1.1 event header fingerprint %q", ev.HeaderFingerprint)
 	}
 }
@@ -300,7 +300,7 @@ func testServerRefusesContentLengthWithTransferEncoding(t *testing.T, engine str
 		t.Fatalf("upstream saw %s after the ambiguous request", r.URL.Path)
 	case <-time.After(100 * time.Millisecond):
 	}
-	ev := s.events.last(t)
+	ev := s.events.Last(t)
 	if ev.Check != FramingName || ev.Decision != event.Decision_DECISION_BLOCK || ev.Status != 400 ||
 		ev.Reason != "Content-Length with Transfer-Encoding" {
 		t.Errorf("event: check %q decision %v status %d reason %q", ev.Check, ev.Decision, ev.Status, ev.Reason)
@@ -460,9 +460,7 @@ func testServerRefusesMalformedHeads(t *testing.T, engine string) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(s.upstreamSaw("/"))
-			s.events.mu.Lock()
-			evs := len(s.events.evs)
-			s.events.mu.Unlock()
+			evs := s.events.Len()
 			statuses, closeSaid, took := exchangeUntilClosed(t, s.addr, tc.raw)
 			if !slices.Equal(statuses, append(slices.Repeat([]int{200}, tc.served), 400)) || !closeSaid {
 				t.Fatalf("statuses %v (close %v); want %d × 200, then 400 with Connection: close", statuses, closeSaid, tc.served)
@@ -476,12 +474,10 @@ func testServerRefusesMalformedHeads(t *testing.T, engine string) {
 			if tc.reason == "" {
 				return
 			}
-			s.events.mu.Lock()
-			defer s.events.mu.Unlock()
-			if len(s.events.evs) != evs+tc.served+1 {
-				t.Fatalf("%d events, want %d", len(s.events.evs)-evs, tc.served+1)
+			if s.events.Len() != evs+tc.served+1 {
+				t.Fatalf("%d events, want %d", s.events.Len()-evs, tc.served+1)
 			}
-			ev := s.events.evs[len(s.events.evs)-1]
+			ev := s.events.Last(t)
 			if ev.Check != FramingName || ev.Status != 400 || ev.Reason != tc.reason || ev.Path != "/x" || !strings.HasPrefix(ev.HeaderFingerprint, "h1:") {
 				t.Errorf("event: check %q status %d reason %q path %q fingerprint %q", ev.Check, ev.Status, ev.Reason, ev.Path, ev.HeaderFingerprint)
 			}

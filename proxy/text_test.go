@@ -28,7 +28,7 @@ func TestEventTextIsValidUTF8(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	ev := s.events.last(t)
+	ev := s.events.Last(t)
 	assertValidEvent(t, ev)
 	for _, c := range []struct{ field, got, want string }{
 		{"path", ev.Path, worm},
@@ -53,7 +53,7 @@ func TestEventTextIsValidUTF8(t *testing.T) {
 	// bytes: the cut falls inside a character.
 	long := "Mozilla/5.0" + strings.Repeat("é", 300)
 	getRaw(t, s.addr, "/long", "User-Agent: "+long, "Referer: http://x.example/"+strings.Repeat("日", 200))
-	ev = s.events.last(t)
+	ev = s.events.Last(t)
 	assertValidEvent(t, ev)
 	if len(ev.UserAgent) < 510 || !strings.HasPrefix(long, ev.UserAgent) {
 		t.Errorf("user agent clipped to %d bytes, want a prefix of 510 or more", len(ev.UserAgent))

@@ -90,7 +90,7 @@ func TestAPIKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			ev := events.last(t)
+			ev := events.Last(t)
 			if resp.StatusCode != tc.status || ev.Auth != tc.auth || !strings.Contains(ev.Reason, tc.reason) {
 				t.Errorf("got %d %v %q; want %d %v %q", resp.StatusCode, ev.Auth, ev.Reason, tc.status, tc.auth, tc.reason)
 			}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/internal/testutil/events"
 	"github.com/apiguard/apiguard/proxy"
 )
 
@@ -62,27 +63,8 @@ func buildOnly(t *testing.T, cfg proxy.Config, nonces *NonceCache, names ...stri
 	return c.WithChecks(checks...)
 }
 
-// collector is an Emitter that keeps what it is given.
-type collector struct {
-	mu  sync.Mutex
-	evs []*event.RequestEvent
-}
-
-func (c *collector) Emit(ev *event.RequestEvent) {
-	c.mu.Lock()
-	c.evs = append(c.evs, ev)
-	c.mu.Unlock()
-}
-
-func (c *collector) last(t *testing.T) *event.RequestEvent {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.evs) == 0 {
-		t.Fatal("no event emitted")
-	}
-	return c.evs[len(c.evs)-1]
-}
+// collector keeps the events a proxy emits.
+type collector = events.Collector
 
 // exchangeFor is a request as a check sees it, from 192.0.2.1, with the
 // route template "METHOD /path".

@@ -91,7 +91,7 @@ func (f *signingFixture) do(t *testing.T, r *http.Request) (int, *event.RequestE
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	return resp.StatusCode, f.events.last(t)
+	return resp.StatusCode, f.events.Last(t)
 }
 
 func TestRequestSignatures(t *testing.T) {

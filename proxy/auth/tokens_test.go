@@ -121,7 +121,7 @@ func (f *tokenFixture) do(t *testing.T, c client, method, path, bearer string, f
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 	}
-	return resp.StatusCode, out, f.events.last(t)
+	return resp.StatusCode, out, f.events.Last(t)
 }
 
 // TestProxyTokens runs on both engines: the token endpoints read each

@@ -172,7 +172,7 @@ func testSecretInjection(t *testing.T, engine string) {
 			t.Errorf("%s %s: an ordinary header was stripped", tc.method, tc.path)
 		}
 	}
-	if ev := events.last(t); strings.Contains(ev.Reason, "sk_live") {
+	if ev := events.Last(t); strings.Contains(ev.Reason, "sk_live") {
 		t.Errorf("the secret reached the event: %q", ev.Reason)
 	}
 }

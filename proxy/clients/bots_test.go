@@ -83,7 +83,7 @@ func TestBots(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			ev := events.last(t)
+			ev := events.Last(t)
 			if resp.StatusCode != tc.status || !strings.Contains(ev.Reason, tc.reason) || tc.reason == "" && ev.Reason != "" {
 				t.Errorf("status %d, reason %q; want %d, %q", resp.StatusCode, ev.Reason, tc.status, tc.reason)
 			}

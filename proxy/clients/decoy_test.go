@@ -61,7 +61,7 @@ func TestDecoy(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
 			}
-			ev := events.last(t)
+			ev := events.Last(t)
 			if tc.reason == "" && ev.Reason != "" || !strings.Contains(ev.Reason, tc.reason) {
 				t.Errorf("event reason %q, want %q", ev.Reason, tc.reason)
 			}
@@ -99,7 +99,7 @@ func TestDecoyLooksLikeAPlain404(t *testing.T) {
 		t.Errorf("decoy answered %d %q %q; net/http answers %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), b,
 			rec.Code, rec.Header().Get("Content-Type"), rec.Body.String())
 	}
-	if ev := events.last(t); ev.Check != DecoyName {
+	if ev := events.Last(t); ev.Check != DecoyName {
 		t.Errorf("event check %q, want decoy", ev.Check)
 	}
 }

@@ -66,7 +66,7 @@ func TestOrigins(t *testing.T) {
 			if got := resp.Header.Get("Access-Control-Allow-Origin"); tc.origin != "" && got != tc.acao && !(tc.acao == "" && got == "*") {
 				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, tc.acao)
 			}
-			if ev := events.last(t); !strings.Contains(ev.Reason, tc.reason) {
+			if ev := events.Last(t); !strings.Contains(ev.Reason, tc.reason) {
 				t.Errorf("reason %q, want %q", ev.Reason, tc.reason)
 			}
 			select {

@@ -104,7 +104,7 @@ func TestInspection(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.status, got)
 			}
-			ev := h.events.last(t)
+			ev := h.events.Last(t)
 			if tc.reason == "" && ev.Reason != "" || !strings.Contains(ev.Reason, tc.reason) {
 				t.Errorf("event reason %q, want %q", ev.Reason, tc.reason)
 			}
