@@ -3,20 +3,16 @@ package auth
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http/httptest"
-	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
-	"github.com/apiguard/apiguard/event"
+	"github.com/apiguard/apiguard/internal/testutil/checktest"
 	"github.com/apiguard/apiguard/internal/testutil/events"
 	"github.com/apiguard/apiguard/proxy"
 )
@@ -66,22 +62,8 @@ func buildOnly(t *testing.T, cfg proxy.Config, nonces *NonceCache, names ...stri
 // collector keeps the events a proxy emits.
 type collector = events.Collector
 
-// exchangeFor is a request as a check sees it, from 192.0.2.1, with the
-// route template "METHOD /path".
-func exchangeFor(method, target, ctype, body string) *proxy.Exchange {
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, target, r)
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	req.Header.Set("User-Agent", "Mozilla/5.0")
-	req.Header.Set("Accept", "application/json")
-	ip, _ := netip.ParseAddr("192.0.2.1")
-	return &proxy.Exchange{Req: req, API: method + " " + req.URL.Path, ClientIP: ip, Event: &event.RequestEvent{}, Now: time.Now()}
-}
+// exchangeFor is a request as a check sees it (checktest.Exchange).
+var exchangeFor = checktest.Exchange
 
 // serve serves p with cfg's engine on a loopback socket until the test
 // ends, and returns its base URL.
